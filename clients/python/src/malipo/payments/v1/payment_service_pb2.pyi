@@ -1,0 +1,268 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from malipo.payments.v1 import events_pb2 as _events_pb2
+from malipo.payments.v1 import money_pb2 as _money_pb2
+from malipo.payments.v1 import payment_pb2 as _payment_pb2
+from malipo.payments.v1 import providers_pb2 as _providers_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CreatePaymentRequest(_message.Message):
+    __slots__ = ("idempotency_key", "provider", "account", "method", "channel", "country", "amount", "customer", "description", "provider_fields", "metadata")
+    class ProviderFieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    provider: str
+    account: str
+    method: _payment_pb2.Method
+    channel: str
+    country: str
+    amount: _money_pb2.Money
+    customer: _payment_pb2.Customer
+    description: str
+    provider_fields: _containers.ScalarMap[str, str]
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, idempotency_key: _Optional[str] = ..., provider: _Optional[str] = ..., account: _Optional[str] = ..., method: _Optional[_Union[_payment_pb2.Method, str]] = ..., channel: _Optional[str] = ..., country: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., customer: _Optional[_Union[_payment_pb2.Customer, _Mapping]] = ..., description: _Optional[str] = ..., provider_fields: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class CreatePaymentResponse(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+
+class CreatePayoutRequest(_message.Message):
+    __slots__ = ("idempotency_key", "provider", "account", "method", "channel", "country", "amount", "customer", "description", "provider_fields", "metadata")
+    class ProviderFieldsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    provider: str
+    account: str
+    method: _payment_pb2.Method
+    channel: str
+    country: str
+    amount: _money_pb2.Money
+    customer: _payment_pb2.Customer
+    description: str
+    provider_fields: _containers.ScalarMap[str, str]
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, idempotency_key: _Optional[str] = ..., provider: _Optional[str] = ..., account: _Optional[str] = ..., method: _Optional[_Union[_payment_pb2.Method, str]] = ..., channel: _Optional[str] = ..., country: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., customer: _Optional[_Union[_payment_pb2.Customer, _Mapping]] = ..., description: _Optional[str] = ..., provider_fields: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class CreatePayoutResponse(_message.Message):
+    __slots__ = ("payout",)
+    PAYOUT_FIELD_NUMBER: _ClassVar[int]
+    payout: _payment_pb2.Payment
+    def __init__(self, payout: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+
+class ConfirmPaymentRequest(_message.Message):
+    __slots__ = ("idempotency_key", "payment_id", "otp", "provider_transaction_id")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OTP_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    payment_id: str
+    otp: str
+    provider_transaction_id: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., payment_id: _Optional[str] = ..., otp: _Optional[str] = ..., provider_transaction_id: _Optional[str] = ...) -> None: ...
+
+class ConfirmPaymentResponse(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+
+class GetPaymentRequest(_message.Message):
+    __slots__ = ("payment_id",)
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    def __init__(self, payment_id: _Optional[str] = ...) -> None: ...
+
+class GetPaymentResponse(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+
+class GetPayoutRequest(_message.Message):
+    __slots__ = ("payout_id",)
+    PAYOUT_ID_FIELD_NUMBER: _ClassVar[int]
+    payout_id: str
+    def __init__(self, payout_id: _Optional[str] = ...) -> None: ...
+
+class GetPayoutResponse(_message.Message):
+    __slots__ = ("payout",)
+    PAYOUT_FIELD_NUMBER: _ClassVar[int]
+    payout: _payment_pb2.Payment
+    def __init__(self, payout: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+
+class ListFilter(_message.Message):
+    __slots__ = ("statuses", "provider", "created_after", "created_before")
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    statuses: _containers.RepeatedScalarFieldContainer[_payment_pb2.Status]
+    provider: str
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    def __init__(self, statuses: _Optional[_Iterable[_Union[_payment_pb2.Status, str]]] = ..., provider: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListPaymentsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "filter")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    filter: ListFilter
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[_Union[ListFilter, _Mapping]] = ...) -> None: ...
+
+class ListPaymentsResponse(_message.Message):
+    __slots__ = ("payments", "next_page_token")
+    PAYMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    payments: _containers.RepeatedCompositeFieldContainer[_payment_pb2.Payment]
+    next_page_token: str
+    def __init__(self, payments: _Optional[_Iterable[_Union[_payment_pb2.Payment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListPayoutsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "filter")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    filter: ListFilter
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[_Union[ListFilter, _Mapping]] = ...) -> None: ...
+
+class ListPayoutsResponse(_message.Message):
+    __slots__ = ("payouts", "next_page_token")
+    PAYOUTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    payouts: _containers.RepeatedCompositeFieldContainer[_payment_pb2.Payment]
+    next_page_token: str
+    def __init__(self, payouts: _Optional[_Iterable[_Union[_payment_pb2.Payment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RefundPaymentRequest(_message.Message):
+    __slots__ = ("idempotency_key", "payment_id", "reason")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    payment_id: str
+    reason: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., payment_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RefundPaymentResponse(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+
+class CancelPaymentRequest(_message.Message):
+    __slots__ = ("idempotency_key", "payment_id", "reason")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    payment_id: str
+    reason: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., payment_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelPaymentResponse(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+
+class RefreshPaymentRequest(_message.Message):
+    __slots__ = ("payment_id",)
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    def __init__(self, payment_id: _Optional[str] = ...) -> None: ...
+
+class RefreshPaymentResponse(_message.Message):
+    __slots__ = ("payment",)
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+
+class WatchStatusRequest(_message.Message):
+    __slots__ = ("after_sequence", "filter")
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    after_sequence: int
+    filter: _events_pb2.StatusFilter
+    def __init__(self, after_sequence: _Optional[int] = ..., filter: _Optional[_Union[_events_pb2.StatusFilter, _Mapping]] = ...) -> None: ...
+
+class WatchStatusResponse(_message.Message):
+    __slots__ = ("event", "heartbeat")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    event: _events_pb2.StatusEvent
+    heartbeat: _events_pb2.Heartbeat
+    def __init__(self, event: _Optional[_Union[_events_pb2.StatusEvent, _Mapping]] = ..., heartbeat: _Optional[_Union[_events_pb2.Heartbeat, _Mapping]] = ...) -> None: ...
+
+class ListProvidersRequest(_message.Message):
+    __slots__ = ("country",)
+    COUNTRY_FIELD_NUMBER: _ClassVar[int]
+    country: str
+    def __init__(self, country: _Optional[str] = ...) -> None: ...
+
+class ListProvidersResponse(_message.Message):
+    __slots__ = ("providers",)
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    providers: _containers.RepeatedCompositeFieldContainer[_providers_pb2.Provider]
+    def __init__(self, providers: _Optional[_Iterable[_Union[_providers_pb2.Provider, _Mapping]]] = ...) -> None: ...

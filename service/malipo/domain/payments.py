@@ -1,0 +1,163 @@
+"""A payment or payout, and how what a provider says changes it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from malipo.domain.money import Money
+from malipo.domain.status import Direction, Method, Status, can_move
+
+
+@dataclass(frozen=True, slots=True)
+class BankAccount:
+    account_number: str = ""
+    bank_code: str = ""
+    bic: str = ""
+    account_type: str = ""
+    holder_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    phone_number: str = ""
+    name: str = ""
+    email: str = ""
+    reference: str = ""
+    bank_account: BankAccount = field(default_factory=BankAccount)
+    document_type: str = ""
+    document_number: str = ""
+
+
+class NextActionKind(StrEnum):
+    OTP = "OTP"
+    REDIRECT = "REDIRECT"
+    BANK_TRANSFER = "BANK_TRANSFER"
+    CONFIRM = "CONFIRM"
+    WIDGET = "WIDGET"
+
+
+@dataclass(frozen=True, slots=True)
+class NextAction:
+    """What the customer or caller must do. `details` keys per kind:
+    BANK_TRANSFER: account_number, bank_name, account_name, amount_minor, reference;
+    CONFIRM: account_name, amount_minor, description, expires_at (ISO 8601);
+    WIDGET: any parameters of the provider's widget; OTP: prompt; REDIRECT: url."""
+
+    kind: NextActionKind
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderUpdate:
+    """What a provider said about one payment, neutral of any provider's format.
+
+    `status` None means "no opinion" (only raw fields are refreshed). `amount` is what the
+    provider claims, checked against ours before anything is applied."""
+
+    status: Status | None
+    provider_reference: str = ""
+    provider_status: str = ""
+    provider_message: str = ""
+    failure_reason: str = ""
+    failure_message: str = ""
+    next_action: NextAction | None = None
+    fulfilment: Mapping[str, str] = field(default_factory=dict)
+    amount: Money | None = None
+    raw: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: str
+    tenant: str
+    direction: Direction
+    provider: str
+    account: str
+    method: Method
+    amount: Money
+    idempotency_key: str
+    created_at: datetime
+    updated_at: datetime
+    channel: str = ""
+    country: str = ""
+    customer: Customer = field(default_factory=Customer)
+    provider_fields: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    status: Status = Status.PENDING
+    provider_reference: str = ""
+    provider_status: str = ""
+    provider_message: str = ""
+    failure_reason: str = ""
+    failure_message: str = ""
+    next_action: NextAction | None = None
+    fulfilment: Mapping[str, str] = field(default_factory=dict)
+    needs_review: bool = False
+    review_reason: str = ""
+    last_event_sequence: int = 0
+
+
+class ChangeKind(StrEnum):
+    TRANSITION = "TRANSITION"  # the status moved: one event
+    REFRESH = "REFRESH"        # raw fields only: no event
+    REVIEW = "REVIEW"          # flagged for review, status untouched: one event
+    IGNORED = "IGNORED"        # stale or backwards: nothing changes
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: ChangeKind
+    before: Payment
+    after: Payment
+    reason: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return self.kind is not ChangeKind.IGNORED and self.after != self.before
+
+
+def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Change:
+    """Decide what an update does to a payment. Pure: the store writes the result with a
+    conditional UPDATE guarded by the status it was decided from."""
+    if update.amount is not None and update.amount != payment.amount:
+        why = f"provider reported {update.amount}, expected {payment.amount}"
+        flagged = replace(payment, needs_review=True, review_reason=f"AMOUNT_MISMATCH: {why}",
+                          updated_at=now)
+        return Change(ChangeKind.REVIEW, payment, flagged, "AMOUNT_MISMATCH")
+    if update.provider_reference and payment.provider_reference and (
+        update.provider_reference != payment.provider_reference
+    ):
+        why = f"provider reference {update.provider_reference} != {payment.provider_reference}"
+        flagged = replace(payment, needs_review=True, review_reason=f"REFERENCE_MISMATCH: {why}",
+                          updated_at=now)
+        return Change(ChangeKind.REVIEW, payment, flagged, "REFERENCE_MISMATCH")
+
+    refreshed = replace(
+        payment,
+        provider_reference=update.provider_reference or payment.provider_reference,
+        provider_status=update.provider_status or payment.provider_status,
+        provider_message=update.provider_message or payment.provider_message,
+        fulfilment={**payment.fulfilment, **update.fulfilment},
+    )
+    target = update.status
+    if target is None or target == payment.status:
+        if target is Status.ACTION_REQUIRED and update.next_action is not None:
+            refreshed = replace(refreshed, next_action=update.next_action)
+        kind = ChangeKind.REFRESH if refreshed != payment else ChangeKind.IGNORED
+        return Change(kind, payment, replace(refreshed, updated_at=now) if kind is
+                      ChangeKind.REFRESH else payment)
+    if not can_move(payment.status, target):
+        return Change(ChangeKind.IGNORED, payment, payment,
+                      f"{payment.status} -> {target} is not allowed")
+    moved = replace(
+        refreshed,
+        status=target,
+        next_action=update.next_action if target is Status.ACTION_REQUIRED else None,
+        failure_reason=update.failure_reason if target is not Status.SUCCEEDED else "",
+        failure_message=update.failure_message if target is not Status.SUCCEEDED else "",
+        updated_at=now,
+    )
+    return Change(ChangeKind.TRANSITION, payment, moved, update.failure_reason)
