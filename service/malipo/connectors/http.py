@@ -7,7 +7,6 @@ mutating call (the payment becomes UNKNOWN), and ProviderUnavailable for a read.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -98,7 +97,7 @@ class ProviderHttp:
         except aiohttp.ClientConnectorError as exc:
             error = f"connect failed: {type(exc).__name__}"
             raise ProviderUnavailable(f"{operation}: {error}") from None
-        except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             error = f"{type(exc).__name__} after sending"
             if mutating:
                 raise ProviderOutcomeUnknown(f"{operation}: {error}") from None

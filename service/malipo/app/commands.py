@@ -1,0 +1,135 @@
+"""Commands the use cases accept, their input validation and their idempotency fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from malipo.domain.errors import FieldViolation, InvalidRequest
+from malipo.domain.money import Currency
+from malipo.domain.payments import Customer
+from malipo.domain.status import Direction, Method
+
+MAX_KEY_LENGTH = 255
+MAX_METADATA_KEYS = 50
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+MAX_TEXT = 1024
+# Largest amount we accept: far above any provider's maximum, far below int64 overflow.
+MAX_AMOUNT_MINOR = 10**15
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePayment:
+    tenant: str
+    idempotency_key: str
+    direction: Direction
+    provider: str
+    amount_minor: int
+    currency: str
+    account: str = ""
+    method: Method = Method.UNSPECIFIED
+    channel: str = ""
+    country: str = ""
+    customer: Customer = field(default_factory=Customer)
+    description: str = ""
+    provider_fields: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        return fingerprint(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmPayment:
+    tenant: str
+    idempotency_key: str
+    payment_id: str
+    otp: str = ""
+    provider_transaction_id: str = ""
+
+    def fingerprint(self) -> str:
+        return fingerprint(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePayment:
+    """Refund or cancel."""
+
+    tenant: str
+    idempotency_key: str
+    payment_id: str
+    reason: str = ""
+
+    def fingerprint(self) -> str:
+        return fingerprint(asdict(self))
+
+
+def fingerprint(data: Mapping[str, object]) -> str:
+    body = {k: v for k, v in data.items() if k != "idempotency_key"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_key(key: str) -> list[FieldViolation]:
+    if not key:
+        return [FieldViolation("idempotency_key", "required")]
+    if len(key) > MAX_KEY_LENGTH:
+        return [FieldViolation("idempotency_key", f"at most {MAX_KEY_LENGTH} characters")]
+    if not key.isascii() or not key.isprintable():
+        return [FieldViolation("idempotency_key", "printable ASCII only")]
+    return []
+
+
+def check_create(cmd: CreatePayment) -> None:
+    """Input rules that hold for every provider; provider rules come after (catalogue)."""
+    v = check_key(cmd.idempotency_key)
+    if cmd.amount_minor <= 0:
+        v.append(FieldViolation("amount.amount_minor", "must be positive"))
+    elif cmd.amount_minor > MAX_AMOUNT_MINOR:
+        v.append(FieldViolation("amount.amount_minor", "too large"))
+    if not cmd.currency:
+        v.append(FieldViolation("amount.currency", "required"))
+    elif not Currency.known(cmd.currency):
+        v.append(FieldViolation("amount.currency", f"unknown ISO 4217 currency {cmd.currency!r}"))
+    if cmd.country and (len(cmd.country) != 2 or not cmd.country.isalpha()
+                        or not cmd.country.isupper()):
+        v.append(FieldViolation("country", "ISO 3166-1 alpha-2, upper case"))
+    if len(cmd.metadata) > MAX_METADATA_KEYS:
+        v.append(FieldViolation("metadata", f"at most {MAX_METADATA_KEYS} keys"))
+    for key, value in cmd.metadata.items():
+        if not key or len(key) > MAX_METADATA_KEY:
+            v.append(FieldViolation(f"metadata[{key[:20]}]", f"key of 1 to {MAX_METADATA_KEY} "
+                                    "characters"))
+        if len(value) > MAX_METADATA_VALUE:
+            v.append(FieldViolation(f"metadata[{key[:20]}]", f"value of at most "
+                                    f"{MAX_METADATA_VALUE} characters"))
+    for name, value in (("description", cmd.description),
+                        ("customer.name", cmd.customer.name),
+                        ("customer.email", cmd.customer.email),
+                        ("customer.reference", cmd.customer.reference)):
+        if len(value) > MAX_TEXT:
+            v.append(FieldViolation(name, f"at most {MAX_TEXT} characters"))
+    phone = cmd.customer.phone_number
+    if phone and not _phone_like(phone):
+        v.append(FieldViolation("customer.phone_number", "digits, optionally with a leading +"))
+    email = cmd.customer.email
+    if email and ("@" not in email or email.startswith("@") or email.endswith("@")):
+        v.append(FieldViolation("customer.email", "not an email address"))
+    if v:
+        raise InvalidRequest(v)
+
+
+def _phone_like(phone: str) -> bool:
+    body = phone[1:] if phone.startswith("+") else phone
+    cleaned = body.replace(" ", "").replace("-", "")
+    return cleaned.isdigit() and 6 <= len(cleaned) <= 15
+
+
+def check_payment_id(payment_id: str, field_name: str = "payment_id") -> None:
+    if not payment_id:
+        raise InvalidRequest(FieldViolation(field_name, "required"))
+    if len(payment_id) > 64 or not payment_id.isascii():
+        raise InvalidRequest(FieldViolation(field_name, "not a Malipo id"))

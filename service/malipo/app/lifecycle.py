@@ -1,0 +1,153 @@
+"""Applying what providers say: record an update, poll, resume a submission."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+
+from malipo.app.connector import CallContext, Connector, Exchange
+from malipo.app.policies import ExpiryAction, PollPolicy
+from malipo.app.services import Services
+from malipo.app.unit_of_work import Schedule
+from malipo.domain.errors import (
+    NotFound,
+    ProviderNotFound,
+    ProviderOutcomeUnknown,
+    ProviderRejectedRequest,
+    ProviderUnavailable,
+)
+from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate, apply_update
+from malipo.domain.status import UNSETTLED, Direction, Status
+
+
+def schedule_after(change: Change, policy: PollPolicy, svc: Services) -> Schedule | None:
+    """Poll unsettled payments from when they become unsettled; stop once settled."""
+    now = svc.clock()
+    after = change.after
+    if after.status in UNSETTLED:
+        if change.kind is ChangeKind.TRANSITION:
+            return Schedule(policy.first_poll(now), reset_attempts=True)
+        return None
+    if after.status is Status.PENDING:
+        return None
+    return Schedule(None)
+
+
+async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, *,
+                        actor: str, exchanges: Sequence[Exchange] = (),
+                        submitted: bool = False, schedule: Schedule | None = None) -> Change:
+    """Apply one provider update in one transaction: guarded write, event, exchange log."""
+    async with svc.uow() as uow:
+        current = await uow.payments.lock(payment_id)
+        if current is None:
+            raise NotFound(f"payment {payment_id} not found")
+        change = apply_update(current, update, svc.clock())
+        if change.after.provider_reference and not current.provider_reference and (
+            await uow.payments.reference_taken(current.provider, current.account,
+                                               change.after.provider_reference, current.id)
+        ):
+            change = apply_update(current, ProviderUpdate(
+                status=None, provider_reference="", provider_status=update.provider_status,
+            ), svc.clock())
+            change = Change(ChangeKind.REVIEW, current, _flag(
+                change.after, "REFERENCE_REUSED: the provider transaction backs another payment"),
+                "REFERENCE_REUSED")
+        policy = svc.connectors.policy(current.provider)
+        plan = schedule if schedule is not None else schedule_after(change, policy, svc)
+        if change.writes or submitted or plan is not None:
+            wrote = await uow.payments.write(change if change.writes else Change(
+                ChangeKind.REFRESH, current, current), actor=actor, schedule=plan,
+                submitted=submitted)
+            if not wrote:  # impossible under the row lock; kept as a loud guard
+                raise RuntimeError(f"guarded update of {payment_id} lost a race under lock")
+        await uow.exchanges.add(current, exchanges)
+    if change.after.provider_reference and not current.provider_reference:
+        for hook in svc.reference_hooks:
+            await hook(change.after)
+    return change
+
+
+def _flag(payment: Payment, reason: str) -> Payment:
+    return replace(payment, needs_review=True, review_reason=reason)
+
+
+async def submit(svc: Services, payment: Payment, ctx: CallContext) -> Payment:
+    """Hand a PENDING payment to its provider once and record the first answer."""
+    connector = svc.connectors.for_payment(payment)
+    policy = svc.connectors.policy(payment.provider)
+    actor = f"provider:{payment.provider}"
+    try:
+        if payment.direction is Direction.COLLECTION:
+            update = await connector.create_payment(payment, ctx)
+        else:
+            update = await connector.create_payout(payment, ctx)
+    except ProviderOutcomeUnknown as exc:
+        update = ProviderUpdate(Status.UNKNOWN, failure_reason="PROVIDER_OUTCOME_UNKNOWN",
+                                failure_message=exc.message)
+    except ProviderRejectedRequest as exc:
+        update = ProviderUpdate(Status.FAILED, failure_reason="PROVIDER_REJECTED",
+                                failure_message=exc.message)
+    except ProviderUnavailable as exc:
+        now = svc.clock()
+        if (now - payment.created_at).total_seconds() < policy.submit_give_up_s:
+            # Nothing reached the provider: keep it PENDING and let the reconciler retry.
+            retry = Schedule(now + timedelta(seconds=policy.interval_s))
+            return (await record_update(svc, payment.id, ProviderUpdate(None), actor=actor,
+                                        exchanges=ctx.exchanges, schedule=retry)).after
+        update = ProviderUpdate(Status.FAILED, failure_reason="PROVIDER_UNAVAILABLE",
+                                failure_message=exc.message)
+    change = await record_update(svc, payment.id, update, actor=actor,
+                                 exchanges=ctx.exchanges, submitted=True)
+    return change.after
+
+
+async def poll(svc: Services, payment: Payment, ctx: CallContext, *,
+               actor: str = "reconciler") -> Change:
+    """Ask the provider and apply the answer (RefreshPayment and the reconciler)."""
+    connector = svc.connectors.for_payment(payment)
+    update = await connector.fetch_status(payment, ctx)
+    return await record_update(svc, payment.id, update, actor=actor, exchanges=ctx.exchanges)
+
+
+async def resume(svc: Services, payment: Payment, connector: Connector,
+                 ctx: CallContext) -> Payment:
+    """A PENDING payment whose submission never finished (crash, cancelled call).
+
+    Ask first where the provider can find it by our id; resend only where that is safe."""
+    caps = connector.capabilities
+    if caps.status_by_our_reference:
+        try:
+            update = await connector.fetch_status(payment, ctx)
+        except ProviderNotFound:
+            return await submit(svc, payment, ctx)
+        change = await record_update(svc, payment.id, update, actor="reconciler",
+                                     exchanges=ctx.exchanges, submitted=True)
+        return change.after
+    if caps.idempotent_submit:
+        return await submit(svc, payment, ctx)
+    update = ProviderUpdate(Status.UNKNOWN, failure_reason="SUBMISSION_INTERRUPTED",
+                            failure_message="the provider may or may not have this payment")
+    change = await record_update(svc, payment.id, update, actor="reconciler",
+                                 exchanges=ctx.exchanges, submitted=True)
+    return change.after
+
+
+async def expire(svc: Services, payment: Payment) -> Change:
+    policy = svc.connectors.policy(payment.provider)
+    if policy.on_expiry is ExpiryAction.FAIL and payment.status is not Status.UNKNOWN:
+        update = ProviderUpdate(Status.FAILED, failure_reason="EXPIRED",
+                                failure_message="no final answer from the provider in time")
+        return await record_update(svc, payment.id, update, actor="reconciler",
+                                   schedule=Schedule(None))
+    # An UNKNOWN outcome is never turned into FAILED without evidence: flag it instead.
+    async with svc.uow() as uow:
+        current = await uow.payments.lock(payment.id)
+        assert current is not None
+        flagged = _flag(current, "EXPIRED: no final answer from the provider in time")
+        change = Change(ChangeKind.REVIEW, current, flagged, "EXPIRED")
+        await uow.payments.write(change, actor="reconciler", schedule=Schedule(None))
+    return change
+
+
+__all__ = ["ProviderNotFound", "expire", "poll", "record_update", "resume", "submit"]

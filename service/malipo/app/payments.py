@@ -1,0 +1,295 @@
+"""Use cases of the PaymentService: create, read, list, confirm, refund, cancel, refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+
+from malipo.app.catalogue import check_payment
+from malipo.app.commands import (
+    ChangePayment,
+    ConfirmPayment,
+    CreatePayment,
+    check_create,
+    check_key,
+    check_payment_id,
+)
+from malipo.app.connector import CallContext, Confirmation
+from malipo.app.lifecycle import poll, record_update, submit
+from malipo.app.services import Services
+from malipo.app.unit_of_work import IdempotencyRecord, ListQuery, Schedule
+from malipo.domain.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    ProviderNotFound,
+    ProviderOutcomeUnknown,
+    ProviderRejectedRequest,
+    ProviderUnavailable,
+    Unavailable,
+    Unsupported,
+)
+from malipo.domain.ids import new_payment_id, new_payout_id
+from malipo.domain.money import Money
+from malipo.domain.payments import Payment, ProviderUpdate
+from malipo.domain.status import FINAL, Direction, Status
+
+# How long a duplicate create waits for the first one's provider answer.
+REPLAY_WAIT_S = 35.0
+
+
+async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | None) -> Payment:
+    check_create(cmd)
+    connector = svc.connectors.resolve(cmd.provider, cmd.account, cmd.tenant)
+    caps = connector.capabilities
+    if cmd.direction is Direction.COLLECTION and not caps.collections:
+        raise InvalidRequest(FieldViolation("provider", f"{cmd.provider} takes no collections"))
+    if cmd.direction is Direction.PAYOUT and not caps.payouts:
+        raise InvalidRequest(FieldViolation("provider", f"{cmd.provider} makes no payouts"))
+    now = svc.clock()
+    payment = Payment(
+        id=new_payment_id() if cmd.direction is Direction.COLLECTION else new_payout_id(),
+        tenant=cmd.tenant, direction=cmd.direction, provider=cmd.provider,
+        account=connector.account.name, method=cmd.method,
+        amount=Money.of(cmd.amount_minor, cmd.currency), idempotency_key=cmd.idempotency_key,
+        created_at=now, updated_at=now,
+        channel=cmd.channel or connector.catalogue().default_channel, country=cmd.country,
+        customer=cmd.customer, provider_fields=dict(cmd.provider_fields),
+        description=cmd.description, metadata=dict(cmd.metadata),
+    )
+    violations = check_payment(payment, connector.catalogue())
+    if violations:
+        raise InvalidRequest(violations, reason="PROVIDER_RULE")
+    connector.validate(payment)
+    await _check_daily_limit(svc, payment)
+
+    policy = svc.connectors.policy(payment.provider)
+    record = IdempotencyRecord(cmd.tenant, cmd.idempotency_key, f"create:{cmd.direction}",
+                               cmd.fingerprint(), payment.id)
+    async with svc.uow() as uow:
+        existing = await uow.keys.claim(record)
+        if existing is None:
+            # Resume point if we die before the provider's answer is recorded.
+            await uow.payments.add(payment, actor=f"tenant:{cmd.tenant}", schedule=Schedule(
+                now + timedelta(seconds=policy.submit_grace_s)))
+    if existing is not None:
+        return await _replay(svc, cmd.tenant, existing, record, deadline)
+
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    svc.inflight[payment.id] = done
+    # Shielded: a caller who hangs up must not leave the call half-recorded.
+    task = asyncio.ensure_future(submit(svc, payment, CallContext(deadline=deadline)))
+    svc.tasks.add(task)
+    task.add_done_callback(svc.tasks.discard)
+    try:
+        return await asyncio.shield(task)
+    finally:
+        if task.done():
+            _release(svc, payment.id, done)
+        else:
+            task.add_done_callback(lambda _t: _release(svc, payment.id, done))
+
+
+def _release(svc: Services, payment_id: str, done: asyncio.Future[None]) -> None:
+    svc.inflight.pop(payment_id, None)
+    if not done.done():
+        done.set_result(None)
+
+
+async def _replay(svc: Services, tenant: str, existing: IdempotencyRecord,
+                  wanted: IdempotencyRecord, deadline: float | None) -> Payment:
+    if existing.operation != wanted.operation or existing.fingerprint != wanted.fingerprint:
+        raise IdempotencyKeyReused(
+            f"idempotency key {wanted.key!r} was used with a different request")
+    await _wait_submitted(svc, existing.resource_id, deadline)
+    return await get_payment(svc, tenant, existing.resource_id)
+
+
+async def _wait_submitted(svc: Services, payment_id: str, deadline: float | None) -> None:
+    """Same answer for every duplicate: wait until the first call's answer is recorded."""
+    limit = time.monotonic() + REPLAY_WAIT_S
+    if deadline is not None:
+        limit = min(limit, deadline - 0.05)
+    inflight = svc.inflight.get(payment_id)
+    if inflight is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(inflight), max(0.0, limit - time.monotonic()))
+        return
+    delay = 0.01
+    while time.monotonic() < limit:
+        async with svc.uow() as uow:
+            if await uow.payments.is_submitted(payment_id):
+                return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+async def _check_daily_limit(svc: Services, payment: Payment) -> None:
+    channel = svc.connectors.for_payment(payment).catalogue().channel(payment.channel)
+    limits = channel.limits_for(payment.direction) if channel else None
+    if not limits or not limits.daily_max_minor or not payment.customer.phone_number:
+        return
+    start = payment.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    async with svc.uow() as uow:
+        total = await uow.payments.total_today(
+            payment.tenant, payment.provider, payment.channel, payment.customer.phone_number,
+            payment.direction, start)
+    if total + payment.amount.minor > limits.daily_max_minor:
+        raise InvalidRequest(FieldViolation(
+            "amount.amount_minor", "rule daily_max: daily total for this customer would exceed "
+            f"{Money(limits.daily_max_minor, payment.amount.currency)}"), reason="PROVIDER_RULE")
+
+
+async def get_payment(svc: Services, tenant: str, payment_id: str,
+                      direction: Direction | None = None) -> Payment:
+    check_payment_id(payment_id)
+    async with svc.uow() as uow:
+        payment = await uow.payments.get(payment_id, tenant=tenant)
+    if payment is None or (direction is not None and payment.direction is not direction):
+        raise NotFound(f"{'payout' if direction is Direction.PAYOUT else 'payment'} "
+                       f"{payment_id} not found")
+    return payment
+
+
+async def list_payments(svc: Services, query: ListQuery) -> Sequence[Payment]:
+    async with svc.uow() as uow:
+        return await uow.payments.list(query)
+
+
+async def _claim_change(svc: Services, tenant: str, key: str, operation: str,
+                        fingerprint_: str, payment_id: str) -> tuple[Payment, bool]:
+    """Claim an idempotency key for a change of an existing payment; True if a replay."""
+    violations = check_key(key)
+    if violations:
+        raise InvalidRequest(violations)
+    check_payment_id(payment_id)
+    async with svc.uow() as uow:
+        payment = await uow.payments.get(payment_id, tenant=tenant)
+        if payment is None:
+            raise NotFound(f"payment {payment_id} not found")
+        existing = await uow.keys.claim(IdempotencyRecord(tenant, key, operation, fingerprint_,
+                                                          payment_id))
+    if existing is None:
+        return payment, False
+    if existing.operation != operation or existing.fingerprint != fingerprint_:
+        raise IdempotencyKeyReused(f"idempotency key {key!r} was used with a different request")
+    return payment, True
+
+
+async def _release_key(svc: Services, tenant: str, key: str) -> None:
+    """An operation that changed nothing anywhere gives its key back for a retry."""
+    async with svc.uow() as uow:
+        await uow.keys.release(tenant, key)
+
+
+async def confirm_payment(svc: Services, cmd: ConfirmPayment, deadline: float | None) -> Payment:
+    payment, replay = await _claim_change(svc, cmd.tenant, cmd.idempotency_key, "confirm",
+                                          cmd.fingerprint(), cmd.payment_id)
+    if replay:
+        return await get_payment(svc, cmd.tenant, cmd.payment_id)
+    if payment.status is not Status.ACTION_REQUIRED:
+        await _release_key(svc, cmd.tenant, cmd.idempotency_key)
+        raise FailedPrecondition(f"payment is {payment.status}, not ACTION_REQUIRED",
+                                 reason="NOT_AWAITING_CONFIRMATION")
+    connector = svc.connectors.for_payment(payment)
+    ctx = CallContext(deadline=deadline)
+    confirmation = Confirmation(otp=cmd.otp, provider_transaction_id=cmd.provider_transaction_id)
+    try:
+        update = await connector.confirm(payment, confirmation, ctx)
+    except ProviderOutcomeUnknown as exc:
+        update = ProviderUpdate(Status.UNKNOWN, failure_reason="PROVIDER_OUTCOME_UNKNOWN",
+                                failure_message=exc.message)
+    except (ProviderRejectedRequest, ProviderUnavailable, Unsupported, InvalidRequest) as exc:
+        await record_update(svc, payment.id, ProviderUpdate(None), actor=f"tenant:{cmd.tenant}",
+                            exchanges=ctx.exchanges)
+        await _release_key(svc, cmd.tenant, cmd.idempotency_key)
+        if isinstance(exc, ProviderUnavailable):
+            raise Unavailable(exc.message) from None
+        if isinstance(exc, ProviderRejectedRequest):
+            raise FailedPrecondition(f"the provider refused the confirmation: {exc.message}",
+                                     reason="CONFIRMATION_REFUSED") from None
+        raise
+    change = await record_update(svc, payment.id, update, actor=f"tenant:{cmd.tenant}",
+                                 exchanges=ctx.exchanges)
+    return change.after
+
+
+async def refund_payment(svc: Services, cmd: ChangePayment, deadline: float | None) -> Payment:
+    return await _change(svc, cmd, deadline, "refund")
+
+
+async def cancel_payment(svc: Services, cmd: ChangePayment, deadline: float | None) -> Payment:
+    return await _change(svc, cmd, deadline, "cancel")
+
+
+async def _change(svc: Services, cmd: ChangePayment, deadline: float | None,
+                  operation: str) -> Payment:
+    payment, replay = await _claim_change(svc, cmd.tenant, cmd.idempotency_key, operation,
+                                          cmd.fingerprint(), cmd.payment_id)
+    if replay:
+        return await get_payment(svc, cmd.tenant, cmd.payment_id)
+    connector = svc.connectors.for_payment(payment)
+    caps = connector.capabilities
+    refund = operation == "refund"
+    problem = ""
+    if (refund and not caps.refunds) or (not refund and not caps.cancellations):
+        problem = f"{payment.provider} does not support {operation}s"
+    elif refund and (payment.status is not Status.SUCCEEDED
+                     or payment.direction is not Direction.COLLECTION):
+        problem = f"only a SUCCEEDED collection can be refunded (it is {payment.status})"
+    elif not refund and (payment.status in FINAL or payment.status is Status.SUCCEEDED):
+        problem = f"a {payment.status} payment cannot be cancelled"
+    if problem:
+        await _release_key(svc, cmd.tenant, cmd.idempotency_key)
+        reason = "NOT_SUPPORTED_BY_PROVIDER" if "support" in problem else "INVALID_STATE"
+        raise FailedPrecondition(problem, reason=reason)
+    ctx = CallContext(deadline=deadline)
+    try:
+        update = await (connector.refund(payment, ctx) if refund
+                        else connector.cancel(payment, ctx))
+    except ProviderOutcomeUnknown:
+        # Money state unchanged as far as we know; the reconciler's next poll tells.
+        update = ProviderUpdate(None, provider_message=f"{operation} outcome unknown")
+    except (ProviderRejectedRequest, ProviderUnavailable) as exc:
+        await record_update(svc, payment.id, ProviderUpdate(None), actor=f"tenant:{cmd.tenant}",
+                            exchanges=ctx.exchanges)
+        await _release_key(svc, cmd.tenant, cmd.idempotency_key)
+        if isinstance(exc, ProviderUnavailable):
+            raise Unavailable(exc.message) from None
+        raise FailedPrecondition(f"the provider refused the {operation}: {exc.message}",
+                                 reason=f"{operation.upper()}_REFUSED") from None
+    if cmd.reason and update.status is not None:
+        update = replace(update, failure_reason=update.failure_reason or operation.upper(),
+                         failure_message=update.failure_message or cmd.reason)
+    change = await record_update(svc, payment.id, update, actor=f"tenant:{cmd.tenant}",
+                                 exchanges=ctx.exchanges)
+    return change.after
+
+
+async def refresh_payment(svc: Services, tenant: str, payment_id: str,
+                          deadline: float | None) -> Payment:
+    payment = await get_payment(svc, tenant, payment_id)
+    connector = svc.connectors.for_payment(payment)
+    if payment.status in FINAL:
+        return payment
+    if not connector.capabilities.status_polling:
+        raise FailedPrecondition(f"{payment.provider} has no status lookup; its callbacks and "
+                                 "the expiry rule settle payments", reason="NO_STATUS_POLLING")
+    async with svc.uow() as uow:
+        submitted = await uow.payments.is_submitted(payment.id)
+    if payment.status is Status.PENDING and not submitted:
+        return payment  # the submission is still running (or will be resumed)
+    try:
+        change = await poll(svc, payment, CallContext(deadline=deadline),
+                            actor=f"tenant:{tenant}")
+    except ProviderUnavailable as exc:
+        raise Unavailable(exc.message) from None
+    except ProviderNotFound:
+        return payment  # not there (yet): the reconciler keeps asking on its schedule
+    return change.after

@@ -1,0 +1,105 @@
+"""Ports to persistence: what use cases need from storage, not how it is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from malipo.app.connector import Exchange
+from malipo.domain.payments import Change, Payment
+from malipo.domain.status import Direction, Status
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    tenant: str
+    key: str
+    operation: str
+    fingerprint: str
+    resource_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    tenant: str
+    direction: Direction
+    page_size: int
+    statuses: frozenset[Status] = frozenset()
+    provider: str = ""
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    # keyset cursor: strictly older than (created_at, id)
+    before: tuple[datetime, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Reconciler bookkeeping written with a change. `next_poll_at` None: stop polling."""
+
+    next_poll_at: datetime | None
+    reset_attempts: bool = False
+
+
+class PaymentRepository(Protocol):
+    async def add(self, payment: Payment, *, actor: str, schedule: Schedule) -> None:
+        """Insert a new payment and its creation event."""
+        ...
+
+    async def get(self, payment_id: str, *, tenant: str | None = None) -> Payment | None: ...
+
+    async def lock(self, payment_id: str) -> Payment | None:
+        """Read and lock the row until commit, so racing writers queue."""
+        ...
+
+    async def write(self, change: Change, *, actor: str, schedule: Schedule | None = None,
+                    submitted: bool = False) -> bool:
+        """Persist a change with a guard on the status it was decided from, plus its event.
+        False when the guard failed (someone else moved it first)."""
+        ...
+
+    async def is_submitted(self, payment_id: str) -> bool: ...
+
+    async def schedule(self, payment_id: str, schedule: Schedule) -> None: ...
+
+    async def list(self, query: ListQuery) -> Sequence[Payment]: ...
+
+    async def by_provider_reference(self, provider: str, account: str,
+                                    reference: str) -> Payment | None: ...
+
+    async def reference_taken(self, provider: str, account: str, reference: str,
+                              payment_id: str) -> bool: ...
+
+    async def total_today(self, tenant: str, provider: str, channel: str, customer_key: str,
+                          direction: Direction, since: datetime) -> int: ...
+
+
+class IdempotencyKeys(Protocol):
+    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Store the key, or return the record that already holds it."""
+        ...
+
+    async def release(self, tenant: str, key: str) -> None: ...
+
+
+class ExchangeLog(Protocol):
+    async def add(self, payment: Payment, exchanges: Sequence[Exchange]) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    payments: PaymentRepository
+    keys: IdempotencyKeys
+    exchanges: ExchangeLog
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        """Commit when the block succeeded, roll back otherwise."""
+        ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...

@@ -1,0 +1,1 @@
+"""PostgreSQL adapters (asyncpg): migrations, repositories, the unit of work, LISTEN/NOTIFY."""

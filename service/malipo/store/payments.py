@@ -1,0 +1,188 @@
+"""asyncpg repositories: payments (with the conditional transition), keys, exchange log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from malipo.app.connector import Exchange
+from malipo.app.unit_of_work import IdempotencyRecord, ListQuery, Schedule
+from malipo.domain.payments import Change, ChangeKind, Payment
+from malipo.domain.status import Direction, predecessors
+from malipo.store.rows import (
+    PAYMENT_COLUMNS,
+    customer_to_json,
+    event_payload,
+    next_action_to_json,
+    payment_from_row,
+)
+
+_INSERT = f"""
+INSERT INTO payments ({PAYMENT_COLUMNS}, next_poll_at)
+VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,
+        $24,$25,$26,$27,$28,$29)
+"""
+
+# The guard: the row moves only from the status the change was decided from, and only if the
+# transition table allows the target (belt and braces against a stale decision).
+_UPDATE = """
+UPDATE payments SET
+    status = $2, provider_reference = $3, provider_status = $4, provider_message = $5,
+    failure_reason = $6, failure_message = $7, next_action = $8, fulfilment = $9,
+    needs_review = $10, review_reason = $11, updated_at = $12,
+    submit_state = CASE WHEN $13 THEN 'SENT' ELSE submit_state END,
+    next_poll_at = CASE WHEN $14 THEN $15 ELSE next_poll_at END,
+    poll_attempts = CASE WHEN $16 THEN 0 ELSE poll_attempts END,
+    claimed_until = CASE WHEN $14 THEN NULL ELSE claimed_until END
+WHERE id = $1 AND status = $17 AND ($2 = $17 OR $2 = ANY($18::text[]))
+"""
+
+_OUTBOX = "INSERT INTO outbox (payload) VALUES ($1)"
+
+
+class PostgresPayments:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add(self, payment: Payment, *, actor: str, schedule: Schedule) -> None:
+        p = payment
+        await self._conn.execute(
+            _INSERT, p.id, p.tenant, p.direction.value, p.provider, p.account, p.method.value,
+            p.channel, p.country, p.amount.minor, p.amount.currency.code,
+            customer_to_json(p.customer), dict(p.provider_fields), p.description,
+            dict(p.metadata), p.idempotency_key, p.status.value, p.provider_reference,
+            p.provider_status, p.provider_message, p.failure_reason, p.failure_message,
+            next_action_to_json(p.next_action), dict(p.fulfilment), p.needs_review,
+            p.review_reason, 0, p.created_at, p.updated_at, schedule.next_poll_at,
+        )
+        await self._conn.execute(_OUTBOX, event_payload(None, p, reason="", actor=actor))
+
+    async def get(self, payment_id: str, *, tenant: str | None = None) -> Payment | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 "
+            "AND ($2::text IS NULL OR tenant = $2)", payment_id, tenant,
+        )
+        return payment_from_row(row) if row else None
+
+    async def lock(self, payment_id: str) -> Payment | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE", payment_id
+        )
+        return payment_from_row(row) if row else None
+
+    async def write(self, change: Change, *, actor: str, schedule: Schedule | None = None,
+                    submitted: bool = False) -> bool:
+        before, a = change.before, change.after
+        result = await self._conn.execute(
+            _UPDATE, a.id, a.status.value, a.provider_reference, a.provider_status,
+            a.provider_message, a.failure_reason, a.failure_message,
+            next_action_to_json(a.next_action), dict(a.fulfilment), a.needs_review,
+            a.review_reason, a.updated_at, submitted, schedule is not None,
+            schedule.next_poll_at if schedule else None,
+            bool(schedule and schedule.reset_attempts), before.status.value,
+            [s.value for s in predecessors(a.status)],
+        )
+        if result != "UPDATE 1":
+            return False
+        if change.kind in (ChangeKind.TRANSITION, ChangeKind.REVIEW):
+            await self._conn.execute(_OUTBOX, event_payload(
+                before, a, reason=change.reason, actor=actor,
+                review=change.kind is ChangeKind.REVIEW,
+            ))
+        return True
+
+    async def is_submitted(self, payment_id: str) -> bool:
+        state = await self._conn.fetchval(
+            "SELECT submit_state FROM payments WHERE id = $1", payment_id)
+        return state == "SENT"
+
+    async def schedule(self, payment_id: str, schedule: Schedule) -> None:
+        await self._conn.execute(
+            "UPDATE payments SET next_poll_at = $2, claimed_until = NULL, "
+            "poll_attempts = CASE WHEN $3 THEN 0 ELSE poll_attempts END WHERE id = $1",
+            payment_id, schedule.next_poll_at, schedule.reset_attempts,
+        )
+
+    async def list(self, query: ListQuery) -> Sequence[Payment]:
+        before_at, before_id = query.before if query.before else (None, None)
+        rows = await self._conn.fetch(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE tenant = $1 AND direction = $2 "
+            "AND (cardinality($3::text[]) = 0 OR status = ANY($3::text[])) "
+            "AND ($4 = '' OR provider = $4) "
+            "AND ($5::timestamptz IS NULL OR created_at >= $5) "
+            "AND ($6::timestamptz IS NULL OR created_at < $6) "
+            "AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::text)) "
+            "ORDER BY created_at DESC, id DESC LIMIT $9",
+            query.tenant, query.direction.value, [s.value for s in query.statuses],
+            query.provider, query.created_after, query.created_before, before_at, before_id,
+            query.page_size,
+        )
+        return [payment_from_row(r) for r in rows]
+
+    async def by_provider_reference(self, provider: str, account: str,
+                                    reference: str) -> Payment | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE provider = $1 AND account = $2 "
+            "AND provider_reference = $3", provider, account, reference,
+        )
+        return payment_from_row(row) if row else None
+
+    async def reference_taken(self, provider: str, account: str, reference: str,
+                              payment_id: str) -> bool:
+        return bool(await self._conn.fetchval(
+            "SELECT 1 FROM payments WHERE provider = $1 AND account = $2 "
+            "AND provider_reference = $3 AND id <> $4", provider, account, reference, payment_id,
+        ))
+
+    async def total_today(self, tenant: str, provider: str, channel: str, customer_key: str,
+                          direction: Direction, since: datetime) -> int:
+        total = await self._conn.fetchval(
+            "SELECT coalesce(sum(amount_minor), 0) FROM payments WHERE tenant = $1 "
+            "AND provider = $2 AND channel = $3 AND direction = $4 AND created_at >= $5 "
+            "AND customer->>'phone_number' = $6 AND status NOT IN ('FAILED', 'CANCELLED')",
+            tenant, provider, channel, direction.value, since, customer_key,
+        )
+        return int(total)
+
+
+class PostgresIdempotencyKeys:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        inserted = await self._conn.fetchval(
+            "INSERT INTO idempotency_keys (tenant, key, operation, fingerprint, resource_id) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+            record.tenant, record.key, record.operation, record.fingerprint, record.resource_id,
+        )
+        if inserted:
+            return None
+        row = await self._conn.fetchrow(
+            "SELECT tenant, key, operation, fingerprint, resource_id FROM idempotency_keys "
+            "WHERE tenant = $1 AND key = $2", record.tenant, record.key,
+        )
+        assert row is not None
+        return IdempotencyRecord(**dict(row))
+
+    async def release(self, tenant: str, key: str) -> None:
+        await self._conn.execute(
+            "DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2", tenant, key)
+
+
+class PostgresExchangeLog:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add(self, payment: Payment, exchanges: Sequence[Exchange]) -> None:
+        if not exchanges:
+            return
+        await self._conn.executemany(
+            "INSERT INTO provider_exchanges (payment_id, tenant, provider, operation, method, "
+            "path, request_body, status, response_body, latency_ms, error, at) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
+            [(payment.id, payment.tenant, payment.provider, e.operation, e.method, e.path,
+              e.request_body, e.status, e.response_body, e.latency_ms, e.error, e.at)
+             for e in exchanges],
+        )

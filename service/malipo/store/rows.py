@@ -1,0 +1,100 @@
+"""Mapping between payments rows and domain Payments."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+import asyncpg
+
+from malipo.domain.money import Money
+from malipo.domain.payments import BankAccount, Customer, NextAction, NextActionKind, Payment
+from malipo.domain.status import Direction, Method, Status
+
+PAYMENT_COLUMNS = (
+    "id, tenant, direction, provider, account, method, channel, country, amount_minor, "
+    "currency, customer, provider_fields, description, metadata, idempotency_key, status, "
+    "provider_reference, provider_status, provider_message, failure_reason, failure_message, "
+    "next_action, fulfilment, needs_review, review_reason, last_event_sequence, created_at, "
+    "updated_at"
+)
+
+
+def customer_to_json(customer: Customer) -> dict[str, Any]:
+    return asdict(customer)
+
+
+def customer_from_json(data: Mapping[str, Any]) -> Customer:
+    bank = data.get("bank_account") or {}
+    return Customer(**{**data, "bank_account": BankAccount(**bank)})
+
+
+def next_action_to_json(action: NextAction | None) -> dict[str, Any] | None:
+    if action is None:
+        return None
+    return {"kind": action.kind.value, "details": dict(action.details)}
+
+
+def next_action_from_json(data: Mapping[str, Any] | None) -> NextAction | None:
+    if not data:
+        return None
+    return NextAction(NextActionKind(data["kind"]), dict(data.get("details") or {}))
+
+
+def payment_from_row(row: asyncpg.Record | Mapping[str, Any]) -> Payment:
+    return Payment(
+        id=row["id"],
+        tenant=row["tenant"],
+        direction=Direction(row["direction"]),
+        provider=row["provider"],
+        account=row["account"],
+        method=Method(row["method"]),
+        channel=row["channel"],
+        country=row["country"],
+        amount=Money.of(row["amount_minor"], row["currency"]),
+        customer=customer_from_json(row["customer"]),
+        provider_fields=row["provider_fields"],
+        description=row["description"],
+        metadata=row["metadata"],
+        idempotency_key=row["idempotency_key"],
+        status=Status(row["status"]),
+        provider_reference=row["provider_reference"],
+        provider_status=row["provider_status"],
+        provider_message=row["provider_message"],
+        failure_reason=row["failure_reason"],
+        failure_message=row["failure_message"],
+        next_action=next_action_from_json(row["next_action"]),
+        fulfilment=row["fulfilment"],
+        needs_review=row["needs_review"],
+        review_reason=row["review_reason"],
+        last_event_sequence=row["last_event_sequence"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def event_payload(before: Payment | None, after: Payment, *, reason: str, actor: str,
+                  review: bool = False) -> dict[str, Any]:
+    """The outbox row of one change; the relay turns it into an event with a sequence."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "tenant": after.tenant,
+        "payment_id": after.id,
+        "direction": after.direction.value,
+        "provider": after.provider,
+        "account": after.account,
+        "old_status": before.status.value if before is not None else "",
+        "new_status": after.status.value,
+        "provider_status": after.provider_status,
+        "provider_reference": after.provider_reference,
+        "amount_minor": after.amount.minor,
+        "currency": after.amount.currency.code,
+        "reason": reason or after.failure_reason,
+        "message": after.review_reason if review else after.failure_message,
+        "fulfilment": dict(after.fulfilment),
+        "needs_review": review,
+        "actor": actor,
+        "occurred_at": after.updated_at.isoformat(),
+    }
