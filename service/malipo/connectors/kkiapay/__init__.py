@@ -1,0 +1,5 @@
+"""KKiaPay (Benin mobile money): widget payments verified server-side, refunds, payouts."""
+
+from .connector import KkiapayConnector
+
+__all__ = ["KkiapayConnector"]

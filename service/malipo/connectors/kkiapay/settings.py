@@ -1,0 +1,88 @@
+"""The account settings the KKiaPay connector reads, parsed once, with documented defaults.
+
+Credentials come from the account's `settings` mapping (config or files), never from code.
+Every choice the provider document leaves open is a setting here, so an operator can follow
+KKiaPay if the live API turns out to differ from what the public SDKs show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from malipo.app.connector import ProviderAccount
+from malipo.domain.errors import FieldViolation, InvalidRequest
+
+LIVE_BASE_URL = "https://api.kkiapay.me"
+SANDBOX_BASE_URL = "https://api-sandbox.kkiapay.me"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FAILED_ATTEMPT = frozenset({"fail", "retry"})
+_ALGORITHMS = frozenset({"roof", "rate"})
+_FREQUENCIES = frozenset({"3d", "1w", "1m"})
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in _TRUE
+
+
+@dataclass(frozen=True, slots=True)
+class KkiapaySettings:
+    public_key: str
+    private_key: str
+    secret_key: str
+    base_url: str
+    sandbox: bool
+    webhook_secrets: tuple[str, ...]
+    currency: str = "XOF"
+    status_path: str = "/api/v1/transactions/status"
+    revert_path: str = "/api/v1/transactions/revert"
+    payout_path: str = "/merchant/payouts/schedule"
+    timeout_s: float = 30.0
+    failed_attempt: str = "fail"
+    revert_success_codes: frozenset[str] = frozenset({"SUCCESS"})
+    payout_algorithm: str = "roof"
+    payout_rate_frequency: str = "3d"
+    payout_send_notification: bool = True
+    widget_callback_url: str = ""
+
+    @classmethod
+    def from_account(cls, account: ProviderAccount) -> KkiapaySettings:
+        s = account.settings
+        sandbox = _flag(s.get("sandbox", "false"))
+        secrets = tuple(v for v in (s.get("webhook_secret", ""),
+                                    s.get("webhook_secret_previous", "")) if v)
+        out = cls(
+            public_key=account.setting("public_key"),
+            private_key=account.setting("private_key"),
+            secret_key=account.setting("secret_key"),
+            base_url=s.get("base_url", SANDBOX_BASE_URL if sandbox else LIVE_BASE_URL).rstrip("/"),
+            sandbox=sandbox,
+            webhook_secrets=secrets,
+            currency=s.get("currency", "XOF"),
+            status_path=s.get("status_path", "/api/v1/transactions/status"),
+            revert_path=s.get("revert_path", "/api/v1/transactions/revert"),
+            payout_path=s.get("payout_path", "/merchant/payouts/schedule"),
+            timeout_s=float(s.get("timeout_s", "30")),
+            failed_attempt=s.get("failed_attempt", "fail").strip().lower(),
+            revert_success_codes=frozenset(
+                c.strip().upper() for c in s.get("revert_success_codes", "SUCCESS").split(",")
+                if c.strip()
+            ),
+            payout_algorithm=s.get("payout_algorithm", "roof").strip().lower(),
+            payout_rate_frequency=s.get("payout_rate_frequency", "3d").strip().lower(),
+            payout_send_notification=_flag(s.get("payout_send_notification", "true")),
+            widget_callback_url=s.get("widget_callback_url", ""),
+        )
+        out._check()
+        return out
+
+    def _check(self) -> None:
+        bad: list[FieldViolation] = []
+        if self.failed_attempt not in _FAILED_ATTEMPT:
+            bad.append(FieldViolation("settings.failed_attempt", "one of fail, retry"))
+        if self.payout_algorithm not in _ALGORITHMS:
+            bad.append(FieldViolation("settings.payout_algorithm", "one of roof, rate"))
+        if self.payout_rate_frequency not in _FREQUENCIES:
+            bad.append(FieldViolation("settings.payout_rate_frequency", "one of 3d, 1w, 1m"))
+        if bad:
+            raise InvalidRequest(bad, reason="BAD_PROVIDER_SETTINGS")

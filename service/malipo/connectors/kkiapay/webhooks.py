@@ -1,0 +1,84 @@
+"""KKiaPay webhooks: a shared-secret header, and a body that is only a hint.
+
+KKiaPay does not sign the body: the `x-kkiapay-secret` header carries the hash secret set on
+the dashboard, verbatim. Anyone who learns it can forge any body, so the connector declares
+callbacks_need_confirmation and the service verifies each webhook with a status call before
+applying it. The compare is still constant-time, and a previous secret may be configured while
+the dashboard's secret is being rotated.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from malipo.app.connector import CallbackEvent, InboundCallback
+from malipo.domain.errors import CallbackRejected
+from malipo.domain.payments import ProviderUpdate
+from malipo.domain.status import Status
+
+from .mapping import WEBHOOK_EVENTS, failure_reason, loads, read_amount
+
+SECRET_HEADER = "x-kkiapay-secret"  # noqa: S105 (a header name, not a secret)
+
+
+def secret_matches(received: str, secrets: Iterable[str]) -> bool:
+    """Constant-time against every configured secret (no early exit on the first match)."""
+    given = received.encode()
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(given, secret.encode())
+    return matched
+
+
+def verify(callback: InboundCallback, secrets: tuple[str, ...]) -> None:
+    if not secrets:
+        raise CallbackRejected("no webhook secret is configured for this KKiaPay account")
+    received = callback.headers.get(SECRET_HEADER, "")
+    if not received or not secret_matches(received, secrets):
+        raise CallbackRejected("KKiaPay webhook secret header missing or wrong")
+
+
+def _claim(body: Mapping[str, Any]) -> Status | None:
+    flag = body.get("isPaymentSucces", body.get("isPaymentSuccess"))  # KKiaPay's spelling first
+    if isinstance(flag, bool):
+        return Status.SUCCEEDED if flag else Status.FAILED
+    return WEBHOOK_EVENTS.get(str(body.get("event", "")).strip().lower())
+
+
+def parse(callback: InboundCallback, currency: str) -> list[CallbackEvent]:
+    try:
+        body = loads(callback.body)
+    except (ValueError, UnicodeDecodeError):
+        raise CallbackRejected("KKiaPay webhook body is not JSON") from None
+    if not isinstance(body, dict):
+        raise CallbackRejected("KKiaPay webhook body is not a JSON object")
+    data: dict[str, Any] = body
+    transaction_id = data.get("transactionId")
+    if not isinstance(transaction_id, str | int) or isinstance(transaction_id, bool) or not str(
+        transaction_id
+    ).strip():
+        raise CallbackRejected("KKiaPay webhook without a transactionId")
+    tx_id = str(transaction_id).strip()
+    claim = _claim(data)
+    state = data.get("stateData")
+    failure_code = str(data.get("failureCode") or "")
+    failure_message = str(data.get("failureMessage") or "")
+    update = ProviderUpdate(
+        status=claim,
+        provider_reference=tx_id,
+        provider_status=str(data.get("event") or ""),
+        provider_message=failure_message,
+        failure_reason=failure_reason(failure_code) if claim is Status.FAILED else "",
+        failure_message=failure_message if claim is Status.FAILED else "",
+        amount=read_amount(data.get("amount"), currency),
+        raw=data,
+    )
+    event = str(data.get("event") or (claim.value if claim else "unknown"))
+    return [CallbackEvent(
+        update=update,
+        payment_id=state.strip() if isinstance(state, str) else "",
+        event_key=f"{tx_id}:{event}",
+        raw=data,
+    )]
