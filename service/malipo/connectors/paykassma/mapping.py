@@ -1,0 +1,204 @@
+"""Paykassma request builders and answer readers, with the exhaustive status tables.
+
+Wire facts from paykassma-mpesa.txt: amounts are whole units ("amount": 3000 is KES 3,000);
+MSISDNs are 12 digits, 2547XXXXXXXX; answers are {"status":"ok",...} or
+{"status":"fail","message":...} where message is a string or a {field: [texts]} map.
+The document's own examples are not strict JSON (single quotes, a trailing comma), so the
+answer reader accepts Python-literal syntax as a fallback rather than calling them garbage.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from malipo.domain.errors import FieldViolation, InvalidRequest
+from malipo.domain.money import InexactAmount, Money
+from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
+from malipo.domain.status import Status
+
+WALLET_TYPE = "mpesa"
+
+# Every value of "status" the document shows in a create/withdrawal answer.
+ANSWER_STATUS: Mapping[str, Status] = {
+    "ok": Status.PROCESSING,   # accepted: the customer gets the M-Pesa prompt / payout queued
+    "fail": Status.FAILED,
+}
+
+# Withdrawal statuses, "Withdrawal statuses" table of the document.
+WITHDRAWAL_STATUS: Mapping[int, Status] = {
+    1: Status.SUCCEEDED,   # SUCCESS
+    5: Status.FAILED,      # FAIL
+}
+
+# A deposit postback has no status field: the document's flow sends it once the funds are
+# credited ("Paykassma sends a postback ... funds are credited"), so its arrival is success.
+DEPOSIT_POSTBACK_STATUS = Status.SUCCEEDED
+
+# Known fail texts -> stable reason codes (matched case-insensitively, first match wins).
+FAILURE_REASONS: tuple[tuple[str, str], ...] = (
+    ("insufficient balance", "INSUFFICIENT_FUNDS"),
+    ("must be unique", "DUPLICATE_REFERENCE"),
+    ("already been taken", "DUPLICATE_REFERENCE"),
+    ("phone", "INVALID_PHONE_NUMBER"),
+    ("account_number", "INVALID_PHONE_NUMBER"),
+    ("amount", "INVALID_AMOUNT"),
+)
+DEFAULT_FAILURE_REASON = "PROVIDER_DECLINED"
+WITHDRAWAL_REJECTED = "WITHDRAWAL_REJECTED"
+
+_MSISDN = re.compile(r"^(?:\+254|254|0)(7\d{8})$")
+
+
+def answer_status(value: object) -> Status:
+    return ANSWER_STATUS.get(str(value).lower(), Status.UNKNOWN)
+
+
+def withdrawal_status(code: object) -> Status:
+    try:
+        return WITHDRAWAL_STATUS.get(int(str(code)), Status.UNKNOWN)
+    except ValueError:
+        return Status.UNKNOWN
+
+
+def msisdn(raw: str) -> str:
+    """2547XXXXXXXX from 07XXXXXXXX, +2547XXXXXXXX or 2547XXXXXXXX; anything else refused."""
+    compact = re.sub(r"[\s-]", "", raw)
+    match = _MSISDN.match(compact)
+    if match is None:
+        raise InvalidRequest(FieldViolation(
+            "customer.phone_number",
+            "rule phone_format: Paykassma M-Pesa takes a Kenyan mobile number 2547XXXXXXXX "
+            "(07XXXXXXXX and +2547XXXXXXXX are accepted and normalised)"))
+    return "254" + match.group(1)
+
+
+def whole_amount(amount: Money) -> int:
+    try:
+        return amount.whole_units()
+    except InexactAmount:
+        raise InvalidRequest(FieldViolation(
+            "amount.amount_minor",
+            f"rule whole_units: Paykassma takes whole {amount.currency.code}; "
+            f"{amount} has a fractional part")) from None
+
+
+def label(payment: Payment) -> str:
+    """The payer's id at the caller (the document's `label`), at most 190 characters."""
+    value = payment.customer.reference.strip()
+    if not value or len(value) > 190:
+        raise InvalidRequest(FieldViolation(
+            "customer.reference", "rule label: the payer's id, 1 to 190 characters"))
+    return value
+
+
+def deposit_body(payment: Payment) -> dict[str, Any]:
+    return {
+        "amount": whole_amount(payment.amount),
+        "phone_number": msisdn(payment.customer.phone_number),
+        "currency": payment.amount.currency.code,
+        "label": label(payment),
+        "custom_transaction_id": payment.id,
+    }
+
+
+def withdrawal_fields(payment: Payment, *, is_test: bool) -> dict[str, Any]:
+    """The withdrawal request without its signature, in the document's order."""
+    fields: dict[str, Any] = {
+        "withdrawal_id": payment.id,
+        "payment_system": WALLET_TYPE,
+        "amount": whole_amount(payment.amount),
+        "currency_code": payment.amount.currency.code,
+        "label": label(payment),
+    }
+    if payment.description:
+        fields["comment"] = payment.description
+    fields["account_number"] = msisdn(payment.customer.phone_number)
+    fields["is_test"] = is_test
+    return fields
+
+
+def hosted_url(payment: Payment, plugin_url: str, *, lang: str,
+               page_ids: Mapping[str, str]) -> str:
+    """The payment-window link of the document's "Payment window integration" section."""
+    params: dict[str, str] = {
+        "label": label(payment),
+        "currency_code": payment.amount.currency.code,
+        "lang": lang,
+        "wallet_type": WALLET_TYPE,
+        "custom_transaction_id": payment.id,
+        "fixed_amount": str(whole_amount(payment.amount)),
+    }
+    params.update({k: v for k, v in page_ids.items() if v})
+    for key in ("success_url", "fail_url", "pending_url"):
+        if payment.provider_fields.get(key):
+            params[key] = payment.provider_fields[key]
+    return plugin_url.rstrip("/") + "/?" + urlencode(params)
+
+
+def hosted_update(url: str) -> ProviderUpdate:
+    return ProviderUpdate(
+        status=Status.ACTION_REQUIRED,
+        provider_status="payment_window",
+        next_action=NextAction(NextActionKind.REDIRECT, {"url": url}),
+    )
+
+
+def lenient_json(body: bytes) -> Any:
+    """JSON, or the Python-literal dialect the document's examples are written in."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        pass
+    text = body.decode("utf-8", "replace").strip()
+    if not text.startswith("{") or len(text) > 65536:
+        raise ValueError("not JSON")
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise ValueError("not JSON") from None
+
+
+def fail_texts(message: object) -> tuple[str, str]:
+    """(plain text, text with field names) of a fail message: a string or {field: [texts]}."""
+    if isinstance(message, Mapping):
+        plain: list[str] = []
+        named: list[str] = []
+        for key, value in message.items():  # type: ignore[union-attr]
+            texts = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+            plain.extend(texts)
+            named.append(f"{key}: {'; '.join(texts)}")
+        return "; ".join(plain), "; ".join(named)
+    text = "" if message is None else str(message)
+    return text, text
+
+
+def failure_reason(text: str) -> str:
+    lowered = text.lower()
+    return next((code for needle, code in FAILURE_REASONS if needle in lowered),
+                DEFAULT_FAILURE_REASON)
+
+
+def read_answer(answer: Mapping[str, Any], *, reference: str) -> ProviderUpdate:
+    """A create/withdrawal answer as an update; Status.UNKNOWN when the status is unknown."""
+    raw_status = str(answer.get("status", ""))
+    status = answer_status(raw_status)
+    if status is Status.FAILED:
+        plain, named = fail_texts(answer.get("message"))
+        return ProviderUpdate(status=Status.FAILED, provider_status=raw_status,
+                              provider_message=named, failure_reason=failure_reason(named),
+                              failure_message=plain or "declined without a message",
+                              raw=dict(answer))
+    data = answer.get("data")
+    data = data if isinstance(data, Mapping) else {}
+    return ProviderUpdate(
+        status=status,
+        provider_reference=str(data.get("order_id") or reference),  # type: ignore[union-attr]
+        provider_status=raw_status,
+        provider_message=str(data.get("message", "")),  # type: ignore[union-attr]
+        raw=dict(answer),
+    )
