@@ -1,0 +1,213 @@
+"""The white-label Payment API Gateway (gateway-c2b-b2c-api.txt, NOTES.md section 1).
+
+One connector serves every brand: an account's settings (client.py lists them with defaults)
+name the brand's base URL, public_id, merchant_id and secret key. Channels are the gateway's
+provider ids, kept as data in catalogue.toml with each country's phone format, limits and
+required fields; the service checks them before calling validate() and then us.
+
+How our Payment feeds the gateway's `extra` object (mapping.EXTRA_FIELDS): customer.name ->
+customer_name, customer.email -> customer_email, customer.bank_account.bic -> bic,
+customer.bank_account.bank_code -> bank_code, customer.document_type/document_number ->
+customer_doc_type/customer_doc_number (values passed verbatim: intl_passport, driving_license,
+national_id), provider_fields.return_url -> return_url, provider_fields.otp -> otp. A field is
+sent when the channel requires it for the payment's direction, or when the caller put it in
+provider_fields. customer_id is the phone in the channel's format, or the field the channel
+names (bank account number for bank transfers, customer.reference for Nigerian C2B).
+
+Flows: payment_c2b / payment_b2c -> PROCESSING, FAILED (result.code non-zero: a decline, its
+message kept) or ACTION_REQUIRED: a non-zero confirm_type asks for an OTP (confirm() sends it),
+`extra` bank details (Nigerian bank transfer) become BANK_TRANSFER, extra.customer_redirect in
+a status answer becomes REDIRECT. Provider id 14 (simulator) stays in progress and never
+calls back; nothing special is coded for it, the reconciler polls and expires it.
+
+Where the document is silent (each choice is data or a setting):
+- URL paths: settings c2b_path, b2c_path, status_path.
+- Confirmation Types: the section is missing. Any non-zero confirm_type is an OTP, sent with
+  the same order_id in a repeat of the original operation (setting confirm_via="repeat"), or in
+  a status request as in the Ivory Coast example (confirm_via="status").
+- Status for an unknown order: HTTP 404 -> ProviderNotFound; other HTTP 4xx -> rejected.
+- Submit with status -1 and a non-zero result.code: UNKNOWN, not FAILED (an undefined
+  outcome must be asked again, never guessed).
+- Callbacks carry no currency: the amount is read in the currency of the catalogue channel
+  named by provider_id (or a `currency` field when present), numbers and strings alike.
+- Responses are not signed in the document, so only callbacks are verified; callbacks whose
+  merchant_id is not ours are rejected even when correctly signed.
+- Refunds and cancellations are not in the document: Unsupported.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+from pathlib import Path
+
+from malipo.app.catalogue import Channel, ProviderCatalogue, load_catalogue
+from malipo.app.connector import (
+    CallbackAnswer,
+    CallbackEvent,
+    CallbackOutcome,
+    CallContext,
+    Capabilities,
+    Confirmation,
+    InboundCallback,
+    ProviderAccount,
+    default_callback_answer,
+)
+from malipo.connectors.gateway import mapping
+from malipo.connectors.gateway.client import GatewayClient, GatewaySettings
+from malipo.connectors.gateway.signing import verify
+from malipo.domain.errors import (
+    CallbackRejected,
+    FieldViolation,
+    InvalidRequest,
+    ProviderError,
+    Unsupported,
+)
+from malipo.domain.payments import NextActionKind, Payment, ProviderUpdate
+from malipo.domain.status import Direction, Status
+
+CATALOGUE = Path(__file__).with_name("catalogue.toml")
+
+
+@functools.cache
+def gateway_catalogue() -> ProviderCatalogue:
+    return load_catalogue(CATALOGUE)
+
+
+class GatewayConnector:
+    provider = "gateway"
+    capabilities = Capabilities(
+        collections=True, payouts=True, refunds=False, cancellations=False,
+        status_polling=True, callbacks=True,
+        status_by_our_reference=True,   # status takes our order_id
+        idempotent_submit=True,         # a repeated order_id gets the identical answer
+    )
+
+    def __init__(self, account: ProviderAccount) -> None:
+        self.account = account
+        self.settings = GatewaySettings.from_account(account)
+        self._client = GatewayClient(self.settings)
+
+    def catalogue(self) -> ProviderCatalogue:
+        return gateway_catalogue()
+
+    def _channel(self, payment: Payment) -> Channel:
+        catalogue = self.catalogue()
+        channel = catalogue.channel(payment.channel or catalogue.default_channel)
+        if channel is None:
+            raise InvalidRequest(FieldViolation("channel", "rule channel: unknown gateway "
+                                                f"provider id {payment.channel!r}"))
+        return channel
+
+    def validate(self, payment: Payment) -> None:
+        """What check_payment cannot say: order_id syntax, a renderable customer_id and
+        amount (two decimals, whatever the currency's exponent)."""
+        violations: list[FieldViolation] = []
+        if not mapping.ORDER_ID.fullmatch(payment.id):
+            violations.append(FieldViolation("id", "rule order_id: at most 128 of "
+                                             "[A-Za-z0-9_-:.]"))
+        if payment.amount.currency.exponent > 2:
+            violations.append(FieldViolation("amount.currency", "rule amount_format: the "
+                                             "gateway takes two decimals"))
+        try:
+            mapping.customer_id(payment, self._channel(payment))
+        except InvalidRequest as exc:
+            violations.extend(exc.violations)
+        if violations:
+            raise InvalidRequest(violations)
+
+    def _request(self, payment: Payment, otp: str = "") -> dict[str, object]:
+        return mapping.payment_request(
+            payment, self._channel(payment), merchant_id=self.settings.merchant_id,
+            callback_url=self.account.callback_url, send_country=self.settings.send_country,
+            otp=otp)
+
+    async def _submit(self, payment: Payment, ctx: CallContext, otp: str = "") -> ProviderUpdate:
+        payload = self._request(payment, otp)
+        if payment.direction is Direction.COLLECTION:
+            body = await self._client.payment_c2b(payload, ctx)
+        else:
+            body = await self._client.payment_b2c(payload, ctx)
+        return mapping.read_reply(body, payment, submit=True)
+
+    async def create_payment(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
+        if payment.direction is not Direction.COLLECTION:
+            raise InvalidRequest(FieldViolation("direction", "rule direction: a collection"))
+        update = await self._submit(payment, ctx)
+        if (update.status is Status.PROCESSING and self.settings.redirect_lookup
+                and self._channel(payment).extra.get("redirect_c2b")):
+            update = await self._redirect(payment, update, ctx)
+        return update
+
+    async def _redirect(self, payment: Payment, submitted: ProviderUpdate,
+                        ctx: CallContext) -> ProviderUpdate:
+        """The redirect URL comes only from status; a failed read must not hide the submit's
+        outcome, so it falls back to the submit's own answer (the reconciler asks later)."""
+        try:
+            polled = await self.fetch_status(payment, ctx)
+        except ProviderError:
+            return submitted
+        action = polled.next_action
+        if action is None or action.kind is not NextActionKind.REDIRECT:
+            return submitted
+        return replace(polled, provider_reference=polled.provider_reference
+                       or submitted.provider_reference)
+
+    async def create_payout(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
+        if payment.direction is not Direction.PAYOUT:
+            raise InvalidRequest(FieldViolation("direction", "rule direction: a payout"))
+        return await self._submit(payment, ctx)
+
+    async def confirm(self, payment: Payment, confirmation: Confirmation,
+                      ctx: CallContext) -> ProviderUpdate:
+        otp = confirmation.otp.strip()
+        if not otp:
+            raise InvalidRequest(FieldViolation("otp", "rule required_field: the gateway "
+                                                "confirms with extra.otp"))
+        if self.settings.confirm_via == "repeat":
+            return await self._submit(payment, ctx, otp)
+        payload = {
+            **mapping.status_request(self.settings.merchant_id, payment.id),
+            "customer_id": mapping.customer_id(payment, self._channel(payment)),
+            "extra": {"otp": otp},
+        }
+        body = await self._client.status(payload, ctx, mutating=True)
+        return mapping.read_reply(body, payment, submit=True)
+
+    async def fetch_status(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
+        payload = mapping.status_request(self.settings.merchant_id, payment.id)
+        body = await self._client.status(payload, ctx)
+        return mapping.read_reply(body, payment, submit=False)
+
+    async def refund(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
+        raise Unsupported("the gateway's document has no refund operation")
+
+    async def cancel(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
+        raise Unsupported("the gateway's document has no cancel operation")
+
+    def _body(self, callback: InboundCallback) -> dict[str, object]:
+        try:
+            return mapping.loads(callback.body)
+        except (ValueError, UnicodeDecodeError):
+            raise CallbackRejected("gateway callback is not a JSON object") from None
+
+    def verify_callback(self, callback: InboundCallback) -> None:
+        """The signature is over the fields as received (order, PHP rendering), parsed from
+        the raw bytes with exact decimals; both the current and the previous key count."""
+        body = self._body(callback)
+        if not verify(body, self.settings.secrets):
+            raise CallbackRejected("gateway callback signature does not match")
+        if str(body.get("merchant_id", "")) != self.settings.merchant_id:
+            raise CallbackRejected("gateway callback is for another merchant")
+
+    def parse_callback(self, callback: InboundCallback) -> list[CallbackEvent]:
+        body = self._body(callback)
+        channel = self.catalogue().channel(str(body.get("provider_id", "")))
+        return [mapping.read_callback(body, channel.currency if channel else "")]
+
+    def callback_answer(self, outcome: CallbackOutcome) -> CallbackAnswer:
+        # "Payment gateway considers the Merchant system response as successful if HTTP 200."
+        return default_callback_answer(outcome)
+
+    async def close(self) -> None:
+        await self._client.close()

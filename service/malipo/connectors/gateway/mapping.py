@@ -1,0 +1,282 @@
+"""Request builders and response readers for the gateway; the exhaustive status table.
+
+Our Payment -> the gateway's fields:
+  order_id     payment.id (the gateway dedupes on it: a repeat gets the identical answer)
+  customer_id  the phone rendered in the channel's format, or the Payment field the channel's
+               catalogue entry names (`customer_id`: bank account number, customer reference)
+  amount       "100.00": two decimals even for XOF/XAF (NOTES.md section 1)
+  provider_id  the channel id (catalogue channel id = the gateway's provider id)
+  extra.*      EXTRA_FIELDS below: sent when the channel requires the field for this direction,
+               or when the caller supplied it in provider_fields
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from malipo.app.catalogue import Channel, field_value, national_number, render_phone
+from malipo.app.connector import CallbackEvent
+from malipo.domain.errors import CallbackRejected, FieldViolation, InvalidRequest
+from malipo.domain.money import InexactAmount, Money, UnknownCurrency
+from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
+from malipo.domain.status import Direction, Status
+
+# Every status the document names. Anything else is UNKNOWN, never FAILED.
+STATUS: Mapping[int, Status] = {
+    -1: Status.UNKNOWN,      # undefined: "for example in an error situation"
+    0: Status.PROCESSING,    # initiated
+    1: Status.PROCESSING,    # in progress
+    2: Status.SUCCEEDED,
+    3: Status.FAILED,
+    4: Status.CANCELLED,
+}
+STATUS_NAMES: Mapping[int, str] = {
+    -1: "undefined", 0: "initiated", 1: "in progress", 2: "success", 3: "failed", 4: "cancelled",
+}
+OPERATION_TYPES: Mapping[int, Direction] = {16: Direction.PAYOUT, 17: Direction.COLLECTION}
+OPERATIONS: Mapping[Direction, str] = {
+    Direction.COLLECTION: "payment_c2b", Direction.PAYOUT: "payment_b2c",
+}
+
+# The gateway's `extra` key -> the Payment field that feeds it (catalogue.field_value paths).
+EXTRA_FIELDS: Mapping[str, str] = {
+    "customer_name": "customer.name",
+    "customer_email": "customer.email",
+    "bic": "customer.bank_account.bic",
+    "bank_code": "customer.bank_account.bank_code",
+    "customer_doc_type": "customer.document_type",
+    "customer_doc_number": "customer.document_number",
+    "return_url": "provider_fields.return_url",
+    "otp": "provider_fields.otp",
+}
+
+ORDER_ID = re.compile(r"[A-Za-z0-9_\-:.]{1,128}")
+FAILURE_DECLINED = "GATEWAY_DECLINED"          # result.code non-zero on submit
+FAILURE_FAILED = "PROVIDER_FAILED"             # status 3
+FAILURE_CANCELLED = "CANCELLED_BY_PROVIDER"    # status 4
+
+
+def loads(body: bytes) -> dict[str, Any]:
+    """Parse a gateway body keeping field order and exact decimals (never floats)."""
+    data = json.loads(body, parse_float=Decimal)
+    if not isinstance(data, dict):
+        raise ValueError("the gateway's body is not a JSON object")
+    return data  # type: ignore[return-value]
+
+
+def jsonable(value: Any) -> Any:
+    """Decimals as strings, so `raw` can be stored as JSON without losing a digit."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}  # type: ignore[misc]
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]  # type: ignore[misc]
+    return value
+
+
+def render_amount(amount: Money) -> str:
+    return amount.format(2)
+
+
+def parse_amount(value: object, currency: str) -> Money:
+    """Callbacks carry `"amount": 100` or "100.00"; both are exact or refused."""
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise InexactAmount(f"not an amount: {value!r}")
+    return Money.from_decimal(value, currency)
+
+
+def status_of(code: object) -> Status:
+    number = _int(code)
+    return Status.UNKNOWN if number is None else STATUS.get(number, Status.UNKNOWN)
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str | Decimal):
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def customer_id(payment: Payment, channel: Channel) -> str:
+    """The gateway's customer_id for this payment, or raise InvalidRequest naming the field."""
+    sources: Mapping[str, str] = channel.extra.get("customer_id", {})
+    path = sources.get(payment.direction.value)
+    if path:
+        value = field_value(payment, path).strip()
+        if not value:
+            raise InvalidRequest(FieldViolation(path, "rule required_field: sent as customer_id"))
+        return value
+    raw = payment.customer.phone_number
+    if channel.phone is None:
+        value = "".join(ch for ch in raw if ch.isdigit()) or payment.customer.reference
+        if not value:
+            raise InvalidRequest(FieldViolation("customer.phone_number",
+                                                "rule required_field: sent as customer_id"))
+        return value
+    national = national_number(raw, channel.phone)
+    if national is None:
+        raise InvalidRequest(FieldViolation("customer.phone_number", "rule phone_format: "
+                                            f"expected +{channel.phone.calling_code} and "
+                                            f"{channel.phone.national_digits} digits"))
+    if channel.extra.get("phone_render") == "national":
+        return national
+    return render_phone(national, channel.phone)
+
+
+def extras(payment: Payment, channel: Channel) -> dict[str, str]:
+    limits = channel.limits_for(payment.direction)
+    required = set(limits.required_fields) if limits else set()
+    out: dict[str, str] = {}
+    for key, path in EXTRA_FIELDS.items():
+        value = field_value(payment, path).strip()
+        if value and (path in required or path.startswith("provider_fields.")):
+            out[key] = value
+    return out
+
+
+def payment_request(payment: Payment, channel: Channel, *, merchant_id: str, callback_url: str,
+                    send_country: bool, otp: str = "") -> dict[str, Any]:
+    """The payment_c2b / payment_b2c body in the document's field order (the order is signed)."""
+    body: dict[str, Any] = {
+        "merchant_id": merchant_id,
+        "customer_id": customer_id(payment, channel),
+        "order_id": payment.id,
+        "amount": render_amount(payment.amount),
+        "currency": payment.amount.currency.code,
+    }
+    country = payment.country or channel.country
+    if send_country and country:
+        body["country"] = country
+    if callback_url:
+        body["callback_url"] = callback_url
+    body["provider_id"] = int(channel.id) if channel.id.isdigit() else channel.id
+    extra = extras(payment, channel)
+    if otp:
+        extra["otp"] = otp
+    if extra:
+        body["extra"] = extra
+    return body
+
+
+def status_request(merchant_id: str, order_id: str) -> dict[str, Any]:
+    return {"merchant_id": merchant_id, "order_id": order_id}
+
+
+def _messages(body: Mapping[str, Any]) -> tuple[int, str, str]:
+    result: Mapping[str, Any] = body.get("result") or {}
+    provider: Mapping[str, Any] = body.get("provider_result") or {}
+    code = _int(result.get("code"))
+    return (0 if code is None else code, _text(result.get("message")),
+            _text(provider.get("message")))
+
+
+def _next_action(body: Mapping[str, Any], payment: Payment) -> NextAction | None:
+    extra: Mapping[str, Any] = body.get("extra") or {}
+    redirect = _text(extra.get("customer_redirect"))
+    if redirect:
+        return NextAction(NextActionKind.REDIRECT, {"url": redirect})
+    if extra.get("account_number"):
+        details = {k: _text(extra.get(k)) for k in ("account_number", "bank_name",
+                                                      "account_name")}
+        details["reference"] = payment.id
+        transfer = extra.get("transfer_amount")
+        if transfer is not None:
+            details["amount_minor"] = str(parse_amount(transfer, payment.amount.currency.code)
+                                          .minor)
+        return NextAction(NextActionKind.BANK_TRANSFER, details)
+    confirm_type = _int(body.get("confirm_type"))
+    if confirm_type:
+        # The document's "Confirmation Types" section is missing: every non-zero type is
+        # treated as a code the customer received, sent back in extra.otp.
+        return NextAction(NextActionKind.OTP, {"prompt": "one-time code the customer received",
+                                               "confirm_type": str(confirm_type)})
+    return None
+
+
+def read_reply(body: Mapping[str, Any], payment: Payment, *, submit: bool) -> ProviderUpdate:
+    """A payment or status answer as a neutral update.
+
+    On submit a non-zero result.code is a decline (FAILED, message kept), except with status
+    -1: an undefined outcome is never reported as FAILED; the reconciler asks again."""
+    code, result_message, provider_message = _messages(body)
+    raw_status = body.get("status")
+    status = status_of(raw_status)
+    reason, failure = "", ""
+    if submit and code != 0 and status is not Status.UNKNOWN:
+        status, reason = Status.FAILED, FAILURE_DECLINED
+        failure = result_message or provider_message
+    elif status is Status.FAILED:
+        reason, failure = FAILURE_FAILED, provider_message or result_message
+    elif status is Status.CANCELLED:
+        reason, failure = FAILURE_CANCELLED, provider_message or result_message
+    next_action = None
+    if status is Status.PROCESSING:
+        next_action = _next_action(body, payment)
+        if next_action is not None:
+            status = Status.ACTION_REQUIRED
+    ref = _text(body.get("transaction_ref"))
+    return ProviderUpdate(
+        status=status,
+        provider_reference=_text(body.get("transaction_id")),
+        provider_status=_text(raw_status),
+        provider_message=provider_message or result_message,
+        failure_reason=reason,
+        failure_message=failure,
+        next_action=next_action,
+        fulfilment={"transaction_ref": ref} if ref else {},
+        raw=jsonable(body),
+    )
+
+
+def read_callback(body: Mapping[str, Any], currency: str) -> CallbackEvent:
+    """One callback -> one event. `currency` comes from the catalogue channel of provider_id,
+    because the document's callback carries no currency (it is used only when absent)."""
+    order_id = _text(body.get("order_id"))
+    if not order_id or "status" not in body:
+        raise CallbackRejected("gateway callback without order_id or status")
+    code, result_message, provider_message = _messages(body)
+    status = status_of(body.get("status"))
+    amount: Money | None = None
+    cur = _text(body.get("currency")) or currency
+    if body.get("amount") is not None and cur:
+        try:
+            amount = parse_amount(body.get("amount"), cur)
+        except (InexactAmount, UnknownCurrency) as exc:
+            raise CallbackRejected(f"gateway callback amount is not exact: {exc}") from None
+    reason = {Status.FAILED: FAILURE_FAILED, Status.CANCELLED: FAILURE_CANCELLED}.get(status, "")
+    op = _int(body.get("operation_type"))
+    direction = OPERATION_TYPES.get(op) if op is not None else None
+    ref = _text(body.get("transaction_ref"))
+    update = ProviderUpdate(
+        status=status,
+        provider_reference=_text(body.get("transaction_id")),
+        provider_status=_text(body.get("status")),
+        provider_message=provider_message or result_message,
+        failure_reason=reason,
+        failure_message=(provider_message or result_message) if reason else "",
+        fulfilment={"transaction_ref": ref} if ref else {},
+        amount=amount,
+        raw=jsonable(body),
+    )
+    return CallbackEvent(
+        update=update,
+        payment_id=order_id,
+        event_key=f"{order_id}:{_text(body.get('status'))}:{code}:{update.provider_reference}",
+        direction=direction.value if direction else "",
+        raw=jsonable(body),
+    )
