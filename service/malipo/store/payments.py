@@ -36,7 +36,7 @@ UPDATE payments SET
     next_poll_at = CASE WHEN $14 THEN $15 ELSE next_poll_at END,
     poll_attempts = CASE WHEN $16 THEN 0 ELSE poll_attempts END,
     claimed_until = CASE WHEN $14 THEN NULL ELSE claimed_until END
-WHERE id = $1 AND status = $17 AND ($2 = $17 OR $2 = ANY($18::text[]))
+WHERE id = $1 AND status = $17 AND ($2 = $17 OR status = ANY($18::text[]))
 """
 
 _OUTBOX = "INSERT INTO outbox (payload) VALUES ($1)"

@@ -1,0 +1,1 @@
+"""The gRPC edge: protobuf <-> domain conversion, authentication, error mapping, servicers."""

@@ -1,0 +1,155 @@
+"""PaymentService: authenticate, convert at the edge, call the use case, convert back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import grpc
+
+from malipo.api import convert
+from malipo.api.auth import ApiKeys
+from malipo.api.errors import grpc_edge, to_status
+from malipo.app import payments
+from malipo.app.commands import ChangePayment, ConfirmPayment
+from malipo.app.services import Services
+from malipo.domain.errors import MalipoError
+from malipo.domain.events import EventFilter, Heartbeat, StatusEvent
+from malipo.domain.status import Direction
+from malipo.payments.v1 import payment_service_pb2 as pb
+from malipo.payments.v1 import payment_service_pb2_grpc as pb_grpc
+
+
+class EventSource(Protocol):
+    def subscribe(self, event_filter: EventFilter,
+                  after_sequence: int | None) -> AsyncIterator[StatusEvent | Heartbeat]: ...
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+class PaymentServicer(pb_grpc.PaymentServiceServicer):
+    def __init__(self, services: Services, keys: ApiKeys, events: EventSource | None) -> None:
+        self._svc = services
+        self._keys = keys
+        self._events = events
+
+    @grpc_edge
+    async def CreatePayment(self, request: pb.CreatePaymentRequest,
+                            context: grpc.aio.ServicerContext) -> pb.CreatePaymentResponse:
+        tenant = self._keys.tenant(context)
+        cmd = convert.create_from_proto(request, tenant, Direction.COLLECTION)
+        payment = await payments.create_payment(self._svc, cmd, _deadline(context))
+        return pb.CreatePaymentResponse(payment=convert.payment_to_proto(payment))
+
+    @grpc_edge
+    async def CreatePayout(self, request: pb.CreatePayoutRequest,
+                           context: grpc.aio.ServicerContext) -> pb.CreatePayoutResponse:
+        tenant = self._keys.tenant(context)
+        cmd = convert.create_from_proto(request, tenant, Direction.PAYOUT)
+        payout = await payments.create_payment(self._svc, cmd, _deadline(context))
+        return pb.CreatePayoutResponse(payout=convert.payment_to_proto(payout))
+
+    @grpc_edge
+    async def ConfirmPayment(self, request: pb.ConfirmPaymentRequest,
+                             context: grpc.aio.ServicerContext) -> pb.ConfirmPaymentResponse:
+        tenant = self._keys.tenant(context)
+        cmd = ConfirmPayment(tenant, request.idempotency_key, request.payment_id, request.otp,
+                             request.provider_transaction_id)
+        payment = await payments.confirm_payment(self._svc, cmd, _deadline(context))
+        return pb.ConfirmPaymentResponse(payment=convert.payment_to_proto(payment))
+
+    @grpc_edge
+    async def GetPayment(self, request: pb.GetPaymentRequest,
+                         context: grpc.aio.ServicerContext) -> pb.GetPaymentResponse:
+        tenant = self._keys.tenant(context)
+        payment = await payments.get_payment(self._svc, tenant, request.payment_id,
+                                             Direction.COLLECTION)
+        return pb.GetPaymentResponse(payment=convert.payment_to_proto(payment))
+
+    @grpc_edge
+    async def GetPayout(self, request: pb.GetPayoutRequest,
+                        context: grpc.aio.ServicerContext) -> pb.GetPayoutResponse:
+        tenant = self._keys.tenant(context)
+        payout = await payments.get_payment(self._svc, tenant, request.payout_id,
+                                            Direction.PAYOUT)
+        return pb.GetPayoutResponse(payout=convert.payment_to_proto(payout))
+
+    @grpc_edge
+    async def ListPayments(self, request: pb.ListPaymentsRequest,
+                           context: grpc.aio.ServicerContext) -> pb.ListPaymentsResponse:
+        tenant = self._keys.tenant(context)
+        query = convert.list_query_from_proto(request, tenant, Direction.COLLECTION)
+        page = await payments.list_payments(self._svc, query)
+        token = convert.encode_page_token(page[-1]) if len(page) == query.page_size else ""
+        return pb.ListPaymentsResponse(payments=[convert.payment_to_proto(p) for p in page],
+                                       next_page_token=token)
+
+    @grpc_edge
+    async def ListPayouts(self, request: pb.ListPayoutsRequest,
+                          context: grpc.aio.ServicerContext) -> pb.ListPayoutsResponse:
+        tenant = self._keys.tenant(context)
+        query = convert.list_query_from_proto(request, tenant, Direction.PAYOUT)
+        page = await payments.list_payments(self._svc, query)
+        token = convert.encode_page_token(page[-1]) if len(page) == query.page_size else ""
+        return pb.ListPayoutsResponse(payouts=[convert.payment_to_proto(p) for p in page],
+                                      next_page_token=token)
+
+    @grpc_edge
+    async def RefundPayment(self, request: pb.RefundPaymentRequest,
+                            context: grpc.aio.ServicerContext) -> pb.RefundPaymentResponse:
+        tenant = self._keys.tenant(context)
+        cmd = ChangePayment(tenant, request.idempotency_key, request.payment_id, request.reason)
+        payment = await payments.refund_payment(self._svc, cmd, _deadline(context))
+        return pb.RefundPaymentResponse(payment=convert.payment_to_proto(payment))
+
+    @grpc_edge
+    async def CancelPayment(self, request: pb.CancelPaymentRequest,
+                            context: grpc.aio.ServicerContext) -> pb.CancelPaymentResponse:
+        tenant = self._keys.tenant(context)
+        cmd = ChangePayment(tenant, request.idempotency_key, request.payment_id, request.reason)
+        payment = await payments.cancel_payment(self._svc, cmd, _deadline(context))
+        return pb.CancelPaymentResponse(payment=convert.payment_to_proto(payment))
+
+    @grpc_edge
+    async def RefreshPayment(self, request: pb.RefreshPaymentRequest,
+                             context: grpc.aio.ServicerContext) -> pb.RefreshPaymentResponse:
+        tenant = self._keys.tenant(context)
+        payment = await payments.refresh_payment(self._svc, tenant, request.payment_id,
+                                                 _deadline(context))
+        return pb.RefreshPaymentResponse(payment=convert.payment_to_proto(payment))
+
+    @grpc_edge
+    async def ListProviders(self, request: pb.ListProvidersRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ListProvidersResponse:
+        tenant = self._keys.tenant(context)
+        grouped: dict[str, list[str]] = {}
+        usable = self._svc.connectors.for_tenant(tenant)
+        for c in usable:
+            grouped.setdefault(c.provider, []).append(c.account.name)
+        providers = []
+        for name, accounts in sorted(grouped.items()):
+            first = next(c for c in usable if c.provider == name)
+            providers.append(convert.provider_to_proto(
+                name, sorted(accounts), first.capabilities, first.catalogue(), request.country))
+        return pb.ListProvidersResponse(providers=providers)
+
+    async def WatchStatus(self, request: pb.WatchStatusRequest,
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[
+                              pb.WatchStatusResponse]:
+        try:
+            tenant = self._keys.tenant(context)
+            event_filter = convert.filter_from_proto(request.filter, tenant)
+            if self._events is None:
+                raise MalipoError("status streaming is not running", reason="UNAVAILABLE")
+            after = request.after_sequence if request.HasField("after_sequence") else None
+            async for item in self._events.subscribe(event_filter, after):
+                if isinstance(item, Heartbeat):
+                    yield convert.heartbeat_to_proto(item)
+                else:
+                    yield convert.event_to_proto(item)
+        except MalipoError as exc:
+            await context.abort_with_status(to_status(exc))

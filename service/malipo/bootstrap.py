@@ -1,0 +1,151 @@
+"""The composition root: builds every real dependency once and runs them under one TaskGroup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from malipo.api.auth import ApiKeys
+from malipo.api.servicer import PaymentServicer
+from malipo.app.directory import ConnectorDirectory
+from malipo.app.services import Services
+from malipo.callbacks.listener import build_app
+from malipo.callbacks.processing import CallbackProcessor
+from malipo.config import Settings
+from malipo.connectors import registry
+from malipo.payments.v1 import payment_service_pb2, payment_service_pb2_grpc
+from malipo.reconciler.loop import Reconciler
+from malipo.store.callbacks import CallbackJournal
+from malipo.store.embedded import start_embedded
+from malipo.store.migrations import migrate
+from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, create_pool
+from malipo.streaming.hub import EventHub
+from malipo.streaming.relay import EventRelay
+
+log = logging.getLogger("malipo")
+SERVICE_NAME = payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
+
+
+@dataclass
+class App:
+    settings: Settings
+    dev_key: str = ""
+    database_url: str = ""
+    grpc_address: str = ""
+    http_address: str = ""
+    services: Services | None = None
+    connectors: ConnectorDirectory | None = None
+    pool: asyncpg.Pool | None = None
+    hub: EventHub | None = None
+    reconciler: Reconciler | None = None
+    _server: grpc.aio.Server | None = None
+    _runner: web.AppRunner | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _health: health.aio.HealthServicer | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self.database_url = s.database_url or await asyncio.to_thread(
+            start_embedded, s.data_dir / "postgres")
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        self.pool = pool = await create_pool(self.database_url)
+        self.connectors = ConnectorDirectory(
+            [registry.build(a) for a in s.provider_accounts()], s.poll_policies())
+        self.services = Services(PostgresUnitOfWorkFactory(pool), self.connectors)
+        keys = s.tenant_keys()
+        if not keys:
+            self.dev_key = "dev_" + secrets.token_urlsafe(24)
+            keys = {"dev": self.dev_key}
+        self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
+        relay = EventRelay(pool)
+        self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
+        processor = CallbackProcessor(self.services, CallbackJournal(pool))
+
+        self._server = server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
+        ])
+        payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
+            PaymentServicer(self.services, ApiKeys(keys), self.hub), server)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        port = server.add_insecure_port(s.grpc_listen)
+        host = s.grpc_listen.rsplit(":", 1)[0]
+        self.grpc_address = f"{host}:{port}"
+        await server.start()
+
+        app = build_app(self.connectors, processor, max_body=s.max_callback_bytes,
+                        healthy=self._db_healthy)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        http_host, http_port = s.http_listen.rsplit(":", 1)
+        site = web.TCPSite(self._runner, http_host, int(http_port), reuse_port=s.workers > 1)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        bound = sockets[0].getsockname()[1] if sockets else int(http_port)
+        self.http_address = f"{http_host}:{bound}"
+
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(c) for c in (
+            self.hub.run(), relay.run(), self.reconciler.run())]
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def _db_healthy(self) -> bool:
+        if self.pool is None:
+            return False
+        try:
+            return await self.pool.fetchval("SELECT true", timeout=2) is True
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self.hub is not None:
+            await self.hub.close()
+        if self._server is not None:
+            await self._server.stop(grace_s)
+        if self.services is not None and self.services.tasks:
+            await asyncio.wait(list(self.services.tasks), timeout=grace_s)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.connectors is not None:
+            await self.connectors.close()
+        if self.pool is not None:
+            await self.pool.close()
+
+    def banner(self) -> str:
+        lines = [
+            f"Malipo gRPC   listening on {self.grpc_address}",
+            f"Callbacks     listening on http://{self.http_address}/callbacks/<provider>/<account>",
+            f"Health        http://{self.http_address}/healthz   metrics: /metrics",
+            f"Database      {'embedded PostgreSQL' if not self.settings.database_url else 'DATABASE_URL'}",
+            "Providers     " + ", ".join(sorted({f"{c.provider}/{c.account.name}"
+                                                 for c in (self.connectors or [])})),
+        ]
+        if self.dev_key:
+            lines.append(f"Development API key (tenant 'dev'): {self.dev_key}")
+            lines.append(f"  try: MALIPO_API_KEY={self.dev_key} .venv/bin/malipo demo")
+        return "\n".join(lines)

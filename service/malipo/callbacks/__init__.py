@@ -1,0 +1,1 @@
+"""The provider callback listener (aiohttp) and what it does with each delivery."""

@@ -1,0 +1,72 @@
+"""The callback listener: POST /callbacks/{provider}/{account}, GET /healthz, GET /metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+
+from malipo.app.connector import CallbackOutcome, InboundCallback
+from malipo.app.directory import ConnectorDirectory
+from malipo.callbacks.processing import CallbackProcessor
+
+log = logging.getLogger("malipo.callbacks")
+CALLBACKS = Counter("malipo_callbacks_total", "Callback deliveries by provider and outcome",
+                    ["provider", "outcome"])
+
+HealthCheck = Callable[[], Awaitable[bool]]
+
+
+def build_app(connectors: ConnectorDirectory, processor: CallbackProcessor, *,
+              max_body: int, healthy: HealthCheck) -> web.Application:
+    app = web.Application(client_max_size=max_body)
+
+    async def callback(request: web.Request) -> web.Response:
+        provider, account = request.match_info["provider"], request.match_info["account"]
+        connector = connectors.get(provider, account)
+        if connector is None:
+            return web.Response(status=404, text="unknown provider account")
+        if request.content_length is not None and request.content_length > max_body:
+            CALLBACKS.labels(provider, "TOO_LARGE").inc()
+            return web.Response(status=413, text="body too large")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            CALLBACKS.labels(provider, "TOO_LARGE").inc()
+            return web.Response(status=413, text="body too large")
+        inbound = InboundCallback(
+            provider=provider, account=account,
+            headers={k.lower(): v for k, v in request.headers.items()}, body=body,
+            query=dict(request.query), remote=request.remote or "",
+            received_at=datetime.now(UTC),
+        )
+        try:
+            outcome = await processor.handle(connector, inbound)
+        except Exception:
+            # Journaled already (or the database is down): a 5xx makes the provider retry.
+            log.exception("callback processing failed for %s/%s", provider, account)
+            CALLBACKS.labels(provider, "ERROR").inc()
+            return web.Response(status=503, text="try again")
+        CALLBACKS.labels(provider, outcome.value).inc()
+        answer = connector.callback_answer(outcome)
+        return web.Response(status=answer.status, body=answer.body,
+                            content_type=answer.content_type.split(";")[0])
+
+    async def healthz(_request: web.Request) -> web.Response:
+        ok = await healthy()
+        return web.json_response({"status": "ok" if ok else "unavailable"},
+                                 status=200 if ok else 503)
+
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_post("/callbacks/{provider}/{account}", callback)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+__all__ = ["CallbackOutcome", "build_app"]

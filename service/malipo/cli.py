@@ -1,0 +1,135 @@
+"""`malipo serve | migrate | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+from malipo.config import Settings
+
+log = logging.getLogger("malipo")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="malipo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gRPC server, callback listener, reconciler")
+    serve.add_argument("--grpc-listen", help="host:port (env MALIPO_GRPC_LISTEN)")
+    serve.add_argument("--http-listen", help="callback listener host:port (MALIPO_HTTP_LISTEN)")
+    serve.add_argument("--data-dir", type=Path, help="embedded PostgreSQL data (MALIPO_DATA_DIR)")
+    sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
+    demo = sub.add_parser("demo", help="create a simulator payment and watch it settle")
+    demo.add_argument("--target", default=os.environ.get("MALIPO_GRPC_LISTEN", "127.0.0.1:50051"))
+    demo.add_argument("--phone", default="+254712345600",
+                      help="simulator scenario by last two digits (README)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "serve":
+        settings = Settings.load(grpc_listen=args.grpc_listen, http_listen=args.http_listen,
+                                 data_dir=args.data_dir)
+        return _run(_serve(settings))
+    if args.command == "migrate":
+        return _run(_migrate(Settings.load()))
+    return _run(_demo(args.target, args.phone))
+
+
+def _run(coro: object) -> int:
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    try:
+        return int(runner(coro))  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _serve(settings: Settings) -> int:
+    from malipo.bootstrap import App
+
+    app = App(settings)
+    await app.start()
+    if app.dev_key:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key_file = settings.data_dir / "dev-api-key"
+        key_file.write_text(app.dev_key + "\n")
+        key_file.chmod(0o600)
+    print(app.banner(), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("draining in-flight calls and streams...", flush=True)
+    await app.stop()
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    import asyncpg
+
+    from malipo.store.migrations import migrate
+
+    if not settings.database_url:
+        print("malipo migrate needs DATABASE_URL", file=sys.stderr)
+        return 2
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    print("applied: " + (", ".join(applied) or "nothing (up to date)"))
+    return 0
+
+
+async def _demo(target: str, phone: str) -> int:
+    """The README's tour: one payment through the simulator, watched until it settles."""
+    import grpc
+
+    from malipo.payments.v1 import money_pb2, payment_pb2, payment_service_pb2
+    from malipo.payments.v1.payment_service_pb2_grpc import PaymentServiceStub
+
+    key = os.environ.get("MALIPO_API_KEY", "")
+    key_file = Path(os.environ.get("MALIPO_DATA_DIR", ".malipo")) / "dev-api-key"
+    if not key and key_file.exists():
+        key = key_file.read_text().strip()
+    metadata = (("authorization", f"Bearer {key}"),)
+    final = {payment_pb2.STATUS_SUCCEEDED, payment_pb2.STATUS_FAILED,
+             payment_pb2.STATUS_CANCELLED, payment_pb2.STATUS_REVERSED}
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = PaymentServiceStub(channel)
+        created = await stub.CreatePayment(payment_service_pb2.CreatePaymentRequest(
+            idempotency_key=f"demo-{uuid.uuid4()}", provider="simulator",
+            amount=money_pb2.Money(amount_minor=150000, currency="KES"),
+            customer=payment_pb2.Customer(phone_number=phone), description="Malipo demo",
+        ), metadata=metadata, timeout=10)
+        p = created.payment
+        print(f"created {p.id}: {payment_pb2.Status.Name(p.status)}")
+        if p.status in final:
+            return 0
+        stream = stub.WatchStatus(payment_service_pb2.WatchStatusRequest(
+            after_sequence=0, filter={"payment_id": p.id}), metadata=metadata, timeout=30)
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            async for message in stream:
+                if not message.HasField("event"):
+                    continue
+                e = message.event
+                print(f"  #{e.sequence} {payment_pb2.Status.Name(e.old_status)} -> "
+                      f"{payment_pb2.Status.Name(e.new_status)} {e.reason}".rstrip())
+                if e.new_status in final:
+                    stream.cancel()
+                    break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Typed settings, loaded once: environment variables and an optional TOML file.
+
+Environment (all optional): DATABASE_URL, MALIPO_GRPC_LISTEN, MALIPO_HTTP_LISTEN,
+MALIPO_DATA_DIR, MALIPO_API_KEYS ("tenant=key,..."), MALIPO_CONFIG (TOML path),
+MALIPO_PUBLIC_CALLBACK_BASE, MALIPO_NATS_URL, MALIPO_LOG_FORMAT (text|json),
+MALIPO_HEARTBEAT_S. The TOML file may also hold `api_keys`, `[[accounts]]` and
+`[policies.<provider>]`; see deploy/malipo.example.toml.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from malipo.app.connector import ProviderAccount
+from malipo.app.policies import ExpiryAction, PollPolicy
+
+
+class AccountConfig(BaseModel):
+    provider: str
+    name: str = "default"
+    tenants: list[str] = Field(default_factory=list)
+    settings: dict[str, str] = Field(default_factory=dict)
+
+
+class PolicyConfig(BaseModel):
+    start_after_s: float = 5.0
+    interval_s: float = 10.0
+    backoff: float = 2.0
+    max_interval_s: float = 600.0
+    max_attempts: int = 50
+    expire_after_s: float = 86400.0
+    on_expiry: ExpiryAction = ExpiryAction.FAIL
+    submit_grace_s: float = 60.0
+    submit_give_up_s: float = 600.0
+
+    def policy(self) -> PollPolicy:
+        return PollPolicy(**self.model_dump())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MALIPO_", extra="ignore")
+
+    grpc_listen: str = "127.0.0.1:50051"
+    http_listen: str = "127.0.0.1:8080"
+    data_dir: Path = Path(".malipo")
+    database_url: str = Field(default="", validation_alias=AliasChoices(
+        "DATABASE_URL", "MALIPO_DATABASE_URL"))
+    api_keys: str = ""
+    config: Path | None = None
+    public_callback_base: str = ""
+    nats_url: str = ""
+    log_format: str = "text"
+    heartbeat_s: float = 15.0
+    max_callback_bytes: int = 256 * 1024
+    reconcile_interval_s: float = 0.5
+    workers: int = 1
+    accounts: list[AccountConfig] = Field(default_factory=list)
+    policies: dict[str, PolicyConfig] = Field(default_factory=dict)
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Environment first, then the TOML file named by MALIPO_CONFIG, then overrides."""
+        base = cls(**{k: v for k, v in overrides.items() if v is not None})
+        if base.config is None:
+            return base
+        data = tomllib.loads(Path(base.config).read_text(encoding="utf-8"))
+        merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        if "api_keys" in data and isinstance(data["api_keys"], dict):
+            merged["api_keys"] = ",".join(f"{t}={k}" for t, k in data["api_keys"].items())
+        return cls(**merged)
+
+    def tenant_keys(self) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for pair in filter(None, (p.strip() for p in self.api_keys.split(","))):
+            tenant, sep, key = pair.partition("=")
+            if not sep or not tenant or not key:
+                raise ValueError("MALIPO_API_KEYS must look like 'tenant=key,tenant2=key2'")
+            keys[tenant.strip()] = key.strip()
+        return keys
+
+    def callback_base(self) -> str:
+        return (self.public_callback_base or f"http://{self.http_listen}").rstrip("/")
+
+    def provider_accounts(self) -> list[ProviderAccount]:
+        configured = self.accounts or [AccountConfig(provider="simulator")]
+        return [
+            ProviderAccount(
+                provider=a.provider, name=a.name, settings=dict(a.settings),
+                tenants=frozenset(a.tenants),
+                callback_url=f"{self.callback_base()}/callbacks/{a.provider}/{a.name}",
+            )
+            for a in configured
+        ]
+
+    def poll_policies(self) -> dict[str, PollPolicy]:
+        return {name: p.policy() for name, p in self.policies.items()}

@@ -1,0 +1,1 @@
+"""The reconciler: polls unsettled payments and resumes interrupted submissions."""
