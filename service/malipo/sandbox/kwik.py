@@ -263,7 +263,8 @@ class KwikFake(FakeProvider):
 
     def advance(self, references: Iterable[str] | None = None, *,
                 webhook: bool = True) -> list[dict[str, Any]]:
-        """One bank step for each chosen transaction; one batched webhook for all changes."""
+        """One bank step for each chosen transaction; one batched webhook for all changes
+        (when a webhook URL is configured, as on Kwik's developer section)."""
         changed: list[dict[str, Any]] = []
         for ref in list(references) if references is not None else list(self.transactions):
             tx = self.transactions[ref]
@@ -274,14 +275,16 @@ class KwikFake(FakeProvider):
                 continue
             self.set_status(ref, path[step])
             changed.append(_render(tx))
-        if changed and webhook:
+        if changed and webhook and self.webhook_url:
             self.webhook(changed)
         return changed
 
-    def run(self, references: Iterable[str] | None = None) -> list[list[dict[str, Any]]]:
+    def run(self, references: Iterable[str] | None = None, *,
+            webhook: bool = True) -> list[list[dict[str, Any]]]:
+        """Advance until every transaction has reached the end of its path."""
         refs = list(references) if references is not None else None
         steps: list[list[dict[str, Any]]] = []
-        while moved := self.advance(refs):
+        while moved := self.advance(refs, webhook=webhook):
             steps.append(moved)
         return steps
 

@@ -9,11 +9,10 @@ a refusal with Kwik's `message` when it gives one.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
-
-import aiohttp
 
 from malipo.app.connector import CallContext
 from malipo.connectors.http import HttpReply, ProviderHttp
@@ -27,7 +26,9 @@ class KwikClient:
     def __init__(self, *, base_url: str, api_key: str, api_secret: str, http: ProviderHttp,
                  limiter: SlidingWindowLimiter, timeout_s: float) -> None:
         self._base = base_url if base_url.endswith("/") else base_url + "/"
-        self._auth = aiohttp.BasicAuth(api_key, api_secret)
+        # Kwik's documented form: "Basic " + base64("api_key:api_secret").
+        token = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode()
+        self._headers = {"Authorization": "Basic " + token}
         self._http = http
         self._limiter = limiter
         self._timeout_s = timeout_s
@@ -38,7 +39,7 @@ class KwikClient:
         async with self._limiter.slot(ctx.timeout(self._timeout_s)):
             return await self._http.request(
                 method, self._base + path, ctx, operation=operation, mutating=mutating,
-                json_body=json_body, params=params, auth=self._auth,
+                json_body=json_body, params=params, headers=self._headers,
             )
 
     async def submit_payments(self, body: Mapping[str, Any], ctx: CallContext) -> Any:
