@@ -5,9 +5,12 @@ Flows
   next action (public key, amount, our payment id as the widget's `data`, sandbox flag). The
   front end opens KKiaPay's widget and gets a transaction id; confirm() (or a webhook) brings
   it back and `POST /api/v1/transactions/status` decides: only SUCCESS with our amount, our
-  currency and our id echoed as `state` is SUCCEEDED. A mismatch is reported (status None,
-  failure_reason *_MISMATCH), never credited. The verified transaction id is the update's
-  provider_reference, so the service can refuse one already used by another payment.
+  currency and our id echoed as `state` is SUCCEEDED. A mismatch is never credited: a
+  transaction that is not ours makes confirm() raise ProviderRejectedRequest
+  (TRANSACTION_MISMATCH); one under our reference with another amount or currency comes back
+  with status None, failure_reason *_MISMATCH and the claimed amount, which the service flags.
+  The verified transaction id is the update's provider_reference, so the service can refuse
+  one already used by another payment.
 - Refund: `POST /api/v1/transactions/revert`; REVERSED only on a success code.
 - Payout: `POST /merchant/payouts/schedule`, then webhooks and status calls.
 - Webhooks: `x-kkiapay-secret` header (a shared secret, not a signature), so every webhook is
@@ -58,6 +61,7 @@ from malipo.domain.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidRequest,
+    ProviderNotFound,
     ProviderOutcomeUnknown,
     ProviderRejectedRequest,
     ProviderUnavailable,
@@ -69,6 +73,7 @@ from malipo.domain.status import Direction, Status
 from . import webhooks
 from .client import Answer, KkiapayClient
 from .mapping import (
+    REFERENCE_MISMATCH,
     payout_request,
     payout_update,
     provider_text,
@@ -152,7 +157,17 @@ class KkiapayConnector:
                 "provider_transaction_id",
                 "rule required_field: the transaction id KKiaPay's widget returned",
             ))
-        return await self._verify(payment, transaction_id, ctx)
+        try:
+            update = await self._verify(payment, transaction_id, ctx)
+        except ProviderNotFound:
+            raise ProviderRejectedRequest(f"KKiaPay knows no transaction {transaction_id}",
+                                          reason="TRANSACTION_NOT_FOUND") from None
+        if update.failure_reason == REFERENCE_MISMATCH:
+            # Another payment's (or nobody's) transaction: refuse the confirmation outright;
+            # our payment has nothing to flag. Amount or currency mismatches under OUR
+            # reference come back as an update, which the service flags for review.
+            raise ProviderRejectedRequest(update.failure_message, reason="TRANSACTION_MISMATCH")
+        return update
 
     async def fetch_status(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         if not payment.provider_reference:
