@@ -1,0 +1,207 @@
+"""Paykassma mapping: phone and amount conversion, status tables, answers, postbacks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from malipo.app.catalogue import check_payment
+from malipo.app.connector import CallbackOutcome, ProviderAccount
+from malipo.connectors.paykassma import PaykassmaConnector, mapping, postbacks, signing
+from malipo.domain.errors import CallbackRejected, InvalidRequest
+from malipo.domain.money import Money
+from malipo.domain.payments import ChangeKind, Customer, Payment, apply_update
+from malipo.domain.status import Direction, Method, Status
+
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def payment(minor: int = 300000, phone: str = "0712344321", *, direction: Direction =
+            Direction.COLLECTION, method: Method = Method.MOBILE_MONEY, ref: str = "user-42",
+            status: Status = Status.PENDING) -> Payment:
+    return Payment(id="pay_01", tenant="t", direction=direction, provider="paykassma",
+                   account="main", method=method, amount=Money.of(minor, "KES"),
+                   idempotency_key="k", created_at=NOW, updated_at=NOW,
+                   customer=Customer(phone_number=phone, reference=ref), status=status)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("0712344321", "254712344321"),
+    ("+254712344321", "254712344321"),
+    ("254712344321", "254712344321"),
+    ("0712 344-321", "254712344321"),
+])
+def test_msisdn_normalised(raw: str, expected: str) -> None:
+    assert mapping.msisdn(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["712344321", "0112344321", "+255712344321", "07123443",
+                                 "254812344321", "+2547123443210", "", "07l2344321"])
+def test_msisdn_refused_with_a_field_violation(raw: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        mapping.msisdn(raw)
+    assert caught.value.violations[0].field == "customer.phone_number"
+    assert "2547XXXXXXXX" in caught.value.violations[0].description
+
+
+def test_amounts_are_whole_units() -> None:
+    assert mapping.whole_amount(Money.of(300000, "KES")) == 3000
+    with pytest.raises(InvalidRequest) as caught:
+        mapping.whole_amount(Money.of(300050, "KES"))
+    violation = caught.value.violations[0]
+    assert violation.field == "amount.amount_minor"
+    assert "whole_units" in violation.description
+    assert "3000.50" in violation.description
+
+
+def test_deposit_body_is_the_documented_shape() -> None:
+    assert mapping.deposit_body(payment()) == {
+        "amount": 3000, "phone_number": "254712344321", "currency": "KES",
+        "label": "user-42", "custom_transaction_id": "pay_01"}
+
+
+def test_status_tables_are_exhaustive_and_unknown_is_never_failed() -> None:
+    assert dict(mapping.WITHDRAWAL_STATUS) == {1: Status.SUCCEEDED, 5: Status.FAILED}
+    assert mapping.withdrawal_status("1") is Status.SUCCEEDED
+    assert mapping.withdrawal_status(5) is Status.FAILED
+    for odd in (0, 2, 3, "x", None):
+        assert mapping.withdrawal_status(odd) is Status.UNKNOWN
+    assert dict(mapping.ANSWER_STATUS) == {"ok": Status.PROCESSING, "fail": Status.FAILED}
+    assert mapping.answer_status("pending") is Status.UNKNOWN
+
+
+def test_structured_insufficient_balance_keeps_its_text() -> None:
+    update = mapping.read_answer(
+        {"status": "fail", "message": {"withdrawals_sum_amount": ["Insufficient balance"]}},
+        reference="pay_01")
+    assert update.status is Status.FAILED
+    assert update.failure_reason == "INSUFFICIENT_FUNDS"
+    assert update.failure_message == "Insufficient balance"
+    assert update.provider_message == "withdrawals_sum_amount: Insufficient balance"
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Insufficient balance", "INSUFFICIENT_FUNDS"),
+    ("The custom transaction id must be unique.", "DUPLICATE_REFERENCE"),
+    ("The phone number format is invalid.", "INVALID_PHONE_NUMBER"),
+    ("Something odd", "PROVIDER_DECLINED"),
+])
+def test_failure_reasons_are_stable_codes(text: str, reason: str) -> None:
+    assert mapping.failure_reason(text) == reason
+
+
+def test_documented_non_json_answers_are_read() -> None:
+    assert mapping.lenient_json(b"{ 'status': 'fail', 'message': 'MESSAGE' }") == {
+        "status": "fail", "message": "MESSAGE"}
+    assert mapping.lenient_json(b'{ "status": "ok", }') == {"status": "ok"}
+    with pytest.raises(ValueError, match="JSON"):
+        mapping.lenient_json(b"<html>")
+
+
+def test_hosted_url_carries_the_plugin_parameters() -> None:
+    url = mapping.hosted_url(payment(phone=""), "https://plugin.example/", lang="en",
+                             page_ids={"payment_url_fail_id": "1", "payment_url_success_id": ""})
+    assert url == ("https://plugin.example/?label=user-42&currency_code=KES&lang=en"
+                   "&wallet_type=mpesa&custom_transaction_id=pay_01&fixed_amount=3000"
+                   "&payment_url_fail_id=1")
+
+
+def test_catalogue_rules_are_data() -> None:
+    connector = PaykassmaConnector(ProviderAccount("paykassma", "main"))
+    catalogue = connector.catalogue()
+    assert catalogue.currencies == ("KES",)
+    assert check_payment(payment(), catalogue) == []
+    fields = {v.field for v in check_payment(payment(300050, "+255712344321"), catalogue)}
+    assert fields == {"amount.amount_minor", "customer.phone_number"}
+    no_phone = payment(phone="")
+    assert [v.field for v in check_payment(no_phone, catalogue)] == ["customer.phone_number"]
+    hosted = replace(no_phone, channel="mpesa_hosted", method=Method.HOSTED)
+    assert check_payment(hosted, catalogue) == []
+    connector.validate(hosted)  # the window collects the number itself
+    payout = replace(hosted, direction=Direction.PAYOUT)
+    assert [v.field for v in check_payment(payout, catalogue)] == ["channel"]
+
+
+def _deposit_postback(amount: str = "3000") -> bytes:
+    item = ('{"amount":"' + amount + '","currency_code":"KES","stockpiling_id":4822019,'
+            '"transaction_id":"RIR7U1Y6OH","plugin_custom_order_id":"pay_01",'
+            '"withdrawal_status":null,"comment":""}')
+    return ('{"signature":"x","amount":3000,"currency_code":"KES",'
+            '"converted_amount":{"USD":20.34,"BTC":0.00077816},"direction":"ingoing",'
+            '"access_key":"a","additional_data":[' + item + "]}").encode()
+
+
+def test_deposit_postback_event() -> None:
+    [event] = postbacks.events(postbacks.read_postback(_deposit_postback()))
+    assert event.payment_id == "pay_01"
+    assert event.direction == "COLLECTION"
+    assert event.event_key == "ingoing:4822019"
+    assert event.update.status is Status.SUCCEEDED
+    assert event.update.amount == Money.of(300000, "KES")
+    assert event.update.provider_reference == ""  # the order_id from create stays
+    assert event.update.fulfilment["mpesa_receipt"] == "RIR7U1Y6OH"
+    assert event.raw["converted_amount"] == {"USD": "20.34", "BTC": "0.00077816"}
+    assert "signature" not in event.raw
+
+
+def test_withdrawal_postback_failed_status() -> None:
+    body = (b'{"amount":15944,"currency_code":"KES","direction":"outgoing","additional_data":'
+            b'[{"amount":"15944","currency_code":"KES","withdrawal_id":"pay_02",'
+            b'"withdrawal_status":5,"comment":"rejected by operator"}]}')
+    [event] = postbacks.events(postbacks.read_postback(body))
+    assert (event.payment_id, event.direction) == ("pay_02", "PAYOUT")
+    assert event.update.status is Status.FAILED
+    assert event.update.failure_reason == "WITHDRAWAL_REJECTED"
+    assert event.update.failure_message == "rejected by operator"
+    assert event.update.provider_reference == "pay_02"
+
+
+@pytest.mark.parametrize("body", [
+    b"not json", b"[]", b'{"direction":"sideways","additional_data":[{}]}',
+    b'{"direction":"ingoing","additional_data":[]}',
+    b'{"direction":"ingoing","additional_data":[{"amount":"1.005","currency_code":"KES",'
+    b'"plugin_custom_order_id":"p"}]}',
+    b'{"direction":"outgoing","additional_data":[{"amount":"1","currency_code":"KES"}]}',
+])
+def test_malformed_postbacks_are_rejected(body: bytes) -> None:
+    with pytest.raises(CallbackRejected):
+        postbacks.events(postbacks.read_postback(body))
+
+
+def test_amount_mismatch_is_flagged_not_applied() -> None:
+    [event] = postbacks.events(postbacks.read_postback(_deposit_postback("2999")))
+    change = apply_update(payment(status=Status.PROCESSING), event.update, NOW)
+    assert change.kind is ChangeKind.REVIEW
+    assert change.after.status is Status.PROCESSING
+    assert change.after.needs_review
+
+
+def test_callback_answers() -> None:
+    connector = PaykassmaConnector(ProviderAccount("paykassma", "main"))
+    ok = (200, b'{"status":"ok"}')
+    for outcome in (CallbackOutcome.APPLIED, CallbackOutcome.DUPLICATE, CallbackOutcome.IGNORED,
+                    CallbackOutcome.DEFERRED, CallbackOutcome.MISMATCH):
+        answer = connector.callback_answer(outcome)
+        assert (answer.status, answer.body) == ok
+        assert answer.content_type == "application/json"
+    assert connector.callback_answer(CallbackOutcome.REJECTED).status == 401
+    assert connector.callback_answer(CallbackOutcome.INVALID).status == 400
+    unknown = connector.callback_answer(CallbackOutcome.UNKNOWN_PAYMENT)
+    assert unknown.status == 404
+    assert b'"status":"fail"' in unknown.body
+    stop = PaykassmaConnector(ProviderAccount("paykassma", "main",
+                                              {"unknown_postback_answer": "ok"}))
+    assert (stop.callback_answer(CallbackOutcome.UNKNOWN_PAYMENT).status,
+            stop.callback_answer(CallbackOutcome.UNKNOWN_PAYMENT).body) == ok
+
+
+def test_misconfigured_names_fail_at_start() -> None:
+    for settings in ({"withdrawal_signature_algorithm": "md5"},
+                     {"postback_signed_form": "all"}, {"unknown_postback_answer": "maybe"}):
+        with pytest.raises(ValueError, match="one of"):
+            PaykassmaConnector(ProviderAccount("paykassma", "main", settings))
+    assert signing.DEFAULT_SIGNED_FORM == "additional_data"
+    assert Decimal("0.00077816") == signing.parse_ordered("0.00077816")
