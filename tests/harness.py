@@ -46,18 +46,18 @@ class Running:
 def settings_for(database_url: str, *, accounts: Sequence[AccountConfig] | None = None,
                  policies: Mapping[str, PolicyConfig] | None = None,
                  **extra: Any) -> Settings:
-    http_port = free_port()
-    return Settings(
-        database_url=database_url, grpc_listen="127.0.0.1:0",
-        http_listen=f"127.0.0.1:{http_port}",
-        api_keys=",".join(f"{t}={k}" for t, k in TENANT_KEYS.items()),
-        accounts=list(accounts or [AccountConfig(provider="simulator",
-                                                 settings={"settle_after_s": "0.3"})]),
-        policies=dict(policies or {"simulator": PolicyConfig(
+    values: dict[str, Any] = {
+        "database_url": database_url, "grpc_listen": "127.0.0.1:0",
+        "http_listen": f"127.0.0.1:{free_port()}",
+        "api_keys": ",".join(f"{t}={k}" for t, k in TENANT_KEYS.items()),
+        "accounts": list(accounts or [AccountConfig(provider="simulator",
+                                                    settings={"settle_after_s": "0.3"})]),
+        "policies": dict(policies or {"simulator": PolicyConfig(
             start_after_s=0.2, interval_s=0.2, backoff=1.0, max_interval_s=1.0,
             submit_grace_s=1.0, submit_give_up_s=30.0)}),
-        reconcile_interval_s=0.1, heartbeat_s=1.0, **extra,
-    )
+        "reconcile_interval_s": 0.1, "heartbeat_s": 1.0,
+    }
+    return Settings(**{**values, **extra})
 
 
 @contextlib.asynccontextmanager
