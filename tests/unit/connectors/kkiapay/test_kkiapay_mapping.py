@@ -1,0 +1,187 @@
+"""KKiaPay's tables, amounts, settings and request/answer shapes: pure, no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from malipo.app.connector import ProviderAccount
+from malipo.connectors.kkiapay import KkiapayConnector
+from malipo.connectors.kkiapay.mapping import (
+    TRANSACTION_STATUS,
+    failure_reason,
+    loads,
+    payout_request,
+    payout_update,
+    read_amount,
+    read_transaction,
+    status_of,
+    verified_update,
+    widget_action,
+)
+from malipo.connectors.kkiapay.settings import LIVE_BASE_URL, SANDBOX_BASE_URL, KkiapaySettings
+from malipo.connectors.registry import build
+from malipo.domain.errors import InvalidRequest
+from malipo.domain.money import Money
+from malipo.domain.payments import Customer, Payment
+from malipo.domain.status import Direction, Method, Status
+
+KEYS = {"public_key": "pk", "private_key": "tpk", "secret_key": "tsk"}
+
+
+def payment(amount: int = 5000, direction: Direction = Direction.COLLECTION) -> Payment:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return Payment(id="pay_01J0000000000000000000000", tenant="t", direction=direction,
+                   provider="kkiapay", account="main", method=Method.MOBILE_MONEY,
+                   amount=Money.of(amount, "XOF"), idempotency_key="k", created_at=now,
+                   updated_at=now, customer=Customer(phone_number="+229 01 97 00 00 00"))
+
+
+def answer(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {"transactionId": "123", "status": "SUCCESS", "amount": 5000,
+                               "state": "pay_01J0000000000000000000000", "source": "MOBILE_MONEY"}
+    body.update(overrides)
+    return body
+
+
+def test_every_named_status_is_mapped_and_unknown_is_never_failed() -> None:
+    assert set(TRANSACTION_STATUS) == {"SUCCESS", "FAILED", "PENDING", "REVERTED"}
+    assert status_of("SUCCESS") is Status.SUCCEEDED
+    assert status_of("failed") is Status.FAILED
+    assert status_of("PENDING") is Status.PROCESSING
+    assert status_of("REVERTED") is Status.REVERSED
+    for odd in ("", "CANCELLED", "INITIATED", "success?"):
+        assert status_of(odd) is Status.UNKNOWN
+
+
+def test_failure_codes() -> None:
+    assert failure_reason("insufficent_fund") == "INSUFFICIENT_FUNDS"  # KKiaPay's spelling
+    assert failure_reason("processing_error") == "PROVIDER_PROCESSING_ERROR"
+    assert failure_reason("something_new") == "DECLINED"
+
+
+@pytest.mark.parametrize(("raw", "minor"), [
+    (5000, 5000), ("5000", 5000), (Decimal("5000.00"), 5000), ("0", 0),
+])
+def test_amounts_are_exact_whole_francs(raw: object, minor: int) -> None:
+    assert read_amount(raw, "XOF") == Money.of(minor, "XOF")
+
+
+@pytest.mark.parametrize("raw", [Decimal("5000.5"), "abc", None, True, 5000.0, [5000]])
+def test_amounts_that_are_not_exact_are_unreadable(raw: object) -> None:
+    assert read_amount(raw, "XOF") is None
+
+
+def test_json_decimals_never_become_floats() -> None:
+    body = loads(b'{"amount": 5000.00}')
+    assert isinstance(body["amount"], Decimal)
+    assert read_amount(body["amount"], "XOF") == Money.of(5000, "XOF")
+
+
+def test_verified_success() -> None:
+    tx = read_transaction(answer(), "123", "XOF")
+    update = verified_update(payment(), tx, retry_failed=False)
+    assert update.status is Status.SUCCEEDED
+    assert update.provider_reference == "123"
+    assert update.amount == Money.of(5000, "XOF")
+
+
+@pytest.mark.parametrize(("overrides", "reason"), [
+    ({"state": "pay_someone_else"}, "REFERENCE_MISMATCH"),
+    ({"state": None}, "REFERENCE_MISMATCH"),
+    ({"amount": 4999}, "AMOUNT_MISMATCH"),
+    ({"amount": "5000.5"}, "AMOUNT_MISMATCH"),
+    ({"currency": "XAF"}, "CURRENCY_MISMATCH"),
+    ({"status": "FAILED", "state": "x"}, "REFERENCE_MISMATCH"),
+])
+def test_mismatches_are_reported_never_credited(overrides: dict[str, object],
+                                                reason: str) -> None:
+    update = verified_update(payment(), read_transaction(answer(**overrides), "123", "XOF"),
+                             retry_failed=False)
+    assert update.status is None
+    assert update.failure_reason == reason
+    assert update.provider_reference == ""
+
+
+def test_payout_checks_amount_but_not_widget_reference() -> None:
+    tx = read_transaction(answer(state=None), "123", "XOF")
+    assert verified_update(payment(direction=Direction.PAYOUT), tx,
+                           retry_failed=False).status is Status.SUCCEEDED
+
+
+def test_failed_and_retry_mode() -> None:
+    tx = read_transaction(answer(status="FAILED", failureCode="processing_error",
+                                 failureMessage="busy"), "123", "XOF")
+    failed = verified_update(payment(), tx, retry_failed=False)
+    assert failed.status is Status.FAILED
+    assert failed.failure_reason == "PROVIDER_PROCESSING_ERROR"
+    assert failed.failure_message == "busy"
+    retry = verified_update(payment(), tx, retry_failed=True)
+    assert retry.status is Status.ACTION_REQUIRED
+    assert retry.provider_reference == ""
+
+
+def test_unknown_status_is_unknown() -> None:
+    tx = read_transaction(answer(status="ON_HOLD"), "123", "XOF")
+    assert verified_update(payment(), tx, retry_failed=False).status is Status.UNKNOWN
+
+
+def test_widget_action_carries_our_id_and_no_secret() -> None:
+    action = widget_action(payment(), public_key="pk", sandbox=True)
+    assert dict(action.details) == {"key": "pk", "amount": "5000", "currency": "XOF",
+                                    "data": "pay_01J0000000000000000000000",
+                                    "sandbox": "true", "phone": "2290197000000"}
+
+
+def test_payout_request_shapes() -> None:
+    roof = payout_request(payment(15000), "2290197000000", algorithm="roof",
+                          rate_frequency="3d", send_notification=True)
+    assert roof == {"algorithm": "roof", "destination": "2290197000000",
+                    "destination_type": "MOBILE_MONEY", "send_notification": 1,
+                    "roof_amount": "15000"}
+    rate = payout_request(payment(), "2290197000000", algorithm="rate", rate_frequency="1m",
+                          send_notification=False)
+    assert rate["rate_frequency"] == "1m"
+    assert rate["send_notification"] == 0
+    assert "roof_amount" not in rate
+
+
+def test_payout_answers() -> None:
+    assert payout_update({"transactionId": "9", "status": "PENDING"}).status is Status.PROCESSING
+    assert payout_update({"id": "9"}).provider_reference == "9"
+    assert payout_update({}).status is Status.PROCESSING
+    failed = payout_update({"transactionId": "9", "status": "FAILED", "message": "no"})
+    assert failed.status is Status.FAILED
+    assert failed.failure_message == "no"
+    assert payout_update({"status": "SUCCESS"}).status is Status.PROCESSING  # nothing to verify
+
+
+def test_settings_defaults_and_sandbox() -> None:
+    live = KkiapaySettings.from_account(ProviderAccount("kkiapay", "a", KEYS))
+    assert live.base_url == LIVE_BASE_URL
+    assert not live.sandbox
+    assert live.failed_attempt == "fail"
+    assert live.webhook_secrets == ()
+    sandbox = KkiapaySettings.from_account(ProviderAccount("kkiapay", "a",
+                                                           {**KEYS, "sandbox": "true"}))
+    assert sandbox.base_url == SANDBOX_BASE_URL
+
+
+def test_bad_settings_are_refused_and_keys_are_required() -> None:
+    with pytest.raises(InvalidRequest):
+        KkiapaySettings.from_account(ProviderAccount("kkiapay", "a",
+                                                     {**KEYS, "failed_attempt": "maybe"}))
+    with pytest.raises(KeyError):
+        KkiapaySettings.from_account(ProviderAccount("kkiapay", "a", {"public_key": "pk"}))
+
+
+def test_registry_builds_the_connector() -> None:
+    connector = build(ProviderAccount("kkiapay", "a", KEYS))
+    assert isinstance(connector, KkiapayConnector)
+    caps = connector.capabilities
+    assert caps.callbacks_need_confirmation
+    assert caps.refunds
+    assert caps.payouts
+    assert not caps.status_by_our_reference
