@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -73,7 +74,8 @@ async def test_unpaid_carries_the_bank_reason(
     assert update.status is Status.FAILED
     assert update.failure_reason == "UNPAID"
     assert update.failure_message == "NOT PROVIDED FOR"
-    assert [s["message"] for s in update.raw["submission_data"]] == ["SENT TO BANK", "UNPAID"]
+    history: Any = update.raw["submission_data"]
+    assert [s["message"] for s in history] == ["SENT TO BANK", "UNPAID"]
 
 
 async def test_reversal_after_paid(
@@ -187,6 +189,8 @@ async def test_ids_instead_of_objects_are_sent_as_ids(
     payment = make_payment(provider_fields={"customer_id": "cus_1", "bank_account_id": "ban_1"})
     await connector.create_payment(payment, CallContext())
     item = fake.batches[0]["payments"][0]
-    assert item["customer_id"] == "cus_1" and item["bank_account_id"] == "ban_1"
-    assert "customer" not in item and "bank_account" not in item
+    assert item["customer_id"] == "cus_1"
+    assert item["bank_account_id"] == "ban_1"
+    assert "customer" not in item
+    assert "bank_account" not in item
     assert Money.from_decimal(item["amount"], "ZAR") == payment.amount

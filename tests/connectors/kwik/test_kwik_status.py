@@ -35,7 +35,8 @@ async def test_record_times_are_converted_from_gmt_plus_2_to_utc(
     fake.transactions[payment.id]["status_changed_at"] = "2025-01-20 01:30:03"
     update = await connector.fetch_status(payment, CallContext())
     assert update.raw["times_utc"]["status_changed_at"] == "2025-01-19T23:30:03Z"  # type: ignore[index]
-    assert update.provider_status == "Pending" and update.status is Status.PROCESSING
+    assert update.provider_status == "Pending"
+    assert update.status is Status.PROCESSING
     assert update.fulfilment["payment_reference"] == fake.transactions[payment.id][
         "payment_reference"]
 
@@ -78,7 +79,8 @@ async def test_a_burst_stays_under_kwiks_limit(
     updates = await asyncio.gather(*(connector.fetch_status(payment, CallContext())
                                      for _ in range(150)))
     assert fake.rate_limited == 0
-    assert len(updates) == 150 and all(u.status is Status.PROCESSING for u in updates)
+    assert len(updates) == 150
+    assert all(u.status is Status.PROCESSING for u in updates)
     assert len(fake.calls_to(f"/record/{payment.id}")) == 150
 
 
