@@ -87,6 +87,9 @@ async def test_fifty_concurrent_duplicates_make_one_payment_and_one_call(
     assert len(ids) == 1
     (payment_id,) = ids
     assert malipo.connector("simulator").calls_for(payment_id) == 1
+    # Identical answers; last_event_sequence alone may advance while the relay catches up.
+    for a in answers:
+        a.payment.ClearField("last_event_sequence")
     assert len({a.payment.SerializeToString(deterministic=True) for a in answers}) == 1
     assert malipo.app.pool is not None
     rows = await malipo.app.pool.fetchval(
