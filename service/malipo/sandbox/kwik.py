@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import re
 import time
 from collections import deque
@@ -323,7 +324,8 @@ class KwikFake(FakeProvider):
         return await self._state(request)
 
     async def _advance_http(self, request: web.Request) -> web.Response:
-        data = await request.json() if request.can_read_body else {}
+        raw = await request.read()  # already read by the recording middleware: cached
+        data = json.loads(raw) if raw.strip() else {}
         refs = data.get("references")
         moved = self.run(refs) if data.get("until_settled") else [self.advance(refs)]
         return kwik_json({"steps": [[t["transaction_reference"] for t in s] for s in moved]})
