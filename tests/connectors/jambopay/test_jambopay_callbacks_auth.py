@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
@@ -143,6 +144,28 @@ async def test_token_is_refreshed_once_on_401(
     assert [c.status for c in fake.calls_to("/api/payments/PUT")] == [401, 200]
     assert [e.operation for e in ctx.exchanges] == [
         "jambopay.commit", "jambopay.token", "jambopay.commit"]
+
+
+async def test_concurrent_401s_share_one_refresh(
+    fake: JambopayFake, connector: JambopayConnector, payout: PayoutFactory,
+) -> None:
+    payment = moved(payout(), await connector.create_payout(payout(), CallContext()))
+    fake.revoke_tokens()
+    updates = await asyncio.gather(*(connector.fetch_status(payment, CallContext())
+                                     for _ in range(5)))
+    assert {u.status for u in updates} == {Status.ACTION_REQUIRED}
+    assert len(fake.calls_to("/token")) == 2
+
+
+async def test_token_is_renewed_before_it_expires(
+    fake: JambopayFake, connector: JambopayConnector, payout: PayoutFactory,
+) -> None:
+    fake.token_ttl_s = 1  # the connector renews at half the lifetime when that is short
+    payment = moved(payout(), await connector.create_payout(payout(), CallContext()))
+    await asyncio.sleep(0.6)
+    await connector.fetch_status(payment, CallContext())
+    assert len(fake.calls_to("/token")) == 2
+    assert all(c.status == 200 for c in fake.calls if "/api/" in c.path)
 
 
 async def test_401_after_refresh_fails_without_leaking_secrets(
