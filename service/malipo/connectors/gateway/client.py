@@ -39,6 +39,9 @@ from malipo.domain.errors import (
 from malipo.redaction import mask_text
 
 _TRUE = {"1", "true", "yes", "on"}
+C2B_PATH = "/api/v1/{public_id}/payment_c2b"
+B2C_PATH = "/api/v1/{public_id}/payment_b2c"
+STATUS_PATH = "/api/v1/{public_id}/status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +51,9 @@ class GatewaySettings:
     merchant_id: str
     secret_key: str
     previous_secret_key: str = ""
-    c2b_path: str = "/api/v1/{public_id}/payment_c2b"
-    b2c_path: str = "/api/v1/{public_id}/payment_b2c"
-    status_path: str = "/api/v1/{public_id}/status"
+    c2b_path: str = C2B_PATH
+    b2c_path: str = B2C_PATH
+    status_path: str = STATUS_PATH
     timeout_s: float = 30.0
     send_country: bool = True
     confirm_via: str = "repeat"
@@ -59,7 +62,7 @@ class GatewaySettings:
     @classmethod
     def from_account(cls, account: ProviderAccount) -> GatewaySettings:
         s = account.setting
-        confirm_via = s("confirm_via", cls.confirm_via)
+        confirm_via = s("confirm_via", "repeat")
         if confirm_via not in ("repeat", "status"):
             raise ValueError(f"gateway account {account.name}: confirm_via must be "
                              "'repeat' or 'status'")
@@ -69,10 +72,10 @@ class GatewaySettings:
             merchant_id=s("merchant_id"),
             secret_key=s("secret_key"),
             previous_secret_key=s("previous_secret_key", ""),
-            c2b_path=s("c2b_path", cls.c2b_path),
-            b2c_path=s("b2c_path", cls.b2c_path),
-            status_path=s("status_path", cls.status_path),
-            timeout_s=float(s("timeout_s", str(cls.timeout_s))),
+            c2b_path=s("c2b_path", C2B_PATH),
+            b2c_path=s("b2c_path", B2C_PATH),
+            status_path=s("status_path", STATUS_PATH),
+            timeout_s=float(s("timeout_s", "30")),
             send_country=s("send_country", "true").lower() in _TRUE,
             confirm_via=confirm_via,
             redirect_lookup=s("redirect_lookup", "true").lower() in _TRUE,
