@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 from kkiapay_support import KEYS, PaymentFactory, account_for
 
@@ -234,3 +235,23 @@ async def test_catalogue_rules_are_data(connector: KkiapayConnector,
     assert [v.field for v in too_small] == ["amount.amount_minor"]
     bad_phone = check_payment(make_payment(phone="+22997000000"), catalogue)
     assert [v.field for v in bad_phone] == ["customer.phone_number"]
+
+
+async def test_fake_enforces_the_key_headers_and_accepts_both_sdk_encodings(
+    fake: KkiapayFake, make_payment: PaymentFactory,
+) -> None:
+    tx = fake.widget_payment(5000, make_payment().id, notify=False)
+    url = f"{fake.base_url}/api/v1/transactions/status"
+    headers = {"X-API-KEY": KEYS["public_key"], "X-PRIVATE-KEY": KEYS["private_key"],
+               "X-SECRET-KEY": KEYS["secret_key"]}
+    async with aiohttp.ClientSession() as http:
+        for missing in headers:
+            partial = {k: v for k, v in headers.items() if k != missing}
+            async with http.post(url, json={"transactionId": tx.transaction_id},
+                                 headers=partial) as resp:
+                assert resp.status == 401, missing
+        async with http.post(url, data={"transactionId": tx.transaction_id},
+                             headers=headers) as resp:  # the Python SDK's form body
+            assert (await resp.json())["status"] == "SUCCESS"
+        async with http.post(url, json={}, headers=headers) as resp:
+            assert resp.status == 400

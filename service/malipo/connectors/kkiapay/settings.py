@@ -3,6 +3,22 @@
 Credentials come from the account's `settings` mapping (config or files), never from code.
 Every choice the provider document leaves open is a setting here, so an operator can follow
 KKiaPay if the live API turns out to differ from what the public SDKs show.
+
+  public_key, private_key, secret_key   required; sent as X-API-KEY, X-PRIVATE-KEY, X-SECRET-KEY
+  sandbox                 "false"; also picks the default base_url and the widget's flag
+  base_url                https://api.kkiapay.me (sandbox: https://api-sandbox.kkiapay.me)
+  webhook_secret          the dashboard's hash secret; no secret: every webhook is refused
+  webhook_secret_previous also accepted while rotating
+  currency                "XOF" (status answers carry none)
+  status_path / revert_path / payout_path   /api/v1/transactions/status, .../revert,
+                          /merchant/payouts/schedule
+  timeout_s               "30"
+  failed_attempt          "fail" (FAILED) | "retry" (stay ACTION_REQUIRED for a new attempt)
+  revert_success_codes    "SUCCESS" (comma-separated revert `code`s that mean REVERSED)
+  payout_algorithm        "roof" (roof_amount = payout amount) | "rate"
+  payout_rate_frequency   "3d" | "1w" | "1m" (with rate)
+  payout_send_notification "true"
+  widget_callback_url     "" (the widget's `callback` redirect, when set)
 """
 
 from __future__ import annotations
