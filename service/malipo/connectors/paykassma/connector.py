@@ -53,7 +53,7 @@ from malipo.connectors.paykassma import mapping, postbacks, signing
 from malipo.connectors.paykassma.client import PaykassmaClient
 from malipo.domain.errors import CallbackRejected, ProviderOutcomeUnknown, Unsupported
 from malipo.domain.payments import Payment, ProviderUpdate
-from malipo.domain.status import Method, Status
+from malipo.domain.status import Direction, Method, Status
 
 _CATALOGUE = Path(__file__).with_name("catalogue.toml")
 HOSTED_CHANNEL = "mpesa_hosted"
@@ -101,7 +101,8 @@ class PaykassmaConnector:
         (also a catalogue multiple, re-checked because the wire format depends on it)."""
         mapping.whole_amount(payment.amount)
         mapping.label(payment)
-        if payment.customer.phone_number or not self.is_hosted(payment):
+        payout = payment.direction is Direction.PAYOUT
+        if payout or payment.customer.phone_number or not self.is_hosted(payment):
             mapping.msisdn(payment.customer.phone_number)
 
     async def create_payment(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:

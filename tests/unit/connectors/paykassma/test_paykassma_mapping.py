@@ -123,6 +123,8 @@ def test_catalogue_rules_are_data() -> None:
     connector.validate(hosted)  # the window collects the number itself
     payout = replace(hosted, direction=Direction.PAYOUT)
     assert [v.field for v in check_payment(payout, catalogue)] == ["channel"]
+    with pytest.raises(InvalidRequest):  # a withdrawal always needs the number
+        connector.validate(payout)
 
 
 def _deposit_postback(amount: str = "3000") -> bytes:
