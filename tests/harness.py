@@ -1,3 +1,4 @@
+# pyright: basic
 """Start the real service in this process on real sockets, and talk to it over gRPC."""
 
 from __future__ import annotations
@@ -6,7 +7,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -14,6 +15,9 @@ from malipo.bootstrap import App
 from malipo.config import AccountConfig, PolicyConfig, Settings
 from malipo.payments.v1 import money_pb2, payment_pb2, payment_service_pb2
 from malipo.payments.v1.payment_service_pb2_grpc import PaymentServiceStub
+
+if TYPE_CHECKING:
+    from malipo.payments.v1.payment_service_pb2_grpc import PaymentServiceAsyncStub
 
 TENANT_KEYS = {"acme": "key-acme-0123456789", "globex": "key-globex-0123456789"}
 
@@ -32,7 +36,7 @@ def auth(tenant: str = "acme") -> tuple[tuple[str, str], ...]:
 class Running:
     app: App
     channel: grpc.aio.Channel
-    stub: PaymentServiceStub
+    stub: "PaymentServiceAsyncStub"
 
     @property
     def callback_base(self) -> str:

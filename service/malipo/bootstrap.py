@@ -51,7 +51,7 @@ class App:
     _server: grpc.aio.Server | None = None
     _runner: web.AppRunner | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    _health: health.aio.HealthServicer | None = None
+    _health: Any = None
 
     async def start(self) -> None:
         s = self.settings
@@ -81,7 +81,7 @@ class App:
         ])
         payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
             PaymentServicer(self.services, ApiKeys(keys), self.hub), server)
-        self._health = health.aio.HealthServicer()
+        self._health = health.aio.HealthServicer()  # pyright: ignore[reportAttributeAccessIssue]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -141,7 +141,8 @@ class App:
             f"Malipo gRPC   listening on {self.grpc_address}",
             f"Callbacks     listening on http://{self.http_address}/callbacks/<provider>/<account>",
             f"Health        http://{self.http_address}/healthz   metrics: /metrics",
-            f"Database      {'embedded PostgreSQL' if not self.settings.database_url else 'DATABASE_URL'}",
+            "Database      "
+            + ("DATABASE_URL" if self.settings.database_url else "embedded PostgreSQL"),
             "Providers     " + ", ".join(sorted({f"{c.provider}/{c.account.name}"
                                                  for c in (self.connectors or [])})),
         ]

@@ -1,3 +1,4 @@
+# pyright: basic
 """Callbacks through the real listener and the reconciler, with the simulator provider."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# pyright: basic
 """The foundation end to end: the real server over a socket, the real database."""
 
 from __future__ import annotations
@@ -248,6 +249,6 @@ async def test_list_providers_and_health(malipo: Running) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     health = health_pb2_grpc.HealthStub(malipo.channel)
-    answer = await health.Check(health_pb2.HealthCheckRequest(
+    answer = await health.Check(health_pb2.HealthCheckRequest(  # pyright: ignore[reportAttributeAccessIssue]
         service="malipo.payments.v1.PaymentService"))
     assert answer.status == health_pb2.HealthCheckResponse.SERVING

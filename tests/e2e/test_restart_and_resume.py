@@ -1,3 +1,4 @@
+# pyright: basic
 """Nothing accepted is lost across restarts; interrupted submissions resume exactly once."""
 
 from __future__ import annotations
@@ -6,7 +7,6 @@ import asyncio
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-
 
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule

@@ -1,3 +1,4 @@
+# pyright: basic
 """WatchStatus over the real gRPC socket: replay, live, resume, tenant isolation."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import uuid
 import grpc
 import pytest
 
-from malipo.payments.v1 import payment_pb2, payment_service_pb2
+from malipo.payments.v1 import events_pb2, payment_pb2, payment_service_pb2
 from tests.harness import Running, auth, create_request
 
 pb = payment_service_pb2
@@ -17,7 +18,7 @@ FINAL = {payment_pb2.STATUS_SUCCEEDED, payment_pb2.STATUS_FAILED}
 
 async def collect(service: Running, tenant: str, *, after: int | None, payment_id: str = "",
                   until_final: bool = True, limit: int = 50,
-                  timeout: float = 10.0) -> list[payment_pb2.StatusEvent]:
+                  timeout: float = 10.0) -> list[events_pb2.StatusEvent]:
     request = pb.WatchStatusRequest(filter={"payment_id": payment_id})
     if after is not None:
         request.after_sequence = after

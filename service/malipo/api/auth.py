@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import Any
 
 import grpc
 
@@ -31,7 +32,7 @@ class ApiKeys:
                 found = tenant
         return found
 
-    def tenant(self, context: grpc.aio.ServicerContext) -> str:
+    def tenant(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         metadata = context.invocation_metadata() or ()
         header = next((str(v) for k, v in metadata if k == "authorization"), "")
         scheme, _, key = header.partition(" ")

@@ -73,6 +73,14 @@ def to_status(exc: MalipoError) -> grpc.Status:
                                                   details=details))
 
 
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+async def abort(context: Context, exc: MalipoError) -> None:
+    status = to_status(exc)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
@@ -80,15 +88,15 @@ def grpc_edge(method: Handler) -> Handler:
     """Turn domain errors into rich statuses; nothing else in api/ calls abort."""
 
     @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(self: Any, request: Any, context: Context) -> Any:
         try:
             return await method(self, request, context)
         except MalipoError as exc:
-            await context.abort_with_status(to_status(exc))
+            await abort(context, exc)
         except grpc.aio.AbortError:
             raise
         except Exception:
             log.exception("unhandled error in %s", method.__name__)
-            await context.abort_with_status(to_status(MalipoError("internal error")))
+            await abort(context, MalipoError("internal error"))
 
     return wrapper  # type: ignore[return-value]

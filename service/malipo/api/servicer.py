@@ -6,11 +6,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-import grpc
-
 from malipo.api import convert
 from malipo.api.auth import ApiKeys
-from malipo.api.errors import grpc_edge, to_status
+from malipo.api.errors import Context, abort, grpc_edge
 from malipo.app import payments
 from malipo.app.commands import ChangePayment, ConfirmPayment
 from malipo.app.services import Services
@@ -22,13 +20,14 @@ from malipo.payments.v1 import payment_service_pb2_grpc as pb_grpc
 
 
 class EventSource(Protocol):
-    def subscribe(self, event_filter: EventFilter,
-                  after_sequence: int | None) -> AsyncIterator[StatusEvent | Heartbeat]: ...
+    def subscribe(self, event_filter: EventFilter, after_sequence: int | None,
+                  /) -> AsyncIterator[StatusEvent | Heartbeat]: ...
 
 
-def _deadline(context: grpc.aio.ServicerContext) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
+def _deadline(context: Context) -> float | None:
+    # grpc returns None when the caller set no deadline (its stubs say float).
+    remaining: float | None = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining  # pyright: ignore[reportUnnecessaryComparison]
 
 
 class PaymentServicer(pb_grpc.PaymentServiceServicer):
@@ -39,7 +38,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def CreatePayment(self, request: pb.CreatePaymentRequest,
-                            context: grpc.aio.ServicerContext) -> pb.CreatePaymentResponse:
+                            context: Context) -> pb.CreatePaymentResponse:
         tenant = self._keys.tenant(context)
         cmd = convert.create_from_proto(request, tenant, Direction.COLLECTION)
         payment = await payments.create_payment(self._svc, cmd, _deadline(context))
@@ -47,7 +46,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def CreatePayout(self, request: pb.CreatePayoutRequest,
-                           context: grpc.aio.ServicerContext) -> pb.CreatePayoutResponse:
+                           context: Context) -> pb.CreatePayoutResponse:
         tenant = self._keys.tenant(context)
         cmd = convert.create_from_proto(request, tenant, Direction.PAYOUT)
         payout = await payments.create_payment(self._svc, cmd, _deadline(context))
@@ -55,7 +54,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def ConfirmPayment(self, request: pb.ConfirmPaymentRequest,
-                             context: grpc.aio.ServicerContext) -> pb.ConfirmPaymentResponse:
+                             context: Context) -> pb.ConfirmPaymentResponse:
         tenant = self._keys.tenant(context)
         cmd = ConfirmPayment(tenant, request.idempotency_key, request.payment_id, request.otp,
                              request.provider_transaction_id)
@@ -64,7 +63,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def GetPayment(self, request: pb.GetPaymentRequest,
-                         context: grpc.aio.ServicerContext) -> pb.GetPaymentResponse:
+                         context: Context) -> pb.GetPaymentResponse:
         tenant = self._keys.tenant(context)
         payment = await payments.get_payment(self._svc, tenant, request.payment_id,
                                              Direction.COLLECTION)
@@ -72,7 +71,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def GetPayout(self, request: pb.GetPayoutRequest,
-                        context: grpc.aio.ServicerContext) -> pb.GetPayoutResponse:
+                        context: Context) -> pb.GetPayoutResponse:
         tenant = self._keys.tenant(context)
         payout = await payments.get_payment(self._svc, tenant, request.payout_id,
                                             Direction.PAYOUT)
@@ -80,7 +79,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def ListPayments(self, request: pb.ListPaymentsRequest,
-                           context: grpc.aio.ServicerContext) -> pb.ListPaymentsResponse:
+                           context: Context) -> pb.ListPaymentsResponse:
         tenant = self._keys.tenant(context)
         query = convert.list_query_from_proto(request, tenant, Direction.COLLECTION)
         page = await payments.list_payments(self._svc, query)
@@ -90,7 +89,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def ListPayouts(self, request: pb.ListPayoutsRequest,
-                          context: grpc.aio.ServicerContext) -> pb.ListPayoutsResponse:
+                          context: Context) -> pb.ListPayoutsResponse:
         tenant = self._keys.tenant(context)
         query = convert.list_query_from_proto(request, tenant, Direction.PAYOUT)
         page = await payments.list_payments(self._svc, query)
@@ -100,7 +99,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def RefundPayment(self, request: pb.RefundPaymentRequest,
-                            context: grpc.aio.ServicerContext) -> pb.RefundPaymentResponse:
+                            context: Context) -> pb.RefundPaymentResponse:
         tenant = self._keys.tenant(context)
         cmd = ChangePayment(tenant, request.idempotency_key, request.payment_id, request.reason)
         payment = await payments.refund_payment(self._svc, cmd, _deadline(context))
@@ -108,7 +107,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def CancelPayment(self, request: pb.CancelPaymentRequest,
-                            context: grpc.aio.ServicerContext) -> pb.CancelPaymentResponse:
+                            context: Context) -> pb.CancelPaymentResponse:
         tenant = self._keys.tenant(context)
         cmd = ChangePayment(tenant, request.idempotency_key, request.payment_id, request.reason)
         payment = await payments.cancel_payment(self._svc, cmd, _deadline(context))
@@ -116,7 +115,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def RefreshPayment(self, request: pb.RefreshPaymentRequest,
-                             context: grpc.aio.ServicerContext) -> pb.RefreshPaymentResponse:
+                             context: Context) -> pb.RefreshPaymentResponse:
         tenant = self._keys.tenant(context)
         payment = await payments.refresh_payment(self._svc, tenant, request.payment_id,
                                                  _deadline(context))
@@ -124,7 +123,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     @grpc_edge
     async def ListProviders(self, request: pb.ListProvidersRequest,
-                            context: grpc.aio.ServicerContext) -> pb.ListProvidersResponse:
+                            context: Context) -> pb.ListProvidersResponse:
         tenant = self._keys.tenant(context)
         grouped: dict[str, list[str]] = {}
         usable = self._svc.connectors.for_tenant(tenant)
@@ -138,7 +137,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         return pb.ListProvidersResponse(providers=providers)
 
     async def WatchStatus(self, request: pb.WatchStatusRequest,
-                          context: grpc.aio.ServicerContext) -> AsyncIterator[
+                          context: Context) -> AsyncIterator[
                               pb.WatchStatusResponse]:
         try:
             tenant = self._keys.tenant(context)
@@ -152,4 +151,4 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
                 else:
                     yield convert.event_to_proto(item)
         except MalipoError as exc:
-            await context.abort_with_status(to_status(exc))
+            await abort(context, exc)

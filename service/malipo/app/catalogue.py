@@ -198,8 +198,9 @@ def check_channel(payment: Payment, channel: Channel) -> list[FieldViolation]:
     if channel.document_types and payment.customer.document_type and (
         payment.customer.document_type not in channel.document_types
     ):
+        allowed = ", ".join(channel.document_types)
         out.append(FieldViolation("customer.document_type",
-                                  "rule document_type: one of " + ", ".join(channel.document_types)))
+                                  f"rule document_type: one of {allowed}"))
     return out
 
 

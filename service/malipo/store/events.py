@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from malipo.domain.events import EventFilter, StatusEvent
 from malipo.domain.money import Money
@@ -20,6 +21,9 @@ from malipo.domain.status import Direction, Status
 
 OUTBOX_CHANNEL = "malipo_outbox"
 EVENTS_CHANNEL = "malipo_events"
+
+# A connection, plain or borrowed from a pool.
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 EVENT_COLUMNS = (
     "sequence, event_id, tenant, payment_id, direction, provider, account, old_status, "
@@ -56,7 +60,7 @@ SELECT count(*) FROM moved
 """
 
 
-async def move_batch(conn: asyncpg.Connection, limit: int) -> int:
+async def move_batch(conn: Conn, limit: int) -> int:
     """Move up to `limit` committed outbox rows into the log; return how many moved.
 
     Sequences are head+1.. in outbox-id order, in the same transaction that advances head,
@@ -65,7 +69,7 @@ async def move_batch(conn: asyncpg.Connection, limit: int) -> int:
         # The row lock makes even two relays (a leader that lost its lock mid-batch) take
         # turns; the next statement then reads the outbox in a snapshot taken after the wait.
         head = await conn.fetchval("SELECT head FROM event_log_state WHERE id = 1 FOR UPDATE")
-        moved: int = await conn.fetchval(_MOVE, limit, head)
+        moved = cast("int", await conn.fetchval(_MOVE, limit, head))
         if moved:
             await conn.execute("SELECT pg_notify($1, '')", EVENTS_CHANNEL)
     return moved
@@ -87,19 +91,20 @@ class Page:
     purged_through: int
 
 
-async def log_state(conn: asyncpg.Connection | asyncpg.Pool) -> LogState:
+async def log_state(conn: Conn | asyncpg.Pool) -> LogState:
     row = await conn.fetchrow("SELECT head, purged_through FROM event_log_state WHERE id = 1")
     assert row is not None
     return LogState(row["head"], row["purged_through"])
 
 
-async def read_new(conn: asyncpg.Connection, after: int, limit: int) -> tuple[list[StatusEvent], int]:
+async def read_new(conn: Conn, after: int,
+                   limit: int) -> tuple[list[StatusEvent], int]:
     """Every event after `after` (no filter: the hub's one read for all subscribers), and head.
 
     The relay commits whole batches with their head, so the rows seen form the contiguous
     range after..head of this snapshot."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        head: int = await conn.fetchval("SELECT head FROM event_log_state WHERE id = 1")
+        head = cast("int", await conn.fetchval("SELECT head FROM event_log_state WHERE id = 1"))
         rows = await conn.fetch(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 AND sequence <= $2 "
             "ORDER BY sequence LIMIT $3", after, head, limit,
@@ -127,7 +132,7 @@ def _filter_sql(flt: EventFilter) -> tuple[str, list[Any]]:
     return " AND ".join(where), args
 
 
-async def read_page(conn: asyncpg.Connection, flt: EventFilter, after: int, *, limit: int,
+async def read_page(conn: Conn, flt: EventFilter, after: int, *, limit: int,
                     window: int) -> Page:
     """Matching events after `after`, at most `limit`, looking at most `window` sequences
     ahead so a selective filter over a long log costs a bounded scan per page."""
@@ -146,7 +151,7 @@ async def read_page(conn: asyncpg.Connection, flt: EventFilter, after: int, *, l
     return Page(events, examined, state.head, state.purged_through)
 
 
-async def read_range(conn: asyncpg.Connection | asyncpg.Pool, after: int,
+async def read_range(conn: Conn | asyncpg.Pool, after: int,
                      limit: int) -> list[StatusEvent]:
     rows = await conn.fetch(
         f"SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT $2",
@@ -183,13 +188,12 @@ async def purge_events(pool: asyncpg.Pool, older_than: timedelta, *, chunk: int 
             total += int(deleted.split()[-1])
 
 
-async def export_position(conn: asyncpg.Connection) -> int:
-    value: int = await conn.fetchval(
-        "SELECT greatest(exported_through, purged_through) FROM event_log_state WHERE id = 1")
-    return value
+async def export_position(conn: Conn) -> int:
+    return cast("int", await conn.fetchval(
+        "SELECT greatest(exported_through, purged_through) FROM event_log_state WHERE id = 1"))
 
 
-async def set_export_position(conn: asyncpg.Connection, sequence: int) -> None:
+async def set_export_position(conn: Conn, sequence: int) -> None:
     await conn.execute(
         "UPDATE event_log_state SET exported_through = greatest(exported_through, $1) "
         "WHERE id = 1", sequence)

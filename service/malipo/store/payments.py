@@ -138,13 +138,13 @@ class PostgresPayments:
 
     async def total_today(self, tenant: str, provider: str, channel: str, customer_key: str,
                           direction: Direction, since: datetime) -> int:
-        total = await self._conn.fetchval(
+        total: int | None = await self._conn.fetchval(  # sum() of no rows is coalesced
             "SELECT coalesce(sum(amount_minor), 0) FROM payments WHERE tenant = $1 "
             "AND provider = $2 AND channel = $3 AND direction = $4 AND created_at >= $5 "
             "AND customer->>'phone_number' = $6 AND status NOT IN ('FAILED', 'CANCELLED')",
             tenant, provider, channel, direction.value, since, customer_key,
         )
-        return int(total)
+        return int(total or 0)
 
 
 class PostgresIdempotencyKeys:

@@ -27,8 +27,13 @@ def customer_to_json(customer: Customer) -> dict[str, Any]:
 
 
 def customer_from_json(data: Mapping[str, Any]) -> Customer:
-    bank = data.get("bank_account") or {}
-    return Customer(**{**data, "bank_account": BankAccount(**bank)})
+    bank: Mapping[str, str] = data.get("bank_account") or {}
+    return Customer(
+        phone_number=data.get("phone_number", ""), name=data.get("name", ""),
+        email=data.get("email", ""), reference=data.get("reference", ""),
+        bank_account=BankAccount(**bank), document_type=data.get("document_type", ""),
+        document_number=data.get("document_number", ""),
+    )
 
 
 def next_action_to_json(action: NextAction | None) -> dict[str, Any] | None:

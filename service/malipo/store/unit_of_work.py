@@ -35,7 +35,7 @@ class PostgresUnitOfWork:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._conn: PoolConnectionProxy[Any] | None = None
+        self._conn: PoolConnectionProxy | None = None
         self._tx: Any = None
 
     async def __aenter__(self) -> Self:
