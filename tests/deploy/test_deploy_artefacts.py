@@ -154,7 +154,7 @@ def test_pods_run_non_root_read_only_with_resources(workload: str) -> None:
         # a read-only root needs a writable /tmp
         mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
-        assert "emptyDir" in volumes[mounts["/tmp"]]  # noqa: S108
+        assert "emptyDir" in volumes[mounts["/tmp"]]
 
 
 def test_services_reach_the_server_pods_only() -> None:

@@ -95,8 +95,12 @@ class CallbackProcessor:
         if connector.capabilities.callbacks_need_confirmation:
             # The callback is a trigger; the provider's status answer is the truth.
             ctx = CallContext()
+            subject = payment
+            if not payment.provider_reference and update.provider_reference:
+                # First news of the provider's transaction (a widget payment): ask about it.
+                subject = replace(payment, provider_reference=update.provider_reference)
             try:
-                update = await connector.fetch_status(payment, ctx)
+                update = await connector.fetch_status(subject, ctx)
             except ProviderError as exc:
                 log.warning("confirmation poll failed for %s: %s", payment.id, exc.message)
                 await self._schedule_poll(payment)
