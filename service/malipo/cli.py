@@ -125,7 +125,9 @@ async def _demo(target: str, phone: str) -> int:
                 e = message.event
                 print(f"  #{e.sequence} {payment_pb2.Status.Name(e.old_status)} -> "
                       f"{payment_pb2.Status.Name(e.new_status)} {e.reason}".rstrip())
-                if e.new_status in final:
+                if e.new_status == payment_pb2.STATUS_ACTION_REQUIRED:
+                    print("  the customer must act (next_action); see ConfirmPayment")
+                if e.new_status in final or e.new_status == payment_pb2.STATUS_ACTION_REQUIRED:
                     stream.cancel()
                     break
     return 0
