@@ -15,7 +15,9 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from malipo.api import tls
 from malipo.api.auth import ApiKeys
+from malipo.api.limits import LimitInterceptor
 from malipo.api.servicer import PaymentServicer
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.services import Services
@@ -48,6 +50,7 @@ class App:
     pool: asyncpg.Pool | None = None
     hub: EventHub | None = None
     reconciler: Reconciler | None = None
+    limits: LimitInterceptor | None = None
     _server: grpc.aio.Server | None = None
     _runner: web.AppRunner | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -75,17 +78,26 @@ class App:
         self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
         processor = CallbackProcessor(self.services, CallbackJournal(pool))
 
-        self._server = server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+        api_keys = ApiKeys(keys)
+        self.limits = LimitInterceptor(api_keys, rate_per_s=s.rate_limit_per_s,
+                                       burst=s.rate_limit_burst,
+                                       max_concurrent=s.max_concurrent_rpcs)
+        self._server = server = grpc.aio.server(interceptors=[self.limits], options=[
+            ("grpc.max_receive_message_length", s.max_message_bytes),
+            ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
         ])
         payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
-            PaymentServicer(self.services, ApiKeys(keys), self.hub), server)
+            PaymentServicer(self.services, api_keys, self.hub), server)
         self._health = health.aio.HealthServicer()  # pyright: ignore[reportAttributeAccessIssue]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-        port = server.add_insecure_port(s.grpc_listen)
+        if s.tls_cert and s.tls_key:
+            port = server.add_secure_port(s.grpc_listen, tls.server_credentials(
+                s.tls_cert, s.tls_key, s.tls_client_ca))
+        else:
+            port = server.add_insecure_port(s.grpc_listen)
         host = s.grpc_listen.rsplit(":", 1)[0]
         self.grpc_address = f"{host}:{port}"
         await server.start()
@@ -95,7 +107,9 @@ class App:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         http_host, http_port = s.http_listen.rsplit(":", 1)
-        site = web.TCPSite(self._runner, http_host, int(http_port), reuse_port=s.workers > 1)
+        site = web.TCPSite(self._runner, http_host, int(http_port), reuse_port=s.workers > 1,
+                           ssl_context=tls.ssl_context(s.tls_cert, s.tls_key, s.http_tls_client_ca)
+                           if s.tls_cert and s.tls_key else None)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         bound = sockets[0].getsockname()[1] if sockets else int(http_port)

@@ -3,7 +3,10 @@
 Environment (all optional): DATABASE_URL, MALIPO_GRPC_LISTEN, MALIPO_HTTP_LISTEN,
 MALIPO_DATA_DIR, MALIPO_API_KEYS ("tenant=key,..."), MALIPO_CONFIG (TOML path),
 MALIPO_PUBLIC_CALLBACK_BASE, MALIPO_NATS_URL, MALIPO_LOG_FORMAT (text|json),
-MALIPO_HEARTBEAT_S. The TOML file may also hold `api_keys`, `[[accounts]]` and
+MALIPO_HEARTBEAT_S, MALIPO_TLS_CERT/MALIPO_TLS_KEY (TLS on both listeners),
+MALIPO_TLS_CLIENT_CA (mTLS for gRPC callers), MALIPO_HTTP_TLS_CLIENT_CA (mTLS for callbacks),
+MALIPO_RATE_LIMIT_PER_S, MALIPO_RATE_LIMIT_BURST, MALIPO_MAX_CONCURRENT_RPCS,
+MALIPO_MAX_MESSAGE_BYTES. The TOML file may also hold `api_keys`, `[[accounts]]` and
 `[policies.<provider>]`; see deploy/malipo.example.toml.
 """
 
@@ -59,6 +62,16 @@ class Settings(BaseSettings):
     max_callback_bytes: int = 256 * 1024
     reconcile_interval_s: float = 0.5
     workers: int = 1
+    # TLS: cert+key turn it on for gRPC and the callback listener; a client CA adds mTLS.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    http_tls_client_ca: Path | None = None
+    # Limits at the gRPC edge (0 turns one off); see api/limits.py.
+    rate_limit_per_s: float = 200.0
+    rate_limit_burst: int = 400
+    max_concurrent_rpcs: int = 512
+    max_message_bytes: int = 4 * 1024 * 1024
     accounts: list[AccountConfig] = Field(default_factory=list)
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
 
@@ -84,7 +97,8 @@ class Settings(BaseSettings):
         return keys
 
     def callback_base(self) -> str:
-        return (self.public_callback_base or f"http://{self.http_listen}").rstrip("/")
+        scheme = "https" if self.tls_cert else "http"
+        return (self.public_callback_base or f"{scheme}://{self.http_listen}").rstrip("/")
 
     def provider_accounts(self) -> list[ProviderAccount]:
         configured = self.accounts or [AccountConfig(provider="simulator")]
