@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
 install: $(STAMP)
 
 $(BUF): clients/typescript/package.json clients/typescript/package-lock.json
-	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error
+	# `npm ci` rejects npm 11's own lock files when optional platform packages are involved
+	# (buf ships one per platform); `npm install` honours the same pinned lock.
+	cd clients/typescript && npm install --no-audit --no-fund --loglevel=error
 	touch $(BUF)
 
 serve: install
