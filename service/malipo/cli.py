@@ -12,6 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from malipo import logs
 from malipo.config import Settings
 
 log = logging.getLogger("malipo")
@@ -24,17 +25,26 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--grpc-listen", help="host:port (env MALIPO_GRPC_LISTEN)")
     serve.add_argument("--http-listen", help="callback listener host:port (MALIPO_HTTP_LISTEN)")
     serve.add_argument("--data-dir", type=Path, help="embedded PostgreSQL data (MALIPO_DATA_DIR)")
+    serve.add_argument("--demo", action="store_true",
+                       help="offline sandbox: every provider's fake in this process (README)")
+    serve.add_argument("--workers", type=int,
+                       help="N processes sharing both ports via SO_REUSEPORT (MALIPO_WORKERS)")
     sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
     demo = sub.add_parser("demo", help="create a simulator payment and watch it settle")
     demo.add_argument("--target", default=os.environ.get("MALIPO_GRPC_LISTEN", "127.0.0.1:50051"))
     demo.add_argument("--phone", default="+254712345600",
                       help="simulator scenario by last two digits (README)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "serve":
         settings = Settings.load(grpc_listen=args.grpc_listen, http_listen=args.http_listen,
-                                 data_dir=args.data_dir)
-        return _run(_serve(settings))
+                                 data_dir=args.data_dir, workers=args.workers)
+        logs.configure(settings.log_format)
+        if settings.workers > 1 and not os.environ.get("MALIPO_WORKER_INDEX"):
+            from malipo.workers import supervise
+
+            return supervise(settings)
+        return _run(_serve(settings, demo=args.demo))
+    logs.configure(os.environ.get("MALIPO_LOG_FORMAT", "text"))
     if args.command == "migrate":
         return _run(_migrate(Settings.load()))
     return _run(_demo(args.target, args.phone))
@@ -53,9 +63,13 @@ def _run(coro: object) -> int:
         return 130
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, *, demo: bool = False) -> int:
     from malipo.bootstrap import App
+    from malipo.sandbox.demo import Sandbox
 
+    sandbox = Sandbox() if demo else None
+    if sandbox is not None:
+        settings = await sandbox.start(settings)
     app = App(settings)
     await app.start()
     if app.dev_key:
@@ -63,7 +77,7 @@ async def _serve(settings: Settings) -> int:
         key_file = settings.data_dir / "dev-api-key"
         key_file.write_text(app.dev_key + "\n")
         key_file.chmod(0o600)
-    print(app.banner(), flush=True)
+    print(app.banner() + (sandbox.guide(app.grpc_address) if sandbox else ""), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -71,6 +85,8 @@ async def _serve(settings: Settings) -> int:
     await stop.wait()
     print("draining in-flight calls and streams...", flush=True)
     await app.stop()
+    if sandbox is not None:
+        await sandbox.stop()
     return 0
 
 

@@ -7,15 +7,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from malipo.app.connector import CallbackOutcome, InboundCallback
 from malipo.app.directory import ConnectorDirectory
 from malipo.callbacks.processing import CallbackProcessor
+from malipo.metrics import CALLBACKS
 
 log = logging.getLogger("malipo.callbacks")
-CALLBACKS = Counter("malipo_callbacks_total", "Callback deliveries by provider and outcome",
-                    ["provider", "outcome"])
 
 HealthCheck = Callable[[], Awaitable[bool]]
 

@@ -23,6 +23,7 @@ from malipo.domain.errors import (
     ProviderRejectedRequest,
     ProviderUnavailable,
 )
+from malipo.metrics import observe_provider_call
 from malipo.redaction import mask_body
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -46,7 +47,9 @@ class HttpReply:
 class ProviderHttp:
     """Thin aiohttp wrapper shared by connectors; knows phases, not providers."""
 
-    def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int = 100) -> None:
+    def __init__(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, limit: int = 100,
+                 provider: str = "") -> None:
+        self.provider = provider  # the metrics label; the URL's host when not given
         self._timeout_s = timeout_s
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
@@ -103,6 +106,11 @@ class ProviderHttp:
                 raise ProviderOutcomeUnknown(f"{operation}: {error}") from None
             raise ProviderUnavailable(f"{operation}: {error}") from None
         finally:
+            elapsed = time.monotonic() - started
+            observe_provider_call(
+                self.provider or urlsplit(url).hostname or "", operation, elapsed,
+                error.split(" ")[0].split(":")[0] if error else
+                ("http_429" if status == 429 else f"http_{status}" if status >= 500 else ""))
             ctx.exchanges.append(Exchange(
                 operation=operation,
                 method=method,
@@ -110,7 +118,7 @@ class ProviderHttp:
                 request_body=mask_body(payload or b""),
                 status=status,
                 response_body=mask_body(body),
-                latency_ms=round((time.monotonic() - started) * 1000, 2),
+                latency_ms=round(elapsed * 1000, 2),
                 at=datetime.now(UTC),
                 error=error,
             ))

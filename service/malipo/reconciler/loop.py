@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from malipo import logs
 from malipo.app.connector import CallContext
 from malipo.app.lifecycle import expire, poll, resume
 from malipo.app.services import Services
@@ -81,6 +82,7 @@ class Reconciler:
 
     async def _work(self, row: asyncpg.Record) -> None:
         payment = payment_from_row(row)
+        logs.payment_id.set(payment.id)  # each _work runs in its own task (gather)
         attempts: int = row["poll_attempts"]
         connector = self.services.connectors.get(payment.provider, payment.account)
         policy = self.services.connectors.policy(payment.provider)

@@ -94,7 +94,7 @@ class GatewayClient:
 
     def __init__(self, settings: GatewaySettings, http: ProviderHttp | None = None) -> None:
         self._settings = settings
-        self._http = http or ProviderHttp(timeout_s=settings.timeout_s)
+        self._http = http or ProviderHttp(provider="gateway", timeout_s=settings.timeout_s)
 
     async def payment_c2b(self, payload: Mapping[str, Any], ctx: CallContext) -> dict[str, Any]:
         return await self._post("payment_c2b", self._settings.c2b_path, payload, ctx,

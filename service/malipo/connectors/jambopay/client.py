@@ -90,7 +90,7 @@ class _Token:
 class JambopayClient:
     def __init__(self, settings: JambopaySettings, http: ProviderHttp | None = None) -> None:
         self._s = settings
-        self._http = http or ProviderHttp(timeout_s=settings.timeout_s)
+        self._http = http or ProviderHttp(provider="jambopay", timeout_s=settings.timeout_s)
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
 

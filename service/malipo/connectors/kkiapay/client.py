@@ -38,7 +38,7 @@ class Answer:
 class KkiapayClient:
     def __init__(self, settings: KkiapaySettings, http: ProviderHttp | None = None) -> None:
         self._s = settings
-        self._http = http or ProviderHttp(timeout_s=settings.timeout_s)
+        self._http = http or ProviderHttp(provider="kkiapay", timeout_s=settings.timeout_s)
 
     def _headers(self) -> dict[str, str]:
         return {

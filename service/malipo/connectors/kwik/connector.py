@@ -98,7 +98,7 @@ class KwikConnector:
             status_polling=True, callbacks=True, status_by_our_reference=True,
             idempotent_submit=False, callbacks_need_confirmation=not self._secret,
         )
-        self._http = ProviderHttp(timeout_s=timeout_s)
+        self._http = ProviderHttp(provider="kwik", timeout_s=timeout_s)
         self.limiter = SlidingWindowLimiter(int(s("rate_limit_per_s", "100")),
                                             float(s("rate_limit_window_s", "1.0")))
         self._client = KwikClient(

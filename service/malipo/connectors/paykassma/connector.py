@@ -85,7 +85,8 @@ class PaykassmaConnector:
         self._unknown_answer = account.setting("unknown_postback_answer", "retry")
         if self._unknown_answer not in UNKNOWN_ANSWERS:
             raise ValueError(f"unknown_postback_answer must be one of {UNKNOWN_ANSWERS}")
-        http = ProviderHttp(timeout_s=float(account.setting("timeout_s", "30")))
+        http = ProviderHttp(provider="paykassma",
+                            timeout_s=float(account.setting("timeout_s", "30")))
         self._client = PaykassmaClient(account.setting("api_url", ""), http)
         self._catalogue = load_catalogue(_CATALOGUE)
 

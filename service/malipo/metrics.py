@@ -1,0 +1,114 @@
+"""Every Prometheus metric Malipo exports, served by the callback listener's GET /metrics.
+
+Counters and histograms are updated where things happen (the gRPC interceptor in
+api/interceptors.py, ProviderHttp, the callback listener); gauges that describe state
+(reconciler backlog, circuit breakers, stream subscribers) are sampled by `Sampler`.
+This module imports neither grpc nor asyncpg so that connectors may use it.
+With `--workers N` each process has its own registry: scrape pods, not a shared port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
+from typing import Any, Protocol
+
+from prometheus_client import Counter, Gauge, Histogram
+
+log = logging.getLogger("malipo.metrics")
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+RPCS = Counter("malipo_rpc_total", "gRPC calls handled, by method and status code",
+               ["method", "code"])
+RPC_LATENCY = Histogram("malipo_rpc_duration_seconds", "gRPC call latency by method and code",
+                        ["method", "code"], buckets=_LATENCY)
+PROVIDER_LATENCY = Histogram("malipo_provider_call_duration_seconds",
+                             "HTTP calls to providers, by provider and operation",
+                             ["provider", "operation"], buckets=_LATENCY)
+PROVIDER_ERRORS = Counter("malipo_provider_call_errors_total",
+                          "Provider calls that failed: transport error, timeout, 429 or 5xx",
+                          ["provider", "operation", "kind"])
+CALLBACKS = Counter("malipo_callbacks_total", "Callback deliveries by provider and outcome",
+                    ["provider", "outcome"])
+BACKLOG = Gauge("malipo_reconciler_backlog", "Unsettled payments the reconciler tracks: "
+                "due now, or scheduled for later", ["state"])
+OLDEST_DUE = Gauge("malipo_reconciler_oldest_due_seconds",
+                   "How long the most overdue payment has waited for its poll")
+OLDEST_UNSETTLED = Gauge("malipo_unsettled_oldest_age_seconds",
+                         "Age of the oldest payment not yet in a final status")
+BREAKER = Gauge("malipo_circuit_breaker_state",
+                "Reconciler circuit breaker per provider account: 0 closed, 1 half open, 2 open",
+                ["provider", "account"])
+SUBSCRIBERS = Gauge("malipo_stream_subscribers", "WatchStatus streams open on this process",
+                    ["mode"])
+STREAM_LAG = Gauge("malipo_stream_event_lag", "Committed events not yet dispatched to streams")
+
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def observe_provider_call(provider: str, operation: str, seconds: float, error: str) -> None:
+    PROVIDER_LATENCY.labels(provider, operation).observe(seconds)
+    if error:
+        PROVIDER_ERRORS.labels(provider, operation, error).inc()
+
+
+class Queryable(Protocol):
+    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
+
+
+_BACKLOG_SQL = """
+SELECT count(*) FILTER (WHERE next_poll_at <= now()) AS due,
+       count(*) FILTER (WHERE next_poll_at > now()) AS later,
+       extract(epoch FROM now() - min(next_poll_at) FILTER (WHERE next_poll_at <= now()))
+           AS oldest_due,
+       extract(epoch FROM now() - min(created_at)) AS oldest
+FROM payments WHERE next_poll_at IS NOT NULL
+"""
+
+
+class HasState(Protocol):
+    @property
+    def state(self) -> str: ...
+
+
+class Sampler:
+    """Refreshes the state gauges every `interval_s` from SQL and in-process objects."""
+
+    def __init__(self, db: Queryable, *,
+                 breakers: Callable[[], Mapping[tuple[str, str], HasState]],
+                 hub_stats: Callable[[], Any], interval_s: float = 5.0) -> None:
+        self._db, self._breakers, self._hub_stats = db, breakers, hub_stats
+        self.interval_s = interval_s
+
+    async def run(self) -> None:
+        while True:
+            started = time.monotonic()
+            with suppress(Exception):
+                await self.sample()
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    async def sample(self) -> None:
+        self._sample_memory()
+        row = await self._db.fetchrow(_BACKLOG_SQL, timeout=5)
+        BACKLOG.labels("due").set(row["due"])
+        BACKLOG.labels("later").set(row["later"])
+        OLDEST_DUE.set(float(row["oldest_due"] or 0))
+        OLDEST_UNSETTLED.set(float(row["oldest"] or 0))
+
+    def _sample_memory(self) -> None:
+        for (provider, account), breaker in _items(self._breakers()):
+            BREAKER.labels(provider, account).set(BREAKER_STATES.get(breaker.state, 2))
+        stats = self._hub_stats()
+        if stats is not None:
+            SUBSCRIBERS.labels("live").set(stats.live)
+            SUBSCRIBERS.labels("catching_up").set(stats.catching_up)
+            STREAM_LAG.set(stats.lag)
+
+
+def _items(breakers: Mapping[tuple[str, str], HasState]) -> Iterable[tuple[tuple[str, str],
+                                                                            HasState]]:
+    return list(breakers.items())  # a copy: the reconciler may add one while we read
