@@ -36,7 +36,7 @@ def auth(tenant: str = "acme") -> tuple[tuple[str, str], ...]:
 class Running:
     app: App
     channel: grpc.aio.Channel
-    stub: "PaymentServiceAsyncStub"
+    stub: PaymentServiceAsyncStub
 
     @property
     def callback_base(self) -> str:
