@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from malipo.api import tls
 from malipo.api.auth import ApiKeys
 from malipo.api.limits import LimitInterceptor
+from malipo.api.observability import ObservabilityInterceptor
 from malipo.api.servicer import PaymentServicer
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.services import Services
@@ -25,6 +26,7 @@ from malipo.callbacks.listener import build_app
 from malipo.callbacks.processing import CallbackProcessor
 from malipo.config import Settings
 from malipo.connectors import registry
+from malipo.metrics import Sampler
 from malipo.payments.v1 import payment_service_pb2, payment_service_pb2_grpc
 from malipo.reconciler.loop import Reconciler
 from malipo.store.callbacks import CallbackJournal
@@ -82,7 +84,8 @@ class App:
         self.limits = LimitInterceptor(api_keys, rate_per_s=s.rate_limit_per_s,
                                        burst=s.rate_limit_burst,
                                        max_concurrent=s.max_concurrent_rpcs)
-        self._server = server = grpc.aio.server(interceptors=[self.limits], options=[
+        self._server = server = grpc.aio.server(interceptors=[
+            ObservabilityInterceptor(api_keys), self.limits], options=[
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
@@ -91,6 +94,7 @@ class App:
             PaymentServicer(self.services, api_keys, self.hub), server)
         self._health = health.aio.HealthServicer()  # pyright: ignore[reportAttributeAccessIssue]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         if s.tls_cert and s.tls_key:
@@ -117,9 +121,20 @@ class App:
 
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(c) for c in (
-            self.hub.run(), relay.run(), self.reconciler.run())]
+            self.hub.run(), relay.run(), self.reconciler.run(), self._watch_health(),
+            Sampler(pool, breakers=lambda: self.reconciler.breakers if self.reconciler else {},
+                    hub_stats=lambda: self.hub.stats() if self.hub else None).run())]
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def _watch_health(self, interval_s: float = 5.0) -> None:
+        """Readiness (SERVICE_NAME) follows the database; liveness ("") stays SERVING, so an
+        outage takes pods out of rotation without restarting them."""
+        while True:
+            await asyncio.sleep(interval_s)
+            ok = await self._db_healthy()
+            await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING if ok
+                                   else health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def _db_healthy(self) -> bool:
         if self.pool is None:
