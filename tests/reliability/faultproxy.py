@@ -1,0 +1,113 @@
+"""A small asyncio TCP proxy that injects faults between the service and what it talks to.
+
+Modes (switch any time; new connections use the mode in force when they open, and
+`hold_responses` applies to bytes flowing back at the time they arrive):
+  pass       forward both ways (optionally with `latency_s` per chunk)
+  drop       accept, then close at once without a byte
+  reset      accept, then abort with an RST
+  blackhole  accept and read, never forward, never answer
+and `hold_responses=True`: requests reach the upstream, its answers are swallowed (the
+"provider answered, we never heard it" case).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FaultProxy:
+    upstream_host: str
+    upstream_port: int
+    mode: str = "pass"
+    latency_s: float = 0.0
+    hold_responses: bool = False
+    connections: int = 0
+    forwarded_requests: int = 0
+    _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        self.cut_all()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+
+    def cut_all(self) -> None:
+        """Reset every open connection now (a network cut mid-request)."""
+        for writer in list(self._writers):
+            _rst(writer)
+        self._writers.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            if self.mode == "drop":
+                writer.close()
+                return
+            if self.mode == "reset":
+                _rst(writer)
+                return
+            if self.mode == "blackhole":
+                while await reader.read(65536):
+                    pass
+                return
+            up_reader, up_writer = await asyncio.open_connection(self.upstream_host,
+                                                                 self.upstream_port)
+            self._writers.add(up_writer)
+            await asyncio.gather(self._pipe(reader, up_writer, upstream=True),
+                                 self._pipe(up_reader, writer, upstream=False))
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                    upstream: bool) -> None:
+        try:
+            while data := await reader.read(65536):
+                if self.latency_s:
+                    await asyncio.sleep(self.latency_s)
+                if upstream:
+                    self.forwarded_requests += 1
+                elif self.hold_responses:
+                    continue
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+
+def _rst(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()

@@ -1,0 +1,97 @@
+# pyright: basic
+"""Run `malipo serve` as a real subprocess against the test database and a fake gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+
+from malipo.payments.v1.payment_service_pb2_grpc import PaymentServiceStub
+from tests.harness import TENANT_KEYS, free_port
+
+MALIPO = str(Path(sys.executable).with_name("malipo"))
+
+
+@dataclass
+class Served:
+    proc: asyncio.subprocess.Process
+    grpc_address: str
+    http_address: str
+    log_path: Path
+
+    def channel(self) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(self.grpc_address)
+
+    def stub(self, channel: grpc.aio.Channel) -> Any:
+        return PaymentServiceStub(channel)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+
+    def term(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    async def wait(self, timeout: float = 15.0) -> int:
+        return await asyncio.wait_for(self.proc.wait(), timeout)
+
+
+def gateway_config(path: Path, base_url: str, *, timeout_s: str = "30") -> Path:
+    path.write_text(f"""
+[[accounts]]
+provider = "gateway"
+name = "default"
+[accounts.settings]
+base_url = "{base_url}"
+public_id = "public-test"
+merchant_id = "merchant-test"
+secret_key = "secret-test"
+timeout_s = "{timeout_s}"
+
+[policies.gateway]
+start_after_s = 0.3
+interval_s = 0.3
+backoff = 1.0
+max_interval_s = 1.0
+submit_grace_s = 1.0
+submit_give_up_s = 60.0
+""")
+    return path
+
+
+async def serve(database_url: str, config: Path, workdir: Path, *,
+                http_port: int | None = None, name: str = "serve") -> Served:
+    grpc_port = free_port()
+    http_port = http_port or free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "MALIPO_CONFIG": str(config),
+           "MALIPO_GRPC_LISTEN": f"127.0.0.1:{grpc_port}",
+           "MALIPO_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+           "MALIPO_DATA_DIR": str(workdir / "data"), "MALIPO_RECONCILE_INTERVAL_S": "0.1",
+           "MALIPO_API_KEYS": ",".join(f"{t}={k}" for t, k in TENANT_KEYS.items())}
+    log_path = workdir / f"{name}-{grpc_port}.log"
+    log = log_path.open("wb")
+    proc = await asyncio.create_subprocess_exec(MALIPO, "serve", env=env, stdout=log,
+                                                stderr=asyncio.subprocess.STDOUT)
+    served = Served(proc, f"127.0.0.1:{grpc_port}", f"127.0.0.1:{http_port}", log_path)
+    for _ in range(300):
+        if b"Malipo gRPC" in log_path.read_bytes():
+            return served
+        if proc.returncode is not None:
+            break
+        await asyncio.sleep(0.05)
+    raise AssertionError("malipo serve did not start:\n" + log_path.read_text()[-3000:])
+
+
+async def status_of(database_url: str, payment_id: str) -> str | None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT status FROM payments WHERE id = $1", payment_id)
+    finally:
+        await conn.close()
