@@ -56,7 +56,8 @@ WITH batch AS (
     UPDATE event_log_state SET head = $2::bigint + (SELECT count(*) FROM batch)
     WHERE id = 1 AND EXISTS (SELECT 1 FROM batch)
 )
-SELECT count(*) FROM moved
+-- The wake-up for the hubs rides along; NOTIFY is delivered at commit, never before.
+SELECT n, CASE WHEN n > 0 THEN pg_notify($3, '') END FROM (SELECT count(*) AS n FROM moved) m
 """
 
 
@@ -69,10 +70,7 @@ async def move_batch(conn: Conn, limit: int) -> int:
         # The row lock makes even two relays (a leader that lost its lock mid-batch) take
         # turns; the next statement then reads the outbox in a snapshot taken after the wait.
         head = await conn.fetchval("SELECT head FROM event_log_state WHERE id = 1 FOR UPDATE")
-        moved = cast("int", await conn.fetchval(_MOVE, limit, head))
-        if moved:
-            await conn.execute("SELECT pg_notify($1, '')", EVENTS_CHANNEL)
-    return moved
+        return cast("int", await conn.fetchval(_MOVE, limit, head, EVENTS_CHANNEL))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +99,15 @@ async def read_new(conn: Conn, after: int,
                    limit: int) -> tuple[list[StatusEvent], int]:
     """Every event after `after` (no filter: the hub's one read for all subscribers), and head.
 
-    The relay commits whole batches with their head, so the rows seen form the contiguous
-    range after..head of this snapshot."""
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        head = cast("int", await conn.fetchval("SELECT head FROM event_log_state WHERE id = 1"))
-        rows = await conn.fetch(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 AND sequence <= $2 "
-            "ORDER BY sequence LIMIT $3", after, head, limit,
-        )
-    return [event_from_row(r) for r in rows], head
+    One statement, so one snapshot: the relay commits whole batches with their head, so the
+    rows seen are exactly the contiguous range after..head of that snapshot."""
+    rows = await conn.fetch(
+        f"SELECT s.head, e.* FROM event_log_state s LEFT JOIN LATERAL ("
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE sequence > $1 ORDER BY sequence LIMIT $2"
+        f") e ON true WHERE s.id = 1", after, limit,
+    )
+    head = cast("int", rows[0]["head"])
+    return [event_from_row(r) for r in rows if r["sequence"] is not None], head
 
 
 def _filter_sql(flt: EventFilter) -> tuple[str, list[Any]]:

@@ -1,0 +1,161 @@
+"""The single relay that turns committed outbox rows into the gap-free event log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import asyncpg
+
+from malipo.domain.events import StatusEvent
+from malipo.store.events import (
+    OUTBOX_CHANNEL,
+    export_position,
+    move_batch,
+    read_range,
+    set_export_position,
+)
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK = 0x6D616C69706F01  # "malipo" + 1: distinct from the migrations lock
+
+# Everything a lost or restarted database can throw at a long-running loop: retried with
+# backoff rather than ending the relay (a programming error shows up in the log, repeatedly).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+)
+
+
+class EventExporter(Protocol):
+    """Publishes committed events elsewhere (NATS); must be idempotent per sequence."""
+
+    async def publish(self, events: Sequence[StatusEvent]) -> None: ...
+
+
+class EventRelay:
+    """Moves committed outbox rows into `events`, giving each a gap-free sequence.
+
+    Why this yields commit order without gaps, where a `bigserial` on the log would not:
+    a serial is drawn at insert time, so writer A can take 10 and writer B 11, B commits
+    first, and a reader that has seen 11 moves its cursor past 10, which then appears
+    behind it and is never read. Here writers only append to `outbox` (its id is just a
+    tie-break), and one relay at a time (a session advisory lock; the others stand by and
+    retry) assigns sequences:
+
+    - It can only see committed outbox rows, so a row that commits after one of its
+      snapshots is numbered after every row in that snapshot: sequence order never
+      contradicts commit order.
+    - Numbers are head+1..head+n, written in the same transaction that moves the rows,
+      deletes them from the outbox and advances `event_log_state.head`, and batches run
+      one after another (the state row is locked FOR UPDATE, so even a deposed leader that
+      is still mid-batch takes its turn). Every snapshot of the log is therefore exactly
+      1..head: no hole a reader could step over, no number rolled back and lost.
+    - Per payment, order holds because writers of one payment serialize on its row lock:
+      the second writer inserts its outbox row only after the first committed, so it has
+      the larger id and is never seen without the first.
+
+    The relay also stamps `payments.last_event_sequence` (a GetPayment then Watch from it
+    misses nothing) and NOTIFYs `malipo_events` as a wake-up; readers read the table.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, batch: int = 1000, poll_interval_s: float = 0.5,
+                 standby_interval_s: float = 2.0, exporter: EventExporter | None = None,
+                 lock_key: int = RELAY_LOCK) -> None:
+        self._pool = pool
+        self._batch = batch
+        self._poll_s = poll_interval_s
+        self._standby_s = standby_interval_s
+        self._exporter = exporter
+        self._lock_key = lock_key
+        self._wake = asyncio.Event()
+        self._export_wake = asyncio.Event()
+        self.is_leader = False
+        self.moved = 0  # events moved by this process, for metrics
+        self.exported = 0
+
+    async def run(self) -> None:
+        """Lead or stand by until cancelled; reconnects after any database failure."""
+        backoff = 0.1
+        while True:
+            try:
+                led = await self._session()
+            except DATABASE_ERRORS as exc:
+                log.warning("event relay lost its database connection: %r", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            if not led:
+                await asyncio.sleep(self._standby_s)
+
+    async def _session(self) -> bool:
+        """One connection's life: False at once if another process leads."""
+        async with self._pool.acquire() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                return False
+            # Releasing the connection to the pool resets it (UNLISTEN *, unlock all), and a
+            # dropped connection releases the lock server-side: a standby takes over.
+            self.is_leader = True
+            exporting = (asyncio.create_task(self._export_loop(), name="malipo-nats-export")
+                         if self._exporter is not None else None)
+            try:
+                await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+                log.info("event relay is the leader")
+                while True:
+                    self._wake.clear()
+                    moved = await move_batch(conn, self._batch)
+                    if moved:
+                        self.moved += moved
+                        self._export_wake.set()
+                    if moved < self._batch:
+                        await self._sleep(self._wake, self._poll_s)
+            finally:
+                self.is_leader = False
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await conn.remove_listener(OUTBOX_CHANNEL, self._on_notify)
+                if exporting is not None:
+                    exporting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await exporting
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    @staticmethod
+    async def _sleep(event: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await event.wait()
+
+    async def _export_loop(self) -> None:
+        """Publish events after the stored export position, then advance it.
+
+        Runs beside the mover so a NATS outage never holds back the log; after a crash the
+        overlap is re-sent and JetStream drops it by message id (the sequence)."""
+        assert self._exporter is not None
+        backoff = 0.5
+        while True:
+            self._export_wake.clear()
+            try:
+                async with self._pool.acquire() as conn:
+                    position = await export_position(conn)
+                    events = await read_range(conn, position, 500)
+                if events:
+                    await self._exporter.publish(events)
+                    async with self._pool.acquire() as conn:
+                        await set_export_position(conn, events[-1].sequence)
+                    self.exported += len(events)
+                    backoff = 0.5
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # NATS or database down: keep the log moving, retry
+                log.warning("event export failed, retrying in %.1fs: %r", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            await self._sleep(self._export_wake, self._poll_s * 4)
