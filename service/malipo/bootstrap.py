@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -32,6 +33,7 @@ from malipo.reconciler.loop import Reconciler
 from malipo.store.callbacks import CallbackJournal
 from malipo.store.embedded import start_embedded
 from malipo.store.migrations import migrate
+from malipo.store.retention import ExchangeRetention
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, create_pool
 from malipo.streaming.hub import EventHub
 from malipo.streaming.relay import EventRelay
@@ -67,7 +69,7 @@ class App:
             await migrate(conn)
         finally:
             await conn.close()
-        self.pool = pool = await create_pool(self.database_url)
+        self.pool = pool = await create_pool(self.database_url, max_size=s.db_pool_max)
         self.connectors = ConnectorDirectory(
             [registry.build(a) for a in s.provider_accounts()], s.poll_policies())
         self.services = Services(PostgresUnitOfWorkFactory(pool), self.connectors)
@@ -122,6 +124,8 @@ class App:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(c) for c in (
             self.hub.run(), relay.run(), self.reconciler.run(), self._watch_health(),
+            ExchangeRetention(pool, keep=timedelta(days=s.exchange_retention_days),
+                              interval_s=s.retention_interval_s).run(),
             Sampler(pool, breakers=lambda: self.reconciler.breakers if self.reconciler else {},
                     hub_stats=lambda: self.hub.stats() if self.hub else None).run())]
         for name in ("", SERVICE_NAME):

@@ -61,7 +61,12 @@ class Settings(BaseSettings):
     heartbeat_s: float = 15.0
     max_callback_bytes: int = 256 * 1024
     reconcile_interval_s: float = 0.5
+    # Provider exchange log and callback journal: kept this long, purged every interval.
+    exchange_retention_days: float = 30.0
+    retention_interval_s: float = 3600.0
     workers: int = 1
+    # Per process: the pool plus ~2 long-lived connections (event hub LISTEN, relay lock).
+    db_pool_max: int = 20
     # TLS: cert+key turn it on for gRPC and the callback listener; a client CA adds mTLS.
     tls_cert: Path | None = None
     tls_key: Path | None = None

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 _SECRET_KEY = re.compile(
-    r"(secret|password|passwd|token|signature|sign|api[_-]?key|private|authorization|"
-    r"x-api-key|hash|otp|pin|credential|cookie)",
+    r"(secret|password|passwd|token|signature|sign|api[_-]?key|access[_-]?key|private|"
+    r"authorization|x-api-key|hash|otp|pin|credential|cookie)",
     re.IGNORECASE,
 )
 _NUMBER_KEY = re.compile(

@@ -11,7 +11,7 @@ from google.protobuf import timestamp_pb2
 from malipo.app.catalogue import Channel, ProviderCatalogue
 from malipo.app.commands import CreatePayment
 from malipo.app.connector import Capabilities
-from malipo.app.unit_of_work import ListQuery
+from malipo.app.unit_of_work import ExchangeKind, ExchangeRecord, ListQuery
 from malipo.domain.errors import FieldViolation, InvalidRequest
 from malipo.domain.events import EventFilter, Heartbeat, StatusEvent
 from malipo.domain.payments import BankAccount, Customer, NextAction, NextActionKind, Payment
@@ -233,3 +233,17 @@ def channel_to_proto(c: Channel) -> providers_pb2.Channel:
             calling_code=c.phone.calling_code, national_digits=c.phone.national_digits,
             leading_zero=c.phone.leading_zero, example=c.phone.example))
     return message
+
+
+_EXCHANGE_KIND = {
+    ExchangeKind.REQUEST: payment_service_pb2.ProviderExchange.KIND_REQUEST,
+    ExchangeKind.CALLBACK: payment_service_pb2.ProviderExchange.KIND_CALLBACK,
+}
+
+
+def exchange_to_proto(e: ExchangeRecord) -> payment_service_pb2.ProviderExchange:
+    return payment_service_pb2.ProviderExchange(
+        kind=_EXCHANGE_KIND[e.kind], operation=e.operation, method=e.method, path=e.path,
+        request_body=e.request_body, http_status=e.status, response_body=e.response_body,
+        latency_ms=e.latency_ms, at=timestamp(e.at), detail=e.detail,
+    )

@@ -9,7 +9,7 @@ from typing import Protocol
 from malipo.api import convert
 from malipo.api.auth import ApiKeys
 from malipo.api.errors import Context, abort, grpc_edge
-from malipo.app import payments
+from malipo.app import exchanges, payments
 from malipo.app.commands import ChangePayment, ConfirmPayment
 from malipo.app.services import Services
 from malipo.domain.errors import MalipoError
@@ -135,6 +135,14 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
             providers.append(convert.provider_to_proto(
                 name, sorted(accounts), first.capabilities, first.catalogue(), request.country))
         return pb.ListProvidersResponse(providers=providers)
+
+    @grpc_edge
+    async def ListProviderExchanges(self, request: pb.ListProviderExchangesRequest,
+                                    context: Context) -> pb.ListProviderExchangesResponse:
+        tenant = self._keys.tenant(context)
+        found = await exchanges.list_provider_exchanges(self._svc, tenant, request.payment_id)
+        return pb.ListProviderExchangesResponse(
+            exchanges=[convert.exchange_to_proto(e) for e in found])
 
     async def WatchStatus(self, request: pb.WatchStatusRequest,
                           context: Context) -> AsyncIterator[

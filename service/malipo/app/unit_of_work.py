@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -84,8 +85,33 @@ class IdempotencyKeys(Protocol):
     async def release(self, tenant: str, key: str) -> None: ...
 
 
+class ExchangeKind(StrEnum):
+    REQUEST = "REQUEST"    # we called the provider
+    CALLBACK = "CALLBACK"  # the provider called us
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeRecord:
+    """One stored exchange of a payment, as support reads it; bodies are already masked."""
+
+    kind: ExchangeKind
+    operation: str
+    method: str
+    path: str
+    request_body: str
+    status: int
+    response_body: str
+    latency_ms: float
+    at: datetime
+    detail: str = ""
+
+
 class ExchangeLog(Protocol):
     async def add(self, payment: Payment, exchanges: Sequence[Exchange]) -> None: ...
+
+    async def for_payment(self, payment: Payment) -> Sequence[ExchangeRecord]:
+        """Requests and callbacks of one payment, oldest first."""
+        ...
 
 
 class UnitOfWork(Protocol):

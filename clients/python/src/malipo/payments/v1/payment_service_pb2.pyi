@@ -6,6 +6,7 @@ from malipo.payments.v1 import money_pb2 as _money_pb2
 from malipo.payments.v1 import payment_pb2 as _payment_pb2
 from malipo.payments.v1 import providers_pb2 as _providers_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -266,3 +267,47 @@ class ListProvidersResponse(_message.Message):
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     providers: _containers.RepeatedCompositeFieldContainer[_providers_pb2.Provider]
     def __init__(self, providers: _Optional[_Iterable[_Union[_providers_pb2.Provider, _Mapping]]] = ...) -> None: ...
+
+class ListProviderExchangesRequest(_message.Message):
+    __slots__ = ("payment_id",)
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    def __init__(self, payment_id: _Optional[str] = ...) -> None: ...
+
+class ListProviderExchangesResponse(_message.Message):
+    __slots__ = ("exchanges",)
+    EXCHANGES_FIELD_NUMBER: _ClassVar[int]
+    exchanges: _containers.RepeatedCompositeFieldContainer[ProviderExchange]
+    def __init__(self, exchanges: _Optional[_Iterable[_Union[ProviderExchange, _Mapping]]] = ...) -> None: ...
+
+class ProviderExchange(_message.Message):
+    __slots__ = ("kind", "operation", "method", "path", "request_body", "http_status", "response_body", "latency_ms", "at", "detail")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[ProviderExchange.Kind]
+        KIND_REQUEST: _ClassVar[ProviderExchange.Kind]
+        KIND_CALLBACK: _ClassVar[ProviderExchange.Kind]
+    KIND_UNSPECIFIED: ProviderExchange.Kind
+    KIND_REQUEST: ProviderExchange.Kind
+    KIND_CALLBACK: ProviderExchange.Kind
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_BODY_FIELD_NUMBER: _ClassVar[int]
+    HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_BODY_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    kind: ProviderExchange.Kind
+    operation: str
+    method: str
+    path: str
+    request_body: str
+    http_status: int
+    response_body: str
+    latency_ms: float
+    at: _timestamp_pb2.Timestamp
+    detail: str
+    def __init__(self, kind: _Optional[_Union[ProviderExchange.Kind, str]] = ..., operation: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., request_body: _Optional[str] = ..., http_status: _Optional[int] = ..., response_body: _Optional[str] = ..., latency_ms: _Optional[float] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...

@@ -101,6 +101,11 @@ class PaymentServiceStub:
                 request_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProvidersRequest.SerializeToString,
                 response_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProvidersResponse.FromString,
                 _registered_method=True)
+        self.ListProviderExchanges = channel.unary_unary(
+                '/malipo.payments.v1.PaymentService/ListProviderExchanges',
+                request_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesRequest.SerializeToString,
+                response_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentServiceServicer:
@@ -201,6 +206,15 @@ class PaymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProviderExchanges(self, request, context):
+        """What was said to and heard from the provider about one payment or payout: each request
+        and its answer, and each callback received, oldest first, with secrets, signatures,
+        phone and account numbers masked. Another tenant's id is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -263,6 +277,11 @@ def add_PaymentServiceServicer_to_server(servicer, server):
                     servicer.ListProviders,
                     request_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProvidersRequest.FromString,
                     response_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProvidersResponse.SerializeToString,
+            ),
+            'ListProviderExchanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProviderExchanges,
+                    request_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesRequest.FromString,
+                    response_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -596,6 +615,33 @@ class PaymentService:
             '/malipo.payments.v1.PaymentService/ListProviders',
             malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProvidersRequest.SerializeToString,
             malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProvidersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProviderExchanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/malipo.payments.v1.PaymentService/ListProviderExchanges',
+            malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesRequest.SerializeToString,
+            malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -70,6 +70,11 @@ class PaymentServiceStub:
     """
     ListProviders: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListProvidersRequest, _payment_service_pb2.ListProvidersResponse]
     """Providers, channels, limits and required fields available to the caller."""
+    ListProviderExchanges: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListProviderExchangesRequest, _payment_service_pb2.ListProviderExchangesResponse]
+    """What was said to and heard from the provider about one payment or payout: each request
+    and its answer, and each callback received, oldest first, with secrets, signatures,
+    phone and account numbers masked. Another tenant's id is NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class PaymentServiceAsyncStub(PaymentServiceStub):
@@ -113,6 +118,11 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     """
     ListProviders: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListProvidersRequest, _payment_service_pb2.ListProvidersResponse]  # type: ignore[assignment]
     """Providers, channels, limits and required fields available to the caller."""
+    ListProviderExchanges: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListProviderExchangesRequest, _payment_service_pb2.ListProviderExchangesResponse]  # type: ignore[assignment]
+    """What was said to and heard from the provider about one payment or payout: each request
+    and its answer, and each callback received, oldest first, with secrets, signatures,
+    phone and account numbers masked. Another tenant's id is NOT_FOUND.
+    """
 
 class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Collect money from customers and pay money out through many providers behind one
@@ -225,5 +235,16 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payment_service_pb2.ListProvidersResponse, _abc.Awaitable[_payment_service_pb2.ListProvidersResponse]]:
         """Providers, channels, limits and required fields available to the caller."""
+
+    @_abc_1.abstractmethod
+    def ListProviderExchanges(
+        self,
+        request: _payment_service_pb2.ListProviderExchangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ListProviderExchangesResponse, _abc.Awaitable[_payment_service_pb2.ListProviderExchangesResponse]]:
+        """What was said to and heard from the provider about one payment or payout: each request
+        and its answer, and each callback received, oldest first, with secrets, signatures,
+        phone and account numbers masked. Another tenant's id is NOT_FOUND.
+        """
 
 def add_PaymentServiceServicer_to_server(servicer: PaymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
