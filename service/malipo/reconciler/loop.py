@@ -73,6 +73,9 @@ class Reconciler:
                 await self.tick()
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("reconciler tick failed: %s", type(exc).__name__)
+            except Exception:
+                # Never let one bad payment stop reconciliation for everyone.
+                log.exception("reconciler tick failed")
             await asyncio.sleep(self.interval_s)
 
     async def tick(self) -> int:
@@ -122,6 +125,9 @@ class Reconciler:
             await self._reschedule(payment, Schedule(policy.next_poll(attempts, now)))
         except MalipoError as exc:
             log.warning("reconciling %s failed: %s", payment.id, exc.message)
+            await self._reschedule(payment, Schedule(policy.next_poll(attempts, now)))
+        except Exception:
+            log.exception("reconciling %s failed unexpectedly", payment.id)
             await self._reschedule(payment, Schedule(policy.next_poll(attempts, now)))
 
     async def _reschedule(self, payment: Payment, schedule: Schedule | None) -> None:
