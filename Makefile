@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUF := clients/typescript/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install lint proto proto-check buf bench clean
+.PHONY: serve test install lint proto proto-check buf bench clean go-tools
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,19 @@ $(BUF): clients/typescript/package.json clients/typescript/package-lock.json
 	cd clients/typescript && npm install --no-audit --no-fund --loglevel=error
 	touch $(BUF)
 
+# The Go client's generator plugins, Go and the Go sources its test builds against, from
+# Debian's packages (no Go module proxy on these machines): see clients/go/README.md.
+GO_DEBS := protoc-gen-go protoc-gen-go-grpc golang-go golang-google-grpc-dev \
+	golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
+
+go-tools:
+	@dpkg -s $(GO_DEBS) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends $(GO_DEBS) >/dev/null; }
+
 serve: install
 	$(VENV)/bin/malipo serve
 
-test: install $(BUF)
+test: install $(BUF) go-tools
 	$(PY) clients/python/generate.py --check
 	$(BUF) lint protos
 	$(BUF) breaking protos --against '.git#branch=main,subdir=protos'
@@ -39,8 +48,10 @@ lint: install $(BUF)
 	$(VENV)/bin/lint-imports
 	$(BUF) lint protos
 
-proto: install
+proto: install $(BUF) go-tools
 	$(PY) clients/python/generate.py
+	cd clients/typescript && node_modules/.bin/buf generate
+	cd clients/go && ../typescript/node_modules/.bin/buf generate
 
 bench: install
 	$(PY) -m tests.bench.run
