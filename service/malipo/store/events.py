@@ -40,10 +40,11 @@ WITH batch AS (
 ), numbered AS (
     SELECT payload, $2::bigint + row_number() OVER (ORDER BY id) AS sequence FROM batch
 ), moved AS (
-    INSERT INTO events ({EVENT_COLUMNS})
+    INSERT INTO events ({EVENT_COLUMNS}, recorded_at)
     SELECT n.sequence, r.event_id, r.tenant, r.payment_id, r.direction, r.provider, r.account,
            r.old_status, r.new_status, r.provider_status, r.provider_reference, r.amount_minor,
-           r.currency, r.reason, r.message, r.fulfilment, r.needs_review, r.actor, r.occurred_at
+           r.currency, r.reason, r.message, r.fulfilment, r.needs_review, r.actor, r.occurred_at,
+           statement_timestamp()  -- when this snapshot was taken, not when the batch began
     FROM numbered n CROSS JOIN LATERAL jsonb_populate_record(NULL::events, n.payload) r
     RETURNING sequence, payment_id
 ), stamped AS (

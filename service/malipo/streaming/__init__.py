@@ -2,5 +2,6 @@
 
 from malipo.streaming.hub import EventHub, HubStats
 from malipo.streaming.relay import EventRelay
+from malipo.streaming.retention import EventRetention
 
-__all__ = ["EventHub", "EventRelay", "HubStats"]
+__all__ = ["EventHub", "EventRelay", "EventRetention", "HubStats"]
