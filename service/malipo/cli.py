@@ -65,7 +65,10 @@ def _run(coro: object) -> int:
 
 async def _serve(settings: Settings, *, demo: bool = False) -> int:
     from malipo.bootstrap import App
+    from malipo.metrics import WORKER
     from malipo.sandbox.demo import Sandbox
+
+    WORKER.labels(os.environ.get("MALIPO_WORKER_INDEX", "0")).set(1)
 
     sandbox = Sandbox() if demo else None
     if sandbox is not None:

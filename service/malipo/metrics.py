@@ -47,6 +47,9 @@ SUBSCRIBERS = Gauge("malipo_stream_subscribers", "WatchStatus streams open on th
                     ["mode"])
 STREAM_LAG = Gauge("malipo_stream_event_lag", "Committed events not yet dispatched to streams")
 
+WORKER = Gauge("malipo_worker_info", "1 for this process; `worker` is its index under "
+               "`serve --workers N` (scrapes of a shared port reach any worker)", ["worker"])
+
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
