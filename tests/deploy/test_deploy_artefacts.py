@@ -20,6 +20,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -34,6 +35,8 @@ from check_jsonschema.builtin_schemas import get_builtin_schema
 from jsonschema.validators import validator_for
 
 from malipo.app.policies import ExpiryAction, PollPolicy
+from malipo.config import Settings
+from malipo.connectors import registry
 from malipo.connectors.registry import CONNECTORS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,7 +213,7 @@ def test_configmap_is_mounted_where_malipo_config_points() -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(config_path.parent))
     assert volumes[mount["name"]]["configMap"]["name"] == configmap["metadata"]["name"]
-    _check_config(tomllib.loads(configmap["data"][config_path.name]))
+    _check_config(configmap["data"][config_path.name])
 
 
 # --------------------------------------------------------------------------- compose
@@ -607,7 +610,12 @@ def test_hadolint_finds_nothing() -> None:
 # --------------------------------------------------------------------------- config
 
 
-def _check_config(config: dict[str, Any]) -> None:
+def _check_config(text: str) -> dict[str, Any]:
+    """The file must mean to Settings what it says: every top-level key is a Settings field
+    (Settings ignores unknown keys, so a misspelt section would be dropped without a word),
+    and the accounts and policies it names survive Settings.load and build real connectors."""
+    config = tomllib.loads(text)
+    assert set(config) <= set(Settings.model_fields), set(config) - set(Settings.model_fields)
     accounts = config["accounts"]
     assert accounts
     for account in accounts:
@@ -616,19 +624,30 @@ def _check_config(config: dict[str, Any]) -> None:
     names = [(a["provider"], a["name"]) for a in accounts]
     assert len(names) == len(set(names)), "an account name is its callback path: keep it unique"
     policy_fields = {f.name for f in fields(PollPolicy)}
-    for provider, policy in config.get("reconciler", {}).items():
+    for provider, policy in config.get("policies", {}).items():
         assert provider in CONNECTORS
         assert set(policy) <= policy_fields, set(policy) - policy_fields
         if "on_expiry" in policy:
             ExpiryAction(policy["on_expiry"])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "malipo.toml"
+        path.write_text(text, encoding="utf-8")
+        settings = Settings.load(config=path)
+    assert settings.public_callback_base == config["public_callback_base"]
+    assert [(a.provider, a.name) for a in settings.accounts] == names
+    for account in settings.provider_accounts():
+        assert account.callback_url.startswith(config["public_callback_base"] + "/callbacks/")
+        registry.build(account)  # raises on a missing or malformed connector setting
+    assert set(settings.poll_policies()) == set(config.get("policies", {}))
+    return config
 
 
 def test_example_config_names_known_providers_and_settings() -> None:
     text = (DEPLOY / "malipo.example.toml").read_text(encoding="utf-8")
-    _check_config(tomllib.loads(text))
-    # The commented-out accounts are examples too: they must parse once uncommented.
+    plain = _check_config(text)
+    # The commented-out accounts are examples too: they must load once uncommented.
     example_line = re.compile(r"^# (?=\[\[?[\w.]+\]\]?$|[a-z_]+ = )")
     uncommented = "\n".join(example_line.sub("", line) for line in text.splitlines())
-    example = tomllib.loads(uncommented)
-    assert len(example["accounts"]) > len(tomllib.loads(text)["accounts"])
-    _check_config(example)
+    example = _check_config(uncommented)
+    assert len(example["accounts"]) > len(plain["accounts"])
+    assert example["api_keys"]
