@@ -31,11 +31,17 @@ class CallbackJournal:
 
     async def claim_event(self, provider: str, account: str, event_key: str, journal_id: int,
                           payment_id: str, reference: str, event: Mapping[str, Any]) -> bool:
-        """False when this provider event was seen before (a duplicate delivery)."""
+        """False when this provider event was seen before (a duplicate delivery).
+
+        An event that named a payment we did not know is claimed again: the provider's re-send
+        (Paykassma's, after our non-ok answer) is how a callback that outran our own commit
+        gets applied, so it must not be answered as a duplicate."""
         inserted = await self._pool.fetchval(
             "INSERT INTO callback_events (provider, account, event_key, journal_id, payment_id, "
             "provider_reference, outcome, event) VALUES ($1,$2,$3,$4,$5,$6,'RECEIVED',$7) "
-            "ON CONFLICT DO NOTHING RETURNING true",
+            "ON CONFLICT (provider, account, event_key) DO UPDATE SET "
+            "journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' "
+            "WHERE callback_events.outcome = 'UNKNOWN_PAYMENT' RETURNING true",
             provider, account, event_key, journal_id, payment_id, reference, dict(event))
         return bool(inserted)
 

@@ -1,0 +1,38 @@
+"""The callback journal's de-duplication: a duplicate is a duplicate, except of an event that
+named a payment we did not know (its re-send must be processed again)."""
+
+from datetime import UTC, datetime
+
+import asyncpg
+
+from malipo.store.callbacks import CallbackJournal
+
+
+async def _claim(journal: CallbackJournal, key: str) -> bool:
+    delivery = await journal.record_delivery("paykassma", "main", datetime.now(UTC), "", {},
+                                             b"{}")
+    return await journal.claim_event("paykassma", "main", key, delivery, "pay_1", "", {})
+
+
+async def test_an_applied_event_is_a_duplicate_when_resent(pool: asyncpg.Pool) -> None:
+    journal = CallbackJournal(pool)
+    assert await _claim(journal, "applied-1")
+    await journal.mark_event("paykassma", "main", "applied-1", "APPLIED")
+    assert not await _claim(journal, "applied-1")
+    assert not await _claim(journal, "applied-1")
+
+
+async def test_an_event_for_an_unknown_payment_is_claimed_again(pool: asyncpg.Pool) -> None:
+    journal = CallbackJournal(pool)
+    assert await _claim(journal, "unknown-1")
+    await journal.mark_event("paykassma", "main", "unknown-1", "UNKNOWN_PAYMENT")
+    assert await _claim(journal, "unknown-1")  # the re-send is processed
+    assert not await _claim(journal, "unknown-1")  # while that one is in hand: duplicate
+    await journal.mark_event("paykassma", "main", "unknown-1", "APPLIED")
+    assert not await _claim(journal, "unknown-1")
+    latest = await pool.fetchval("SELECT max(id) FROM callback_journal")
+    row = await pool.fetchrow("SELECT journal_id, outcome FROM callback_events "
+                              "WHERE event_key = 'unknown-1'")
+    assert row is not None
+    assert row["outcome"] == "APPLIED"
+    assert row["journal_id"] < latest  # points at the delivery that was processed
