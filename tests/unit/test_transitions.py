@@ -57,3 +57,25 @@ def test_allowed_transition_is_applied(target: Status) -> None:
     assert change.kind is ChangeKind.TRANSITION
     assert change.after.status is target
     assert change.after.failure_reason == ("" if target is Status.SUCCEEDED else "X")
+
+
+@pytest.mark.parametrize("status", [Status.PROCESSING, Status.UNKNOWN, Status.ACTION_REQUIRED])
+def test_reversal_of_a_success_never_seen_flags_once_and_keeps_status(status: Status) -> None:
+    disputed = ProviderUpdate(Status.REVERSED, provider_status="Disputed",
+                              failure_reason="DISPUTED")
+    change = apply_update(payment(status), disputed, NOW)
+    assert change.kind is ChangeKind.REVIEW
+    assert change.after.status is status
+    assert change.after.needs_review
+    assert change.after.review_reason.startswith("REVERSED_UNSEEN_SUCCESS")
+    assert change.after.provider_status == "Disputed"
+    again = apply_update(change.after, disputed, NOW)
+    assert again.kind is ChangeKind.IGNORED
+    assert not again.writes
+
+
+@pytest.mark.parametrize("status", [Status.FAILED, Status.CANCELLED, Status.REVERSED])
+def test_reversal_of_a_settled_payment_is_ignored(status: Status) -> None:
+    change = apply_update(payment(status), ProviderUpdate(Status.REVERSED), NOW)
+    assert change.kind is ChangeKind.IGNORED
+    assert not change.after.needs_review

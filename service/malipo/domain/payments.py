@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from malipo.domain.money import Money
-from malipo.domain.status import Direction, Method, Status, can_move
+from malipo.domain.status import FINAL, Direction, Method, Status, can_move
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +150,8 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
         return Change(kind, payment, replace(refreshed, updated_at=now) if kind is
                       ChangeKind.REFRESH else payment)
     if not can_move(payment.status, target):
+        if target is Status.REVERSED and payment.status not in _SETTLED:
+            return _reversed_unseen(payment, refreshed, update, now)
         return Change(ChangeKind.IGNORED, payment, payment,
                       f"{payment.status} -> {target} is not allowed")
     moved = replace(
@@ -161,3 +163,21 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
         updated_at=now,
     )
     return Change(ChangeKind.TRANSITION, payment, moved, update.failure_reason)
+
+
+REVERSED_UNSEEN = "REVERSED_UNSEEN_SUCCESS"
+_SETTLED = FINAL | {Status.SUCCEEDED}
+
+
+def _reversed_unseen(payment: Payment, refreshed: Payment, update: ProviderUpdate,
+                     now: datetime) -> Change:
+    """The provider says the money went back (Kwik "Disputed"/"Reversed", KKiaPay REVERTED)
+    for a payment we never saw succeed: its success report was lost. REVERSED is only
+    entered from SUCCEEDED, and inventing the missed SUCCEEDED is not ours to do, so the
+    status stays and the payment is flagged once for review (later reports change nothing)."""
+    if payment.needs_review and payment.review_reason.startswith(REVERSED_UNSEEN):
+        return Change(ChangeKind.IGNORED, payment, payment, REVERSED_UNSEEN)
+    said = update.provider_status or str(update.status)
+    flagged = replace(refreshed, needs_review=True, updated_at=now, review_reason=(
+        f"{REVERSED_UNSEEN}: provider reports {said} but no success was seen"))
+    return Change(ChangeKind.REVIEW, payment, flagged, REVERSED_UNSEEN)
