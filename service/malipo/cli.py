@@ -12,7 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from malipo import logs
+from malipo import logs, tracing
 from malipo.config import Settings
 
 log = logging.getLogger("malipo")
@@ -69,6 +69,7 @@ async def _serve(settings: Settings, *, demo: bool = False) -> int:
     from malipo.sandbox.demo import Sandbox
 
     WORKER.labels(os.environ.get("MALIPO_WORKER_INDEX", "0")).set(1)
+    stop_tracing = tracing.configure()  # only with OTEL_EXPORTER_OTLP_ENDPOINT
 
     sandbox = Sandbox() if demo else None
     if sandbox is not None:
@@ -90,6 +91,8 @@ async def _serve(settings: Settings, *, demo: bool = False) -> int:
     await app.stop()
     if sandbox is not None:
         await sandbox.stop()
+    if stop_tracing is not None:
+        stop_tracing()  # flushes spans still batched
     return 0
 
 

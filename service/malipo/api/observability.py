@@ -3,7 +3,8 @@
 The request id is the caller's `x-request-id` metadata when it sends a sane one, else a new
 one; it is bound (malipo.logs) for every log line of the call. The tenant comes from the same
 bearer key the servicer checks; an unknown key logs no tenant. Each call is counted and timed
-by method and final status code (malipo_rpc_total, malipo_rpc_duration_seconds).
+by method and final status code (malipo_rpc_total, malipo_rpc_duration_seconds). When
+tracing is on, the tenant and payment id go on the gRPC server span (malipo.tracing).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
+from opentelemetry import trace
 
 from malipo import logs
 from malipo.api.auth import ApiKeys
@@ -62,6 +64,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 started, failed = time.perf_counter(), True
                 payment_id = str(getattr(request, "payment_id", "") or
                                  getattr(request, "id", "") or "")
+                _annotate(tenant, payment_id)
                 with logs.bound(request_id=request_id, tenant=tenant, payment_id=payment_id):
                     try:
                         reply = await behaviour(request, context)
@@ -78,6 +81,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
             async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
                 started, failed = time.perf_counter(), True
+                _annotate(tenant, "")
                 with logs.bound(request_id=request_id, tenant=tenant):
                     try:
                         async for message in stream_behaviour(request, context):
@@ -90,6 +94,16 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 stream, request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
         return handler
+
+
+def _annotate(tenant: str, payment_id: str) -> None:
+    """Ids only on the gRPC server span (a no-op when tracing is off); never PII."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        if tenant:
+            span.set_attribute("malipo.tenant", tenant)
+        if payment_id:
+            span.set_attribute("malipo.payment_id", payment_id)
 
 
 def _record(method: str, code: str, started: float) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from malipo.app.connector import CallbackOutcome, InboundCallback
@@ -15,6 +17,7 @@ from malipo.callbacks.processing import CallbackProcessor
 from malipo.metrics import CALLBACKS
 
 log = logging.getLogger("malipo.callbacks")
+_TRACER = trace.get_tracer("malipo.callbacks")
 
 HealthCheck = Callable[[], Awaitable[bool]]
 
@@ -25,6 +28,15 @@ def build_app(connectors: ConnectorDirectory, processor: CallbackProcessor, *,
 
     async def callback(request: web.Request) -> web.Response:
         provider, account = request.match_info["provider"], request.match_info["account"]
+        # A span per delivery (no-op unless malipo.tracing is on): ids and outcome, no body.
+        with _TRACER.start_as_current_span(f"callback {provider}", kind=SpanKind.SERVER,
+                                           attributes={"malipo.provider": provider,
+                                                       "malipo.account": account}) as span:
+            response = await handle(request, provider, account)
+            span.set_attribute("http.response.status_code", response.status)
+            return response
+
+    async def handle(request: web.Request, provider: str, account: str) -> web.Response:
         connector = connectors.get(provider, account)
         if connector is None:
             return web.Response(status=404, text="unknown provider account")
