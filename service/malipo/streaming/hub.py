@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from malipo.domain.errors import OutOfRange, Unavailable
+from malipo.domain.errors import FieldViolation, InvalidRequest, OutOfRange, Unavailable
 from malipo.domain.events import EventFilter, Heartbeat, StatusEvent
 from malipo.store.events import EVENTS_CHANNEL, Conn, log_state, read_new, read_page
 from malipo.streaming.relay import DATABASE_ERRORS
@@ -333,6 +333,11 @@ class EventHub:
             raise OutOfRange(
                 f"events after {sub.position} are past retention; the oldest kept is "
                 f"{page.purged_through + 1}", oldest_sequence=page.purged_through + 1)
+        if sub.position > page.head:
+            # Not a cursor this log gave out (another database, or a restore): skipping to
+            # it would silently drop the events in between.
+            raise InvalidRequest(FieldViolation(
+                "after_sequence", f"{sub.position} is ahead of the event log (at {page.head})"))
         sub.buffer.extend(page.events)
         sub.position = page.examined
         if page.examined >= page.head:

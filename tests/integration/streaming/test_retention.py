@@ -8,7 +8,7 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from malipo.domain.errors import OutOfRange
+from malipo.domain.errors import InvalidRequest, OutOfRange
 from malipo.domain.events import EventFilter
 from malipo.store.events import purge_events
 from malipo.streaming import EventHub, EventRelay
@@ -37,3 +37,11 @@ async def test_a_cursor_older_than_retention_is_out_of_range(
         # The oldest kept cursor still replays everything after it.
         kept = await collect(hub.subscribe(EventFilter(tenant=tenant), 25), 15)
         assert [e.sequence for e in kept] == list(range(26, 41))
+
+
+async def test_a_cursor_ahead_of_the_log_is_refused(pool: asyncpg.Pool, tenant: str) -> None:
+    hub = EventHub(pool)
+    async with running(hub):
+        head = await pool.fetchval("SELECT head FROM event_log_state")
+        with pytest.raises(InvalidRequest, match="ahead of the event log"):
+            await anext(hub.subscribe(EventFilter(tenant=tenant), head + 100))
