@@ -397,10 +397,12 @@ async def test_undefined_status_is_unknown_then_resolved(gateway: Running,
 # --- callback integrity -------------------------------------------------------------------------
 
 def callback_body(fake: GatewayFake, order_id: str, *, status: int = 2,
-                  amount: object = None, secret: str | None = None) -> bytes:
+                  amount: object = None, secret: str | None = None,
+                  operation_type: int | None = None) -> bytes:
     order = fake.orders[order_id]
     body = {
-        "merchant_id": fake.merchant_id, "operation_type": order.operation_type,
+        "merchant_id": fake.merchant_id,
+        "operation_type": operation_type or order.operation_type,
         "customer_id": order.customer_id,
         "amount": amount if amount is not None else int(order.amount),
         "order_id": order_id, "transaction_id": order.transaction_id,
@@ -459,3 +461,24 @@ async def test_exact_amount_as_a_number_or_a_string_applies(gateway: Running,
     again = await create(gateway, collection(phone=phone_for(fake, Outcome.PENDING)))
     assert await post_callback(gateway, callback_body(fake, again.id, amount="150.50")) == 200
     assert (await wait_for(gateway, again.id, S.STATUS_SUCCEEDED)).status == S.STATUS_SUCCEEDED
+
+
+async def test_callback_of_the_other_direction_is_flagged(gateway: Running,
+                                                          fake: GatewayFake) -> None:
+    created = await create(gateway, collection(phone=phone_for(fake, Outcome.PENDING)))
+    raw = callback_body(fake, created.id, operation_type=16)  # 16 is a payout (B2C)
+    assert await post_callback(gateway, raw) == 200
+    assert await journal_outcomes(gateway, created.id) == ["MISMATCH"]
+    got = await get(gateway, created.id)
+    assert got.status == S.STATUS_PROCESSING
+    assert got.review_reason.startswith("DIRECTION_MISMATCH")
+
+
+async def test_callback_sent_twice_applies_once(gateway: Running, fake: GatewayFake) -> None:
+    created = await create(gateway, collection(phone=phone_for(fake, Outcome.PENDING)))
+    fake.chaos.next_callback, fake.chaos.callback_count = CallbackMode.TWICE, 1
+    fake.complete(created.id, 2)
+    assert await wait_delivered(fake, created.id, 2) == [200, 200]
+    assert await journal_outcomes(gateway, created.id) == ["APPLIED", "DUPLICATE"]
+    settled = [m for m in await moves(pool(gateway), created.id) if m[1] == "SUCCEEDED"]
+    assert settled == [("PROCESSING", "SUCCEEDED", "callback:gateway")]

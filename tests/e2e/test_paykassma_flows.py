@@ -154,6 +154,10 @@ async def test_deposit_succeeds_by_postback_and_resending_stops_at_ok(
     await asyncio.sleep(0.2)  # several of the fake's retry delays
     assert len([d for d in fake.deliveries if created.id.encode() in d.body]) == 1
     assert await journal(paykassma, created.id) == ["APPLIED"]
+    kept = await pool(paykassma).fetchval(
+        "SELECT body FROM callback_journal WHERE provider = 'paykassma' AND "
+        "position($1::bytea IN body) > 0", created.id.encode())
+    assert json.loads(kept)["converted_amount"]["BTC"]  # the raw map, kept for audit
     assert await moves(paykassma, created.id) == [
         ("", "PENDING", "tenant:acme"), ("PENDING", "PROCESSING", "provider:paykassma"),
         ("PROCESSING", "SUCCEEDED", "callback:paykassma")]
