@@ -200,3 +200,15 @@ async def test_watch_survives_a_server_restart_and_resumes_with_no_gap(
     assert {e.payment_id for e in seen[before:]} == {again.id}
     assert [e.sequence for e in seen] == [e.sequence for e in replay]
     assert len({e.sequence for e in seen}) == len(seen)
+
+
+async def test_watch_gives_up_after_max_reconnects_when_nothing_answers() -> None:
+    client = MalipoClient.connect(f"127.0.0.1:{free_port()}", TENANT_KEYS["acme"])
+    try:
+        with pytest.raises(ConnectionError, match="2 reconnections"):
+            async for _ in client.watch(after_sequence=0, max_reconnects=2):
+                pass
+    finally:
+        await client.close()
+    with pytest.raises(ValueError, match="at least 1"):
+        RetryPolicy(attempts=0)

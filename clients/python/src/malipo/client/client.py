@@ -131,19 +131,19 @@ class MalipoClient:
 
     async def watch(self, status_filter: events_pb2.StatusFilter | None = None, *,
                     after_sequence: int | None = None, idle_timeout_s: float = 60.0,
-                    reconnect: RetryPolicy | None = None,
+                    max_reconnects: int | None = None,
                     ) -> AsyncIterator[events_pb2.StatusEvent]:
         """Status events after `after_sequence` (None: from now on), for ever.
 
         When the stream breaks (server restart, network, no message within
         `idle_timeout_s` although the server sends heartbeats) it reconnects with the last
-        sequence seen, so nothing is missed and nothing is repeated. `reconnect` bounds the
-        reconnection attempts in a row (default: unbounded). Stop by leaving the loop.
+        sequence seen, so nothing is missed and nothing is repeated. `max_reconnects` bounds
+        the failed reconnections in a row (None: never give up). Stop by leaving the loop.
         With `after_sequence=None`, events committed while the first connection is being
         made are not replayed: pass a cursor (0, or a payment's last_event_sequence) to be
         sure to see everything.
         """
-        policy = reconnect or RetryPolicy(attempts=0, max_backoff_s=2.0)
+        backoff = RetryPolicy(max_backoff_s=2.0)
         cursor = after_sequence
         failures = 0
         while True:
@@ -177,9 +177,9 @@ class MalipoClient:
             finally:
                 call.cancel()
             failures += 1
-            if 0 < policy.attempts < failures:
-                raise ConnectionError(f"WatchStatus: gave up after {failures - 1} reconnections")
-            await asyncio.sleep(policy.backoff(failures))
+            if max_reconnects is not None and failures > max_reconnects:
+                raise ConnectionError(f"WatchStatus: gave up after {max_reconnects} reconnections")
+            await asyncio.sleep(backoff.backoff(failures))
 
     async def wait_final(self, payment_id: str) -> payment_pb2.Payment:
         """Watch one payment until it reaches a final status; the payment then."""

@@ -23,6 +23,10 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 class RetryPolicy:
     """How often and how patiently to retry; `attempts` counts the first call too."""
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts counts the first call: at least 1")
+
     attempts: int = 4
     initial_backoff_s: float = 0.2
     max_backoff_s: float = 3.0
