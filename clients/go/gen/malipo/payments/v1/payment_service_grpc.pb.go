@@ -45,6 +45,10 @@ type PaymentServiceClient interface {
 	WatchStatus(ctx context.Context, in *WatchStatusRequest, opts ...grpc.CallOption) (PaymentService_WatchStatusClient, error)
 	// Providers, channels, limits and required fields available to the caller.
 	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
+	// What was said to and heard from the provider about one payment or payout: each request
+	// and its answer, and each callback received, oldest first, with secrets, signatures,
+	// phone and account numbers masked. Another tenant's id is NOT_FOUND.
+	ListProviderExchanges(ctx context.Context, in *ListProviderExchangesRequest, opts ...grpc.CallOption) (*ListProviderExchangesResponse, error)
 }
 
 type paymentServiceClient struct {
@@ -186,6 +190,15 @@ func (c *paymentServiceClient) ListProviders(ctx context.Context, in *ListProvid
 	return out, nil
 }
 
+func (c *paymentServiceClient) ListProviderExchanges(ctx context.Context, in *ListProviderExchangesRequest, opts ...grpc.CallOption) (*ListProviderExchangesResponse, error) {
+	out := new(ListProviderExchangesResponse)
+	err := c.cc.Invoke(ctx, "/malipo.payments.v1.PaymentService/ListProviderExchanges", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PaymentServiceServer is the server API for PaymentService service.
 // All implementations must embed UnimplementedPaymentServiceServer
 // for forward compatibility
@@ -218,6 +231,10 @@ type PaymentServiceServer interface {
 	WatchStatus(*WatchStatusRequest, PaymentService_WatchStatusServer) error
 	// Providers, channels, limits and required fields available to the caller.
 	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)
+	// What was said to and heard from the provider about one payment or payout: each request
+	// and its answer, and each callback received, oldest first, with secrets, signatures,
+	// phone and account numbers masked. Another tenant's id is NOT_FOUND.
+	ListProviderExchanges(context.Context, *ListProviderExchangesRequest) (*ListProviderExchangesResponse, error)
 	mustEmbedUnimplementedPaymentServiceServer()
 }
 
@@ -260,6 +277,9 @@ func (UnimplementedPaymentServiceServer) WatchStatus(*WatchStatusRequest, Paymen
 }
 func (UnimplementedPaymentServiceServer) ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListProviders not implemented")
+}
+func (UnimplementedPaymentServiceServer) ListProviderExchanges(context.Context, *ListProviderExchangesRequest) (*ListProviderExchangesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListProviderExchanges not implemented")
 }
 func (UnimplementedPaymentServiceServer) mustEmbedUnimplementedPaymentServiceServer() {}
 
@@ -493,6 +513,24 @@ func _PaymentService_ListProviders_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PaymentService_ListProviderExchanges_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListProviderExchangesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentServiceServer).ListProviderExchanges(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/malipo.payments.v1.PaymentService/ListProviderExchanges",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentServiceServer).ListProviderExchanges(ctx, req.(*ListProviderExchangesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _PaymentService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "malipo.payments.v1.PaymentService",
 	HandlerType: (*PaymentServiceServer)(nil),
@@ -540,6 +578,10 @@ var _PaymentService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListProviders",
 			Handler:    _PaymentService_ListProviders_Handler,
+		},
+		{
+			MethodName: "ListProviderExchanges",
+			Handler:    _PaymentService_ListProviderExchanges_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -2,7 +2,7 @@
 // @generated from file malipo/payments/v1/payment_service.proto (package malipo.payments.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Customer, Method, Payment, Status } from "./payment_pb.js";
 import type { Money } from "./money_pb.js";
@@ -793,6 +793,163 @@ export declare type ListProvidersResponse = Message<"malipo.payments.v1.ListProv
 export declare const ListProvidersResponseSchema: GenMessage<ListProvidersResponse>;
 
 /**
+ * Request of ListProviderExchanges.
+ *
+ * @generated from message malipo.payments.v1.ListProviderExchangesRequest
+ */
+export declare type ListProviderExchangesRequest = Message<"malipo.payments.v1.ListProviderExchangesRequest"> & {
+  /**
+   * The payment or payout id.
+   *
+   * @generated from field: string payment_id = 1;
+   */
+  paymentId: string;
+};
+
+/**
+ * Describes the message malipo.payments.v1.ListProviderExchangesRequest.
+ * Use `create(ListProviderExchangesRequestSchema)` to create a new message.
+ */
+export declare const ListProviderExchangesRequestSchema: GenMessage<ListProviderExchangesRequest>;
+
+/**
+ * Response of ListProviderExchanges.
+ *
+ * @generated from message malipo.payments.v1.ListProviderExchangesResponse
+ */
+export declare type ListProviderExchangesResponse = Message<"malipo.payments.v1.ListProviderExchangesResponse"> & {
+  /**
+   * Oldest first (newest last), as they happened.
+   *
+   * @generated from field: repeated malipo.payments.v1.ProviderExchange exchanges = 1;
+   */
+  exchanges: ProviderExchange[];
+};
+
+/**
+ * Describes the message malipo.payments.v1.ListProviderExchangesResponse.
+ * Use `create(ListProviderExchangesResponseSchema)` to create a new message.
+ */
+export declare const ListProviderExchangesResponseSchema: GenMessage<ListProviderExchangesResponse>;
+
+/**
+ * One exchange with a provider, masked.
+ *
+ * @generated from message malipo.payments.v1.ProviderExchange
+ */
+export declare type ProviderExchange = Message<"malipo.payments.v1.ProviderExchange"> & {
+  /**
+   * Request or callback.
+   *
+   * @generated from field: malipo.payments.v1.ProviderExchange.Kind kind = 1;
+   */
+  kind: ProviderExchange_Kind;
+
+  /**
+   * Our name for the call ("create_deposit", "status"), or "callback".
+   *
+   * @generated from field: string operation = 2;
+   */
+  operation: string;
+
+  /**
+   * HTTP method.
+   *
+   * @generated from field: string method = 3;
+   */
+  method: string;
+
+  /**
+   * URL path only (no host, no query string, which may hold secrets).
+   *
+   * @generated from field: string path = 4;
+   */
+  path: string;
+
+  /**
+   * The request body (for a callback: the body the provider sent), masked.
+   *
+   * @generated from field: string request_body = 5;
+   */
+  requestBody: string;
+
+  /**
+   * HTTP status of the answer; 0 when none came (timeout, connection reset).
+   *
+   * @generated from field: int32 http_status = 6;
+   */
+  httpStatus: number;
+
+  /**
+   * The answer's body, masked (for a callback: empty).
+   *
+   * @generated from field: string response_body = 7;
+   */
+  responseBody: string;
+
+  /**
+   * Round trip in milliseconds (0 for a callback).
+   *
+   * @generated from field: double latency_ms = 8;
+   */
+  latencyMs: number;
+
+  /**
+   * When it was sent or received.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 9;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * Transport error, or for a callback what the listener did with it (APPLIED, DUPLICATE,
+   * REJECTED, ...).
+   *
+   * @generated from field: string detail = 10;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message malipo.payments.v1.ProviderExchange.
+ * Use `create(ProviderExchangeSchema)` to create a new message.
+ */
+export declare const ProviderExchangeSchema: GenMessage<ProviderExchange>;
+
+/**
+ * Who spoke first.
+ *
+ * @generated from enum malipo.payments.v1.ProviderExchange.Kind
+ */
+export enum ProviderExchange_Kind {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Malipo called the provider; the response fields hold its answer.
+   *
+   * @generated from enum value: KIND_REQUEST = 1;
+   */
+  REQUEST = 1,
+
+  /**
+   * The provider called Malipo's callback listener.
+   *
+   * @generated from enum value: KIND_CALLBACK = 2;
+   */
+  CALLBACK = 2,
+}
+
+/**
+ * Describes the enum malipo.payments.v1.ProviderExchange.Kind.
+ */
+export declare const ProviderExchange_KindSchema: GenEnum<ProviderExchange_Kind>;
+
+/**
  * Collect money from customers and pay money out through many providers behind one
  * idempotent contract. Every call needs "authorization: Bearer <api key>" metadata; the key
  * names the tenant, and a tenant only ever sees its own payments and events.
@@ -927,6 +1084,18 @@ export declare const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof ListProvidersRequestSchema;
     output: typeof ListProvidersResponseSchema;
+  },
+  /**
+   * What was said to and heard from the provider about one payment or payout: each request
+   * and its answer, and each callback received, oldest first, with secrets, signatures,
+   * phone and account numbers masked. Another tenant's id is NOT_FOUND.
+   *
+   * @generated from rpc malipo.payments.v1.PaymentService.ListProviderExchanges
+   */
+  listProviderExchanges: {
+    methodKind: "unary";
+    input: typeof ListProviderExchangesRequestSchema;
+    output: typeof ListProviderExchangesResponseSchema;
   },
 }>;
 
