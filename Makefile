@@ -53,8 +53,13 @@ proto: install $(BUF) go-tools
 	cd clients/typescript && node_modules/.bin/buf generate
 	cd clients/go && ../typescript/node_modules/.bin/buf generate
 
-bench: install
-	$(PY) -m tests.bench.run
+$(VENV)/.bench-installed: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	touch $@
+
+# A few minutes with modest defaults; longer runs: .venv/bin/python -m tests.bench.run --help
+bench: install $(VENV)/.bench-installed
+	$(PY) -m tests.bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) clients/typescript/node_modules .pytest-pg

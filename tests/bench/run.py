@@ -1,0 +1,351 @@
+"""`make bench`: every hot path against a bare baseline measured in the same run.
+
+    .venv/bin/python -m tests.bench.run                     # modest defaults, a few minutes
+    .venv/bin/python -m tests.bench.run --seconds 30 --fanout 1000 10000 --fanout-seconds 15
+
+Order: bare grpc.aio echo and bare aiohttp handler (the baselines), then `malipo serve` as a
+subprocess on a fresh database: CreatePayment at full load and at half of it, idempotent
+replay, GetPayment, a ListPayments page, signed simulator callbacks, then `--workers 2`, then
+WatchStatus fan-out (tests/bench/stream_fanout.py). Results (JSON and PNG plots) go to
+bench-results/<time>/; the table printed at the end is what the README quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+
+from tests.bench import loadgen, requests, servers
+from tests.bench.loadgen import Job, Stats
+
+ROOT = servers.ROOT
+SEEDS = 500  # payments behind the replay and GetPayment scenarios
+
+
+@dataclass
+class Options:
+    seconds: float
+    warmup: float
+    processes: int
+    concurrency: int
+    fanout: list[int]
+    fanout_seconds: float
+    fanout_rate: int
+    min_callbacks: int
+    profile: bool
+    skip: set[str]
+    out: Path
+    no_outbox_notify: bool = False
+
+
+def parse() -> Options:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per scenario")
+    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    p.add_argument("--processes", type=int, default=2, help="load generator processes")
+    p.add_argument("--concurrency", type=int, default=16,
+                   help="requests in flight per load generator process")
+    p.add_argument("--fanout", type=int, nargs="*", default=[1000],
+                   help="WatchStatus subscriber counts (none: skip)")
+    p.add_argument("--fanout-seconds", type=float, default=5.0)
+    p.add_argument("--fanout-rate", type=int, default=1000, help="transitions/s")
+    p.add_argument("--min-callbacks", type=int, default=2000,
+                   help="PROCESSING payments to have ready for the callbacks scenario")
+    p.add_argument("--profile", action="store_true",
+                   help="py-spy the server during an extra CreatePayment run")
+    p.add_argument("--skip", nargs="*", default=[],
+                   choices=["create", "replay", "get", "list", "callbacks", "workers", "fanout"])
+    p.add_argument("--no-outbox-notify", action="store_true",
+                   help="diagnosis: disable the outbox NOTIFY trigger (the relay then polls)")
+    p.add_argument("--out", type=Path, default=None)
+    a = p.parse_args()
+    out = a.out or ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
+    return Options(a.seconds, a.warmup, a.processes, a.concurrency, a.fanout,
+                   a.fanout_seconds, a.fanout_rate, a.min_callbacks, a.profile, set(a.skip),
+                   out, a.no_outbox_notify)
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 2**20:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "memory": mem,
+            "python": platform.python_version(), "grpcio": grpc.__version__,
+            "platform": platform.platform()}
+
+
+class Bench:
+    def __init__(self, opts: Options) -> None:
+        self.o = opts
+        self.results: dict[str, dict[str, Any]] = {}
+        self.stats: dict[str, Stats] = {}
+        self.skipped: dict[str, str] = {}
+
+    def job(self, scenario: str, target: str, **kw: Any) -> Job:
+        return Job(scenario, target, concurrency=kw.pop("concurrency", self.o.concurrency),
+                   seconds=kw.pop("seconds", self.o.seconds), warmup=self.o.warmup, **kw)
+
+    def measure(self, name: str, job: Job, baseline: str | None = None, *,
+                split: list[dict[str, Any]] | None = None, **extra: Any) -> Stats:
+        stats = loadgen.run(job, self.o.processes, split=split)
+        self.stats[name] = stats
+        entry: dict[str, Any] = stats.summary() | extra
+        if baseline:
+            base = self.stats[baseline]
+            entry["baseline"] = baseline
+            entry["ratio_rps"] = round(stats.rps / base.rps, 3) if base.rps else None
+        self.results[name] = entry
+        ratio = f"  {entry['ratio_rps']:.2f}x {baseline}" if baseline else ""
+        lat = stats.latency_ms
+        print(f"{name:<22} {stats.rps:>9.1f} req/s  p50 {lat['p50']:.2f}  p99 {lat['p99']:.2f} "
+              f"p99.9 {lat['p99.9']:.2f} ms  errors {sum(stats.errors.values())}{ratio}",
+              flush=True)
+        return stats
+
+    # -- scenarios --------------------------------------------------------------------
+
+    def baselines(self) -> None:
+        with servers.baseline("grpc") as address:
+            self.measure("echo_grpc", self.job("echo", address))
+        with servers.baseline("http") as address:
+            url = f"http://{address}/callbacks/simulator/default"
+            self.measure("echo_aiohttp", self.job("http_echo", url))
+
+    def malipo(self, dsn: str) -> None:
+        o = self.o
+        database = asyncio.run(servers.create_database(dsn))
+        try:
+            with servers.malipo(database) as m:
+                if o.no_outbox_notify:
+                    asyncio.run(_disable_outbox_notify(database))
+                params = {"api_key": m.api_key, "run_id": uuid.uuid4().hex[:8]}
+                seed_prefix = f"seed-{params['run_id']}"
+                ids = asyncio.run(_seed(m, seed_prefix))
+                if "create" not in o.skip:
+                    full = self.measure("create", self.job("create", m.grpc, params=params),
+                                        "echo_grpc")
+                    half = full.rps / 2 / o.processes
+                    self.measure("create_half_load", self.job(
+                        "create", m.grpc, params={**params, "run_id": params["run_id"] + "h"},
+                        rate=half, concurrency=max(o.concurrency, 64)), "echo_grpc")
+                if o.profile:
+                    self.profile(m, params)
+                if "replay" not in o.skip:
+                    self.measure("replay", self.job("replay", m.grpc, params={
+                        **params, "seeds": len(ids), "seed_prefix": seed_prefix}), "echo_grpc")
+                if "get" not in o.skip:
+                    self.measure("get", self.job("get", m.grpc, params={**params, "ids": ids}),
+                                 "echo_grpc")
+                if "list" not in o.skip:
+                    self.measure("list_page_20", self.job("list", m.grpc, params={
+                        **params, "page_size": 20}), "echo_grpc", page_size=20)
+                if "callbacks" not in o.skip:
+                    self.callbacks(m, params, seed_prefix)
+        finally:
+            asyncio.run(servers.drop_database(dsn, database))
+
+    def callbacks(self, m: servers.Malipo, params: dict[str, Any], seed_prefix: str) -> None:
+        o = self.o
+        targets = asyncio.run(_processing(m.database_url, seed_prefix))
+        topped = 0
+        while len(targets) < o.min_callbacks and topped < 4:
+            # Not enough PROCESSING payments yet (create skipped or slow): make more,
+            # unmeasured, with the same generator.
+            loadgen.run(self.job("create", m.grpc, seconds=3, params={
+                **params, "run_id": f"{params['run_id']}t{topped}"}), o.processes)
+            targets = asyncio.run(_processing(m.database_url, seed_prefix))
+            topped += 1
+        split = [{"payments": targets[i::o.processes]} for i in range(o.processes)]
+        stats = self.measure("callbacks", self.job("callback", m.callback_url(), params={
+            "secret": servers.CALLBACK_SECRET}), "echo_aiohttp", split=split,
+            available_payments=len(targets))
+        applied = asyncio.run(_applied(m.database_url))
+        self.results["callbacks"]["applied_total"] = applied
+        print(f"{'':<22} {applied} callbacks applied in total "
+              f"({stats.requests} measured after warmup)", flush=True)
+
+    def profile(self, m: servers.Malipo, params: dict[str, Any]) -> None:
+        py_spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+        if not Path(py_spy).exists():
+            print("profile skipped: py-spy is not installed (pip install '.[bench]')")
+            return
+        duration = int(self.o.seconds + self.o.warmup + 1)
+        base = self.o.out / "profile-create"
+        self.o.out.mkdir(parents=True, exist_ok=True)
+        spies = [subprocess.Popen([py_spy, "record", "--pid", str(m.proc.popen.pid),
+                                   "--duration", str(duration), "--rate", "250",
+                                   "--format", fmt, "--output", f"{base}.{ext}", "--nonblocking"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for fmt, ext in (("flamegraph", "svg"), ("raw", "txt"))]
+        time.sleep(0.5)
+        loadgen.run(self.job("create", m.grpc, params={
+            **params, "run_id": params["run_id"] + "p"}), self.o.processes)
+        for spy in spies:
+            spy.wait(60)
+        print(f"profile: {base}.svg and {base}.txt (collapsed stacks)", flush=True)
+
+    def workers(self, dsn: str) -> None:
+        if "workers" in self.o.skip:
+            return
+        if not servers.workers_supported():
+            reason = "`malipo serve --workers` does not exist in this checkout"
+            self.skipped["create_workers_2"] = reason
+            print(f"create_workers_2       skipped: {reason}", flush=True)
+            return
+        database = asyncio.run(servers.create_database(dsn))
+        try:
+            with servers.malipo(database, workers=2) as m:
+                params = {"api_key": m.api_key, "run_id": uuid.uuid4().hex[:8]}
+                stats = self.measure("create_workers_2", self.job("create", m.grpc,
+                                     params=params), "echo_grpc", workers=2)
+                one = self.stats.get("create")
+                if one and one.rps:
+                    self.results["create_workers_2"]["ratio_to_one_worker"] = round(
+                        stats.rps / one.rps, 3)
+                    print(f"{'':<22} {stats.rps / one.rps:.2f}x one worker", flush=True)
+        finally:
+            asyncio.run(servers.drop_database(dsn, database))
+
+    def drift(self) -> None:
+        """The echo baseline again at the end: how much the machine changed during the run."""
+        with servers.baseline("grpc") as address:
+            end = self.measure("echo_grpc_end", self.job("echo", address), "echo_grpc")
+        self.results["echo_grpc_end"]["note"] = (
+            "same as echo_grpc, measured last; a ratio far from 1.0 means the machine's load "
+            "changed during the run and the other ratios are that much less certain")
+        del end
+
+    def fanout(self, dsn: str) -> None:
+        if "fanout" in self.o.skip or not self.o.fanout:
+            return
+        env = {**os.environ, "DATABASE_URL": dsn}
+        args = [sys.executable, "-m", "tests.bench.stream_fanout", "--subscribers",
+                *map(str, self.o.fanout), "--seconds", str(self.o.fanout_seconds),
+                "--warmup", str(max(1.0, self.o.warmup)), "--rate", str(self.o.fanout_rate)]
+        out = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True,
+                             check=False)
+        if out.returncode != 0:
+            reason = f"stream_fanout exited {out.returncode}: {out.stderr.strip()[-300:]}"
+            self.skipped["watch_fanout"] = reason
+            print(f"watch_fanout           failed: {reason}", flush=True)
+            return
+        for line in out.stdout.splitlines():
+            if not line.startswith("{"):
+                continue
+            r = json.loads(line)
+            name = f"watch_fanout_{r['subscribers']}"
+            self.results[name] = r
+            print(f"{name:<22} {r['delivered_msgs_per_s']:>9.1f} msgs/s  "
+                  f"{r['transitions_per_s']} transitions/s  p99 {r['latency_ms']['p99']} ms  "
+                  f"RSS {r['rss_mb']} MB", flush=True)
+
+    # -- output -----------------------------------------------------------------------
+
+    def write(self, started: float, command: str) -> None:
+        from tests.bench import plots
+
+        out = self.o.out
+        out.mkdir(parents=True, exist_ok=True)
+        doc = {"command": command, "machine": machine(), "started": started,
+               "duration_s": round(time.time() - started, 1),
+               "options": {"seconds": self.o.seconds, "warmup": self.o.warmup,
+                           "processes": self.o.processes, "concurrency": self.o.concurrency,
+                           "outbox_notify": not self.o.no_outbox_notify},
+               "results": self.results, "skipped": self.skipped}
+        (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+        written = plots.write(self.stats, out)
+        print(f"\nresults: {out / 'results.json'}  plots: {', '.join(p.name for p in written)}")
+
+
+async def _seed(m: servers.Malipo, prefix: str) -> list[str]:
+    md = (("authorization", f"Bearer {m.api_key}"),)
+    async with grpc.aio.insecure_channel(m.grpc) as channel:
+        from malipo.payments.v1.payment_service_pb2_grpc import PaymentServiceStub
+
+        stub = PaymentServiceStub(channel)
+        sem = asyncio.Semaphore(16)
+
+        async def one(i: int) -> str:
+            async with sem:
+                r = await stub.CreatePayment(requests.create(f"{prefix}-{i}", i), metadata=md,
+                                             timeout=30)
+                return r.payment.id
+
+        return list(await asyncio.gather(*(one(i) for i in range(SEEDS))))
+
+
+async def _processing(url: str, seed_prefix: str) -> list[list[Any]]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT id, provider_reference, amount_minor, currency FROM payments "
+            "WHERE status = 'PROCESSING' AND NOT starts_with(idempotency_key, $1) ORDER BY id",
+            seed_prefix)
+    finally:
+        await conn.close()
+    return [[r["id"], r["provider_reference"], r["amount_minor"], r["currency"]] for r in rows]
+
+
+async def _disable_outbox_notify(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_notify")
+    finally:
+        await conn.close()
+
+
+async def _applied(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM callback_events WHERE outcome = 'APPLIED'"))
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    opts = parse()
+    started = time.time()
+    command = "python -m tests.bench.run " + " ".join(sys.argv[1:])
+    bench = Bench(opts)
+    print(f"machine: {json.dumps(machine())}", flush=True)
+    print(f"load: {opts.processes} processes x {opts.concurrency} in flight, "
+          f"{opts.warmup}s warmup + {opts.seconds}s per scenario", flush=True)
+    dsn = servers.server_dsn()
+    try:
+        bench.baselines()
+        bench.malipo(dsn)
+        bench.workers(dsn)
+        bench.fanout(dsn)
+        bench.drift()
+    finally:
+        bench.write(started, command.strip())
+
+
+if __name__ == "__main__":
+    main()
