@@ -27,10 +27,15 @@ from malipo.store.rows import (
     payment_from_row,
 )
 
+# The row and its creation event in one statement: one round trip per write.
 _INSERT = f"""
-INSERT INTO payments ({PAYMENT_COLUMNS}, next_poll_at)
-VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,
-        $24,$25,$26,$27,$28,$29)
+WITH inserted AS (
+    INSERT INTO payments ({PAYMENT_COLUMNS}, next_poll_at)
+    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,
+            $24,$25,$26,$27,$28,$29)
+    RETURNING id
+)
+INSERT INTO outbox (payload) SELECT $30::jsonb FROM inserted
 """
 
 # The guard: the row moves only from the status the change was decided from, and only if the
@@ -47,7 +52,14 @@ UPDATE payments SET
 WHERE id = $1 AND status = $17 AND ($2 = $17 OR status = ANY($18::text[]))
 """
 
-_OUTBOX = "INSERT INTO outbox (payload) VALUES ($1)"
+# The guarded update and its event ($19, written only when $20 and the guard held) in one
+# statement: the outbox row exists exactly when the update happened, as before, with one
+# round trip instead of two.
+_UPDATE_WITH_EVENT = f"""
+WITH updated AS ({_UPDATE} RETURNING id),
+event AS (INSERT INTO outbox (payload) SELECT $19::jsonb FROM updated WHERE $20::bool)
+SELECT count(*) FROM updated
+"""
 
 
 class PostgresPayments:
@@ -64,8 +76,8 @@ class PostgresPayments:
             p.provider_status, p.provider_message, p.failure_reason, p.failure_message,
             next_action_to_json(p.next_action), dict(p.fulfilment), p.needs_review,
             p.review_reason, 0, p.created_at, p.updated_at, schedule.next_poll_at,
+            event_payload(None, p, reason="", actor=actor),
         )
-        await self._conn.execute(_OUTBOX, event_payload(None, p, reason="", actor=actor))
 
     async def get(self, payment_id: str, *, tenant: str | None = None) -> Payment | None:
         row = await self._conn.fetchrow(
@@ -83,23 +95,20 @@ class PostgresPayments:
     async def write(self, change: Change, *, actor: str, schedule: Schedule | None = None,
                     submitted: bool = False) -> bool:
         before, a = change.before, change.after
-        result = await self._conn.execute(
-            _UPDATE, a.id, a.status.value, a.provider_reference, a.provider_status,
+        with_event = change.kind in (ChangeKind.TRANSITION, ChangeKind.REVIEW)
+        updated = await self._conn.fetchval(
+            _UPDATE_WITH_EVENT, a.id, a.status.value, a.provider_reference, a.provider_status,
             a.provider_message, a.failure_reason, a.failure_message,
             next_action_to_json(a.next_action), dict(a.fulfilment), a.needs_review,
             a.review_reason, a.updated_at, submitted, schedule is not None,
             schedule.next_poll_at if schedule else None,
             bool(schedule and schedule.reset_attempts), before.status.value,
             [s.value for s in predecessors(a.status)],
+            event_payload(before, a, reason=change.reason, actor=actor,
+                          review=change.kind is ChangeKind.REVIEW) if with_event else None,
+            with_event,
         )
-        if result != "UPDATE 1":
-            return False
-        if change.kind in (ChangeKind.TRANSITION, ChangeKind.REVIEW):
-            await self._conn.execute(_OUTBOX, event_payload(
-                before, a, reason=change.reason, actor=actor,
-                review=change.kind is ChangeKind.REVIEW,
-            ))
-        return True
+        return updated == 1
 
     async def is_submitted(self, payment_id: str) -> bool:
         state = await self._conn.fetchval(

@@ -28,6 +28,49 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
     return pool
 
 
+def _plain_read(sql: str) -> bool:
+    head = sql.lstrip()[:6].upper()
+    return head == "SELECT" and "FOR UPDATE" not in sql.upper() and "FOR SHARE" not in sql.upper()
+
+
+class _LazyTransaction:
+    """The unit of work's connection: BEGIN goes out just before the first statement that
+    writes or locks (anything but a plain SELECT). Plain reads before it run on their own:
+    under READ COMMITTED every statement takes its own snapshot anyway, so they see what
+    they would have seen inside the transaction, and read-only units of work (GetPayment,
+    ListPayments, a callback finding its payment) save the BEGIN and COMMIT round trips."""
+
+    def __init__(self, conn: PoolConnectionProxy) -> None:
+        self._conn = conn
+        self.tx: Any = None
+
+    async def _begin_for(self, sql: str) -> None:
+        if self.tx is None and not _plain_read(sql):
+            tx = self._conn.transaction()
+            await tx.start()
+            self.tx = tx
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        await self._begin_for(sql)
+        return await self._conn.execute(sql, *args)
+
+    async def executemany(self, sql: str, args: Any) -> None:
+        await self._begin_for(sql)
+        await self._conn.executemany(sql, args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        await self._begin_for(sql)
+        return await self._conn.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        await self._begin_for(sql)
+        return await self._conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        await self._begin_for(sql)
+        return await self._conn.fetchval(sql, *args)
+
+
 class PostgresUnitOfWork:
     payments: PostgresPayments
     keys: PostgresIdempotencyKeys
@@ -36,14 +79,13 @@ class PostgresUnitOfWork:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._conn: PoolConnectionProxy | None = None
-        self._tx: Any = None
+        self._lazy: _LazyTransaction | None = None
 
     async def __aenter__(self) -> Self:
         conn = await self._pool.acquire()
         self._conn = conn
-        self._tx = conn.transaction()
-        await self._tx.start()
-        raw: Any = conn
+        self._lazy = _LazyTransaction(conn)
+        raw: Any = self._lazy
         self.payments = PostgresPayments(raw)
         self.keys = PostgresIdempotencyKeys(raw)
         self.exchanges = PostgresExchangeLog(raw)
@@ -52,14 +94,17 @@ class PostgresUnitOfWork:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self._conn is not None
+        assert self._lazy is not None
         try:
-            if exc_type is None:
-                await self._tx.commit()
-            else:
-                await self._tx.rollback()
+            if self._lazy.tx is not None:
+                if exc_type is None:
+                    await self._lazy.tx.commit()
+                else:
+                    await self._lazy.tx.rollback()
         finally:
             await self._pool.release(self._conn)
             self._conn = None
+            self._lazy = None
 
 
 class PostgresUnitOfWorkFactory:

@@ -1,0 +1,95 @@
+"""The unit of work's round-trip savings keep its guarantees: a write and its event land
+together or not at all, a failed guard writes no event, and reads alone open no transaction."""
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from malipo.app.unit_of_work import Schedule
+from malipo.domain.ids import new_payment_id
+from malipo.domain.money import Money
+from malipo.domain.payments import Change, ChangeKind, Customer, Payment
+from malipo.domain.status import Direction, Method, Status
+from malipo.store.unit_of_work import PostgresUnitOfWork
+
+
+def a_payment() -> Payment:
+    now = datetime.now(UTC)
+    return Payment(id=new_payment_id(), tenant="acme", direction=Direction.COLLECTION,
+                   provider="simulator", account="default", method=Method.MOBILE_MONEY,
+                   amount=Money.of(1500, "KES"), idempotency_key=new_payment_id(),
+                   created_at=now, updated_at=now,
+                   customer=Customer(phone_number="+254712345600"))
+
+
+async def outbox_rows(pool: asyncpg.Pool, payment_id: str) -> list[str]:
+    # The relay may already have moved rows to the event log: count both.
+    rows = await pool.fetch(
+        "SELECT payload->>'new_status' AS s FROM outbox WHERE payload->>'payment_id' = $1 "
+        "UNION ALL SELECT new_status FROM events WHERE payment_id = $1", payment_id)
+    return sorted(r["s"] for r in rows)
+
+
+async def test_add_writes_the_row_and_its_event_in_one_go(pool: asyncpg.Pool) -> None:
+    p = a_payment()
+    async with PostgresUnitOfWork(pool) as uow:
+        await uow.payments.add(p, actor="test", schedule=Schedule(None))
+    assert await pool.fetchval("SELECT status FROM payments WHERE id = $1", p.id) == "PENDING"
+    assert await outbox_rows(pool, p.id) == ["PENDING"]
+
+
+async def test_a_failed_block_rolls_back_row_and_event(pool: asyncpg.Pool) -> None:
+    p = a_payment()
+
+    async def fail_after_writing() -> None:
+        async with PostgresUnitOfWork(pool) as uow:
+            assert await uow.payments.get(p.id) is None  # a read before the first write
+            await uow.payments.add(p, actor="test", schedule=Schedule(None))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await fail_after_writing()
+    assert await pool.fetchval("SELECT count(*) FROM payments WHERE id = $1", p.id) == 0
+    assert await outbox_rows(pool, p.id) == []
+
+
+async def test_write_adds_an_event_only_when_the_guard_holds(pool: asyncpg.Pool) -> None:
+    p = a_payment()
+    async with PostgresUnitOfWork(pool) as uow:
+        await uow.payments.add(p, actor="test", schedule=Schedule(None))
+    processing = replace(p, status=Status.PROCESSING, provider_reference="SIM-1")
+    async with PostgresUnitOfWork(pool) as uow:
+        current = await uow.payments.lock(p.id)
+        assert current is not None
+        assert await uow.payments.write(Change(ChangeKind.TRANSITION, current, processing),
+                                        actor="test")
+    # A stale decision (still thinks PENDING) loses: no row change, no event.
+    stale = replace(p, status=Status.FAILED)
+    async with PostgresUnitOfWork(pool) as uow:
+        assert not await uow.payments.write(Change(ChangeKind.TRANSITION, p, stale),
+                                            actor="test")
+    # A refresh writes raw fields but no event.
+    refreshed = replace(processing, provider_status="still_going")
+    async with PostgresUnitOfWork(pool) as uow:
+        assert await uow.payments.write(Change(ChangeKind.REFRESH, processing, refreshed),
+                                        actor="test")
+    row = await pool.fetchrow("SELECT status, provider_status FROM payments WHERE id = $1", p.id)
+    assert (row["status"], row["provider_status"]) == ("PROCESSING", "still_going")
+    assert await outbox_rows(pool, p.id) == ["PENDING", "PROCESSING"]
+
+
+async def test_reads_alone_open_no_transaction_and_writes_do(pool: asyncpg.Pool) -> None:
+    p = a_payment()
+    async with PostgresUnitOfWork(pool) as uow:
+        assert await uow.payments.get(p.id) is None
+        lazy = uow._lazy
+        assert lazy is not None
+        assert lazy.tx is None
+        await uow.payments.add(p, actor="test", schedule=Schedule(None))
+        assert lazy.tx is not None
+    async with PostgresUnitOfWork(pool) as uow:
+        assert await uow.payments.lock(p.id) is not None  # FOR UPDATE needs the transaction
+        assert uow._lazy is not None
+        assert uow._lazy.tx is not None
