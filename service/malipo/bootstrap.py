@@ -36,7 +36,9 @@ from malipo.store.migrations import migrate
 from malipo.store.retention import ExchangeRetention
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, create_pool
 from malipo.streaming.hub import EventHub
+from malipo.streaming.nats_export import NatsExporter
 from malipo.streaming.relay import EventRelay
+from malipo.streaming.retention import EventRetention
 
 log = logging.getLogger("malipo")
 SERVICE_NAME = payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
@@ -78,7 +80,7 @@ class App:
             self.dev_key = "dev_" + secrets.token_urlsafe(24)
             keys = {"dev": self.dev_key}
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
-        relay = EventRelay(pool)
+        relay = EventRelay(pool, exporter=NatsExporter.from_url(s.nats_url))
         self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
         processor = CallbackProcessor(self.services, CallbackJournal(pool))
 
@@ -126,6 +128,8 @@ class App:
             self.hub.run(), relay.run(), self.reconciler.run(), self._watch_health(),
             ExchangeRetention(pool, keep=timedelta(days=s.exchange_retention_days),
                               interval_s=s.retention_interval_s).run(),
+            EventRetention(pool, keep=timedelta(days=s.event_retention_days),
+                           interval_s=s.retention_interval_s).run(),
             Sampler(pool, breakers=lambda: self.reconciler.breakers if self.reconciler else {},
                     hub_stats=lambda: self.hub.stats() if self.hub else None).run())]
         for name in ("", SERVICE_NAME):

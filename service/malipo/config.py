@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     config: Path | None = None
     public_callback_base: str = ""
     nats_url: str = ""
+    event_retention_days: float = 30.0
     log_format: str = "text"
     heartbeat_s: float = 15.0
     max_callback_bytes: int = 256 * 1024

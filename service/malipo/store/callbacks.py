@@ -41,7 +41,11 @@ class CallbackJournal:
             "provider_reference, outcome, event) VALUES ($1,$2,$3,$4,$5,$6,'RECEIVED',$7) "
             "ON CONFLICT (provider, account, event_key) DO UPDATE SET "
             "journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' "
-            "WHERE callback_events.outcome = 'UNKNOWN_PAYMENT' RETURNING true",
+            # A re-send may claim again an event whose payment was unknown, or whose
+            # processing died half way (still RECEIVED after a while): nothing is lost.
+            "WHERE callback_events.outcome = 'UNKNOWN_PAYMENT' OR (callback_events.outcome = "
+            "'RECEIVED' AND callback_events.created_at < now() - interval '30 seconds') "
+            "RETURNING true",
             provider, account, event_key, journal_id, payment_id, reference, dict(event))
         return bool(inserted)
 
