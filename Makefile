@@ -26,9 +26,12 @@ $(BUF): clients/typescript/package.json clients/typescript/package-lock.json
 GO_DEBS := protoc-gen-go protoc-gen-go-grpc golang-go golang-google-grpc-dev \
 	golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
 
+# Best effort: Debian's packages give the Go plugins and sources offline. Elsewhere the Go
+# client tests skip with that reason (clients/go/README.md says how to build it).
 go-tools:
 	@dpkg -s $(GO_DEBS) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends $(GO_DEBS) >/dev/null; }
+		apt-get install -y -qq --no-install-recommends $(GO_DEBS) >/dev/null; } \
+		|| echo "note: Go toolchain not installed; the Go client tests will be skipped"
 
 serve: install
 	$(VENV)/bin/malipo serve
