@@ -1,3 +1,5 @@
+# pyright: reportMissingImports=false, reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false
+# (matplotlib and numpy come with the optional `bench` extra, which `make test` does not install)
 """PNG plots of a run: per scenario a latency histogram and throughput over time, plus the
 ratios to the baselines. Needs matplotlib (the `bench` extra); without it, none are drawn."""
 
