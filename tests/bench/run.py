@@ -145,7 +145,11 @@ class Bench:
                     asyncio.run(_disable_outbox_notify(database))
                 params = {"api_key": m.api_key, "run_id": uuid.uuid4().hex[:8]}
                 seed_prefix = f"seed-{params['run_id']}"
-                ids = asyncio.run(_seed(m, seed_prefix))
+                try:
+                    ids = asyncio.run(_seed(m, seed_prefix))
+                except grpc.aio.AioRpcError:
+                    print("seeding failed; the server said:\n" + "".join(m.proc.lines[-30:]))
+                    raise
                 if "create" not in o.skip:
                     full = self.measure("create", self.job("create", m.grpc, params=params),
                                         "echo_grpc")
