@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -75,6 +76,19 @@ def to_status(exc: MalipoError) -> grpc.Status:
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
+# The database connection went away (terminated backend, restart, network): nothing was
+# committed by the failed statement, so the same request with the same key may be retried.
+_CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.InterfaceError,  # includes ConnectionDoesNotExistError
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    # asyncpg's protocol state after its socket died under a running statement
+    # ("cannot switch to state ..."): that connection is unusable, the request is retryable.
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
 
 async def abort(context: Context, exc: MalipoError) -> None:
     status = to_status(exc)
@@ -95,6 +109,11 @@ def grpc_edge(method: Handler) -> Handler:
             await abort(context, exc)
         except grpc.aio.AbortError:
             raise
+        except _CONNECTION_LOST as exc:
+            log.warning("%s: database connection lost: %s", method.__name__,
+                        type(exc).__name__)
+            await abort(context, Unavailable("database unavailable, retry with the same key",
+                                             reason="DATABASE_UNAVAILABLE"))
         except Exception:
             log.exception("unhandled error in %s", method.__name__)
             await abort(context, MalipoError("internal error"))
