@@ -28,6 +28,7 @@ UPDATE payments SET claimed_until = now() + make_interval(secs => $2),
 WHERE id IN (
     SELECT id FROM payments
     WHERE next_poll_at <= now() AND (claimed_until IS NULL OR claimed_until < now())
+      AND provider || '/' || account = ANY($3::text[])
     ORDER BY next_poll_at LIMIT $1 FOR UPDATE SKIP LOCKED
 )
 RETURNING {PAYMENT_COLUMNS}, poll_attempts, submit_state
@@ -79,7 +80,10 @@ class Reconciler:
             await asyncio.sleep(self.interval_s)
 
     async def tick(self) -> int:
-        rows = await self.pool.fetch(_CLAIM, self.batch, float(LEASE_S))
+        # Only accounts this process can talk to: a replica configured with other accounts
+        # must never claim (and drop) another replica's payments.
+        accounts = [f"{c.provider}/{c.account.name}" for c in self.services.connectors.all()]
+        rows = await self.pool.fetch(_CLAIM, self.batch, float(LEASE_S), accounts)
         await asyncio.gather(*(self._work(row) for row in rows))
         return len(rows)
 
@@ -90,8 +94,8 @@ class Reconciler:
         connector = self.services.connectors.get(payment.provider, payment.account)
         policy = self.services.connectors.policy(payment.provider)
         now = self.services.clock()
-        if connector is None:
-            await self._reschedule(payment, None)
+        if connector is None:  # configuration changed under us: keep it due for others
+            await self._reschedule(payment, Schedule(policy.next_poll(attempts, now)))
             return
         breaker = self.breakers.setdefault((payment.provider, payment.account), Breaker())
         if not breaker.allow():
