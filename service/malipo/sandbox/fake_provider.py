@@ -231,17 +231,23 @@ class FakeProvider:
                                            retry_delay_s=retry_delay_s))
         return done
 
+    # Delivery schedule; providers with another one override these two.
+    follow_redirects = True
+
+    def pause_after(self, attempt: int, base_s: float) -> float:
+        """Pause after failed attempt number `attempt` (1-based): grows by 1.5x."""
+        return base_s * 1.5 ** (attempt - 1)
+
     async def deliver(self, cb: Callback, *, accept: AcceptAnswer = accepted_on_2xx,
                       attempts: int = 1, retry_delay_s: float = 0.2) -> list[Delivery]:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         out: list[Delivery] = []
-        delay = retry_delay_s
-        for _ in range(max(1, attempts)):
+        for attempt in range(1, max(1, attempts) + 1):
             status, answer = 0, b""
             try:
                 async with self._session.post(
-                    cb.url, data=cb.body,
+                    cb.url, data=cb.body, allow_redirects=self.follow_redirects,
                     headers={"Content-Type": "application/json", **cb.headers},
                     timeout=aiohttp.ClientTimeout(total=10),
                 ) as resp:
@@ -251,12 +257,10 @@ class FakeProvider:
             delivery = Delivery(cb.url, cb.body, status, answer)
             self.deliveries.append(delivery)
             out.append(delivery)
-            if accept(status, answer):
+            if accept(status, answer) or attempt >= attempts:
                 break
-            await asyncio.sleep(delay)
-            delay *= 1.5
+            await asyncio.sleep(self.pause_after(attempt, retry_delay_s))
         return out
-
 
 def json_bytes(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()

@@ -31,15 +31,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-import aiohttp
 from aiohttp import web
 
 from malipo.sandbox.fake_provider import (
-    AcceptAnswer,
     Callback,
     Delivery,
     FakeProvider,
-    accepted_on_2xx,
     json_bytes,
 )
 
@@ -161,30 +158,11 @@ class KkiapayFake(FakeProvider):
         return Callback(callback.url, callback.body, {**callback.headers,
                                                       "x-kkiapay-secret": "not-the-secret"})
 
-    async def deliver(self, cb: Callback, *, accept: AcceptAnswer = accepted_on_2xx,
-                      attempts: int = 1, retry_delay_s: float = 0.2) -> list[Delivery]:
-        """KKiaPay's schedule: delays grow by `retry_delay_s` each time; 3xx is a failure."""
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        out: list[Delivery] = []
-        for attempt in range(1, max(1, attempts) + 1):
-            status, answer = 0, b""
-            try:
-                async with self._session.post(
-                    cb.url, data=cb.body, allow_redirects=False,
-                    headers={"Content-Type": "application/json", **cb.headers},
-                    timeout=aiohttp.ClientTimeout(total=10),
-                ) as resp:
-                    status, answer = resp.status, await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            delivery = Delivery(cb.url, cb.body, status, answer)
-            self.deliveries.append(delivery)
-            out.append(delivery)
-            if accept(status, answer) or attempt == attempts:
-                break
-            await asyncio.sleep(retry_delay_s * attempt)
-        return out
+    # KKiaPay's schedule: delays grow by the base delay each time; a 3xx is a failure.
+    follow_redirects = False
+
+    def pause_after(self, attempt: int, base_s: float) -> float:
+        return base_s * attempt
 
     # --- admin API -----------------------------------------------------------------------
 
