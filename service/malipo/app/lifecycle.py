@@ -47,12 +47,12 @@ async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, 
             await uow.payments.reference_taken(current.provider, current.account,
                                                change.after.provider_reference, current.id)
         ):
-            change = apply_update(current, ProviderUpdate(
-                status=None, provider_reference="", provider_status=update.provider_status,
-            ), svc.clock())
-            change = Change(ChangeKind.REVIEW, current, _flag(
-                change.after, "REFERENCE_REUSED: the provider transaction backs another payment"),
-                "REFERENCE_REUSED")
+            # Never attach one provider transaction to two payments: flag, change nothing else.
+            flagged = replace(current, needs_review=True, updated_at=svc.clock(),
+                              provider_status=update.provider_status or current.provider_status,
+                              review_reason="REFERENCE_REUSED: the provider transaction backs "
+                              "another payment")
+            change = Change(ChangeKind.REVIEW, current, flagged, "REFERENCE_REUSED")
         policy = svc.connectors.policy(current.provider)
         plan = schedule if schedule is not None else schedule_after(change, policy, svc)
         if change.writes or submitted or plan is not None:
