@@ -111,9 +111,12 @@ class PostgresPayments:
         return updated == 1
 
     async def is_submitted(self, payment_id: str) -> bool:
-        state = await self._conn.fetchval(
-            "SELECT submit_state FROM payments WHERE id = $1", payment_id)
-        return state == "SENT"
+        # Any status past PENDING also counts: a callback or poll may settle the payment
+        # when the create's own write of the answer was lost (a killed DB connection).
+        submitted = await self._conn.fetchval(
+            "SELECT submit_state = 'SENT' OR status <> 'PENDING' FROM payments WHERE id = $1",
+            payment_id)
+        return bool(submitted)
 
     async def schedule(self, payment_id: str, schedule: Schedule) -> None:
         await self._conn.execute(
