@@ -9,17 +9,21 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import aiohttp
 import asyncpg
 import grpc
 import pytest
+from google.protobuf import json_format
 
 from malipo.config import AccountConfig, PolicyConfig
+from malipo.connectors.paykassma import signing
 from malipo.payments.v1 import money_pb2, payment_pb2, payment_service_pb2
-from malipo.sandbox.fake_provider import Delivery
+from malipo.sandbox.fake_provider import Callback, Delivery
 from malipo.sandbox.paykassma import FakeDeposit, PaykassmaFake
 from tests.e2e.test_payments_api import details
+from tests.e2e.test_watch_status import collect
 from tests.harness import Running, auth, running, settings_for
 
 pb = payment_service_pb2
@@ -213,6 +217,40 @@ async def test_hosted_window_is_a_redirect_settled_by_postback(
         S.STATUS_SUCCEEDED
 
 
+async def test_events_carry_the_postback_raw_and_masked(paykassma: Running,
+                                                         fake: PaykassmaFake) -> None:
+    created = await create(paykassma, deposit())
+    # Paykassma may name the payer's number in account_number: send one that does.
+    postback = signing.parse_ordered(fake.deposit_postback(created.id).body)
+    postback["additional_data"][0]["account_number"] = "254712344321"
+    postback["signature"] = signing.postback_signature(
+        fake.postback_access_key, fake.postback_private_key,
+        signing.signed_part(postback, fake.signed_form))
+    callback = Callback(fake.postback_url, signing.canonical_json(postback).encode())
+    assert statuses(await fake.post(callback)) == [(200, OK)]
+    events = await collect(paykassma, "acme", after=0, payment_id=created.id)
+    assert [e.new_status for e in events] == [
+        S.STATUS_PENDING, S.STATUS_PROCESSING, S.STATUS_SUCCEEDED]
+    assert not events[0].HasField("provider_payload")  # ours: nothing the provider said
+    answer = json_format.MessageToDict(events[1].provider_payload)
+    assert answer["data"]["order_id"] == created.provider_reference  # the create answer
+    said = json_format.MessageToDict(events[2].provider_payload)
+    # The converted_amount map exactly as sent: decimals as their exact text, integers as
+    # numbers (the fake mixes both, as the document does).
+    sent = postback["converted_amount"]
+    assert any(isinstance(v, Decimal) for v in sent.values())
+    assert any(isinstance(v, int) for v in sent.values())
+    assert said["converted_amount"] == {
+        k: format(v, "f") if isinstance(v, Decimal) else v for k, v in sent.items()}
+    assert said["additional_data"][0]["account_number"] == "***321"
+    assert said["additional_data"][0]["plugin_custom_order_id"] == created.id
+    assert said["access_key"] == "***"
+    assert "signature" not in said
+    text = json.dumps(said)
+    assert "254712344321" not in text
+    assert fake.postback_access_key not in text
+
+
 # --- withdrawals ------------------------------------------------------------------------------
 
 async def test_withdrawal_succeeds_by_postback(paykassma: Running, fake: PaykassmaFake) -> None:
@@ -226,6 +264,11 @@ async def test_withdrawal_succeeds_by_postback(paykassma: Running, fake: Paykass
     done = await wait_for(paykassma, payout.id, S.STATUS_SUCCEEDED)
     assert done.direction == S.DIRECTION_PAYOUT
     assert await journal(paykassma, payout.id) == ["APPLIED"]
+    settled = (await collect(paykassma, "acme", after=0, payment_id=payout.id))[-1]
+    said = json_format.MessageToDict(settled.provider_payload)
+    item = said["additional_data"][0]
+    assert (item["withdrawal_status"], item["account_number"]) == (1, "***321")
+    assert said["converted_amount"]["KES"] == 1500
 
 
 async def test_withdrawal_rejected_by_postback(paykassma: Running, fake: PaykassmaFake) -> None:

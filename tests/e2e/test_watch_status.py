@@ -51,6 +51,9 @@ async def test_watch_from_zero_sees_the_whole_life_of_a_payment(malipo: Running)
     sequences = [e.sequence for e in events]
     assert sequences == sorted(sequences)
     assert all(e.amount.amount_minor == 1000 for e in events)
+    # Our own creation event carries nothing a provider said (tests/e2e/test_paykassma_flows
+    # checks the events a provider's postback causes).
+    assert not events[0].HasField("provider_payload")
 
 
 async def test_live_then_resume_from_last_sequence_misses_nothing(malipo: Running) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from malipo.app.catalogue import Channel, ProviderCatalogue
 from malipo.app.commands import CreatePayment
@@ -195,7 +197,15 @@ def event_to_proto(e: StatusEvent) -> payment_service_pb2.WatchStatusResponse:
         amount=_money(e.amount.minor, e.amount.currency.code), reason=e.reason,
         message=e.message, fulfilment=dict(e.fulfilment), needs_review=e.needs_review,
         occurred_at=timestamp(e.occurred_at), provider_reference=e.provider_reference,
+        provider_payload=_struct(e.provider_payload) if e.provider_payload else None,
     ))
+
+
+def _struct(data: Mapping[str, object]) -> struct_pb2.Struct:
+    """The stored payload is plain JSON already (the store made it so), so it maps as is."""
+    out = struct_pb2.Struct()
+    out.update(cast("dict[str, Any]", data))
+    return out
 
 
 def heartbeat_to_proto(h: Heartbeat) -> payment_service_pb2.WatchStatusResponse:

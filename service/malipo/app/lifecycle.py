@@ -52,7 +52,8 @@ async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, 
                               provider_status=update.provider_status or current.provider_status,
                               review_reason="REFERENCE_REUSED: the provider transaction backs "
                               "another payment")
-            change = Change(ChangeKind.REVIEW, current, flagged, "REFERENCE_REUSED")
+            change = Change(ChangeKind.REVIEW, current, flagged, "REFERENCE_REUSED",
+                            update.raw)
         policy = svc.connectors.policy(current.provider)
         plan = schedule if schedule is not None else schedule_after(change, policy, svc)
         if change.writes or submitted or plan is not None:

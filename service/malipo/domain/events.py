@@ -29,6 +29,9 @@ class StatusEvent:
     fulfilment: Mapping[str, str]
     needs_review: bool
     occurred_at: datetime
+    # The provider's own words that caused the change (masked, size-capped); empty when
+    # Malipo caused it.
+    provider_payload: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,9 @@ class ProviderUpdate:
     """What a provider said about one payment, neutral of any provider's format.
 
     `status` None means "no opinion" (only raw fields are refreshed). `amount` is what the
-    provider claims, checked against ours before anything is applied."""
+    provider claims, checked against ours before anything is applied. `raw` is the parsed
+    callback or answer in the provider's own words (JSON types): it rides on the event this
+    update causes, masked and size-capped by the store."""
 
     status: Status | None
     provider_reference: str = ""
@@ -109,10 +111,14 @@ class ChangeKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Change:
+    """What one decision does to a payment. `provider_payload` is the raw update that caused
+    it (ProviderUpdate.raw), kept on the event; empty for changes Malipo makes itself."""
+
     kind: ChangeKind
     before: Payment
     after: Payment
     reason: str = ""
+    provider_payload: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def writes(self) -> bool:
@@ -126,14 +132,14 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
         why = f"provider reported {update.amount}, expected {payment.amount}"
         flagged = replace(payment, needs_review=True, review_reason=f"AMOUNT_MISMATCH: {why}",
                           updated_at=now)
-        return Change(ChangeKind.REVIEW, payment, flagged, "AMOUNT_MISMATCH")
+        return Change(ChangeKind.REVIEW, payment, flagged, "AMOUNT_MISMATCH", update.raw)
     if update.provider_reference and payment.provider_reference and (
         update.provider_reference != payment.provider_reference
     ):
         why = f"provider reference {update.provider_reference} != {payment.provider_reference}"
         flagged = replace(payment, needs_review=True, review_reason=f"REFERENCE_MISMATCH: {why}",
                           updated_at=now)
-        return Change(ChangeKind.REVIEW, payment, flagged, "REFERENCE_MISMATCH")
+        return Change(ChangeKind.REVIEW, payment, flagged, "REFERENCE_MISMATCH", update.raw)
 
     refreshed = replace(
         payment,
@@ -148,12 +154,12 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
             refreshed = replace(refreshed, next_action=update.next_action)
         kind = ChangeKind.REFRESH if refreshed != payment else ChangeKind.IGNORED
         return Change(kind, payment, replace(refreshed, updated_at=now) if kind is
-                      ChangeKind.REFRESH else payment)
+                      ChangeKind.REFRESH else payment, provider_payload=update.raw)
     if not can_move(payment.status, target):
         if target is Status.REVERSED and payment.status not in _SETTLED:
             return _reversed_unseen(payment, refreshed, update, now)
         return Change(ChangeKind.IGNORED, payment, payment,
-                      f"{payment.status} -> {target} is not allowed")
+                      f"{payment.status} -> {target} is not allowed", update.raw)
     moved = replace(
         refreshed,
         status=target,
@@ -162,7 +168,7 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
         failure_message=update.failure_message if target is not Status.SUCCEEDED else "",
         updated_at=now,
     )
-    return Change(ChangeKind.TRANSITION, payment, moved, update.failure_reason)
+    return Change(ChangeKind.TRANSITION, payment, moved, update.failure_reason, update.raw)
 
 
 REVERSED_UNSEEN = "REVERSED_UNSEEN_SUCCESS"
@@ -176,8 +182,8 @@ def _reversed_unseen(payment: Payment, refreshed: Payment, update: ProviderUpdat
     entered from SUCCEEDED, and inventing the missed SUCCEEDED is not ours to do, so the
     status stays and the payment is flagged once for review (later reports change nothing)."""
     if payment.needs_review and payment.review_reason.startswith(REVERSED_UNSEEN):
-        return Change(ChangeKind.IGNORED, payment, payment, REVERSED_UNSEEN)
+        return Change(ChangeKind.IGNORED, payment, payment, REVERSED_UNSEEN, update.raw)
     said = update.provider_status or str(update.status)
     flagged = replace(refreshed, needs_review=True, updated_at=now, review_reason=(
         f"{REVERSED_UNSEEN}: provider reports {said} but no success was seen"))
-    return Change(ChangeKind.REVIEW, payment, flagged, REVERSED_UNSEEN)
+    return Change(ChangeKind.REVIEW, payment, flagged, REVERSED_UNSEEN, update.raw)

@@ -28,7 +28,7 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 EVENT_COLUMNS = (
     "sequence, event_id, tenant, payment_id, direction, provider, account, old_status, "
     "new_status, provider_status, provider_reference, amount_minor, currency, reason, message, "
-    "fulfilment, needs_review, actor, occurred_at"
+    "fulfilment, needs_review, actor, occurred_at, provider_payload"
 )
 
 # One statement moves a batch: every CTE sees the same snapshot, so the rows inserted, the
@@ -44,6 +44,8 @@ WITH batch AS (
     SELECT n.sequence, r.event_id, r.tenant, r.payment_id, r.direction, r.provider, r.account,
            r.old_status, r.new_status, r.provider_status, r.provider_reference, r.amount_minor,
            r.currency, r.reason, r.message, r.fulfilment, r.needs_review, r.actor, r.occurred_at,
+           -- outbox rows written before migration 0003 have no payload
+           coalesce(r.provider_payload, '{{}}'::jsonb),
            statement_timestamp()  -- when this snapshot was taken, not when the batch began
     FROM numbered n CROSS JOIN LATERAL jsonb_populate_record(NULL::events, n.payload) r
     RETURNING sequence, payment_id
@@ -218,6 +220,7 @@ def event_from_row(row: asyncpg.Record) -> StatusEvent:
         fulfilment=row["fulfilment"],
         needs_review=row["needs_review"],
         occurred_at=row["occurred_at"],
+        provider_payload=row["provider_payload"],
     )
 
 
@@ -242,5 +245,6 @@ def event_to_json(event: StatusEvent) -> dict[str, Any]:
         "fulfilment": dict(event.fulfilment),
         "needs_review": event.needs_review,
         "occurred_at": event.occurred_at.isoformat(),
+        "provider_payload": dict(event.provider_payload),
     }
 

@@ -105,7 +105,8 @@ class PostgresPayments:
             bool(schedule and schedule.reset_attempts), before.status.value,
             [s.value for s in predecessors(a.status)],
             event_payload(before, a, reason=change.reason, actor=actor,
-                          review=change.kind is ChangeKind.REVIEW) if with_event else None,
+                          review=change.kind is ChangeKind.REVIEW,
+                          provider_payload=change.provider_payload) if with_event else None,
             with_event,
         )
         return updated == 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -12,6 +15,7 @@ import asyncpg
 from malipo.domain.money import Money
 from malipo.domain.payments import BankAccount, Customer, NextAction, NextActionKind, Payment
 from malipo.domain.status import Direction, Method, Status
+from malipo.redaction import mask_mapping
 
 PAYMENT_COLUMNS = (
     "id, tenant, direction, provider, account, method, channel, country, amount_minor, "
@@ -80,8 +84,55 @@ def payment_from_row(row: asyncpg.Record | Mapping[str, Any]) -> Payment:
     )
 
 
+# Beyond this much JSON an event keeps a note instead of the provider's payload: events are
+# read by every subscriber, and the callback journal keeps the whole body anyway.
+PROVIDER_PAYLOAD_LIMIT = 16 * 1024
+_NOTE_KEYS = 50
+_EXACT_INT = 2**53  # a protobuf Struct number is a double
+
+
+def _text(value: str) -> str:
+    # jsonb stores neither U+0000 nor lone surrogates (json.loads accepts both).
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON types; decimals and integers a double cannot hold keep their exact text."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)  # jsonb has no NaN
+    if isinstance(value, int):
+        return value if -_EXACT_INT <= value <= _EXACT_INT else str(value)
+    if isinstance(value, Decimal):
+        return format(value, "f")  # positional: 0.00000026, not 2.6E-7
+    if isinstance(value, Mapping):
+        return {_text(str(k)): _json_safe(v) for k, v in value.items()}  # type: ignore[misc]
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]  # type: ignore[misc]
+    return _text(str(value))
+
+
+def stored_provider_payload(raw: Mapping[str, object]) -> dict[str, Any]:
+    """ProviderUpdate.raw as an event keeps it: masked by the shared redaction rules (secrets
+    whole, phone and account numbers to their last 3 digits) and at most
+    PROVIDER_PAYLOAD_LIMIT bytes of JSON; a larger one becomes a note saying so, so an
+    oversized callback never fails the update it carries."""
+    if not raw:
+        return {}
+    masked = mask_mapping(_json_safe(raw))
+    size = len(json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode())
+    if size <= PROVIDER_PAYLOAD_LIMIT:
+        return masked
+    return {"truncated": True, "json_bytes": size,
+            "keys": [key[:64] for key in list(masked)[:_NOTE_KEYS]]}
+
+
 def event_payload(before: Payment | None, after: Payment, *, reason: str, actor: str,
-                  review: bool = False) -> dict[str, Any]:
+                  review: bool = False,
+                  provider_payload: Mapping[str, object] | None = None) -> dict[str, Any]:
     """The outbox row of one change; the relay turns it into an event with a sequence."""
     return {
         "event_id": str(uuid.uuid4()),
@@ -102,4 +153,5 @@ def event_payload(before: Payment | None, after: Payment, *, reason: str, actor:
         "needs_review": review,
         "actor": actor,
         "occurred_at": after.updated_at.isoformat(),
+        "provider_payload": stored_provider_payload(provider_payload or {}),
     }

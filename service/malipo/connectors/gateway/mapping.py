@@ -69,9 +69,10 @@ def loads(body: bytes) -> dict[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
-    """Decimals as strings, so `raw` can be stored as JSON without losing a digit."""
+    """Decimals as strings, so `raw` can be stored as JSON without losing a digit (positional,
+    never "2.6E-7")."""
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}  # type: ignore[misc]
     if isinstance(value, list):

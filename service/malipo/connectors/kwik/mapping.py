@@ -62,9 +62,10 @@ def loads(body: bytes) -> Any:
 
 
 def plain(value: Any) -> Any:
-    """Decimals back to strings so raw provider data stays JSON-storable."""
+    """Decimals back to strings so raw provider data stays JSON-storable (positional text,
+    never "2.6E-7")."""
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}  # type: ignore[misc]
     if isinstance(value, list):

@@ -47,9 +47,10 @@ def read_postback(body: bytes) -> dict[str, Any]:
 
 
 def plain(value: Any) -> Any:
-    """JSON-safe copy: decimals become their exact text (never floats)."""
+    """JSON-safe copy: decimals become their exact positional text (never floats, never
+    "2.6E-7" for a converted_amount of 0.00000026)."""
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}  # type: ignore[union-attr]
     if isinstance(value, list):

@@ -235,6 +235,7 @@ class SimulatorConnector:
                 failure_reason=str(data.get("failure_reason", "")),
                 failure_message=str(data.get("failure_message", "")),
                 amount=Money.of(int(data["amount_minor"]), str(data["currency"])),
+                raw=data,
             )
             return [CallbackEvent(update=update, payment_id=str(data["payment_id"]),
                                   event_key=str(data["event_id"]), raw=data)]

@@ -3,7 +3,7 @@
 /* eslint-disable */
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 import type { Direction, Status } from "./payment_pb.js";
 import type { Money } from "./money_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -130,6 +130,21 @@ export declare type StatusEvent = Message<"malipo.payments.v1.StatusEvent"> & {
    * @generated from field: string provider_reference = 16;
    */
   providerReference: string;
+
+  /**
+   * The provider's own words that caused this event: the parsed fields of the callback,
+   * postback or answer (e.g. Paykassma's postback with its `converted_amount` map), as the
+   * provider sent them, not a Malipo format: their keys and shapes differ per provider.
+   * Secrets and signatures are replaced by "***"; phone and account numbers, and any run of 9
+   * or more digits in text, keep only their last 3 digits. Decimal numbers are given as their
+   * exact text ("0.00077816"; a Struct number is a double), integers as numbers (as text past
+   * 2^53). When the payload exceeds 16 KiB of JSON it is replaced by
+   * {"truncated": true, "json_bytes": <size>, "keys": [<its top-level keys>]}.
+   * Empty for events Malipo caused itself (creation, expiry, review flags of its own).
+   *
+   * @generated from field: google.protobuf.Struct provider_payload = 17;
+   */
+  providerPayload?: JsonObject | undefined;
 };
 
 /**
