@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,8 @@ import asyncpg
 import grpc
 
 from malipo.payments.v1.payment_service_pb2_grpc import PaymentServiceStub
+from malipo.store.migrations import migrate
+from tests.conftest import with_database
 from tests.harness import TENANT_KEYS, free_port
 
 MALIPO = str(Path(sys.executable).with_name("malipo"))
@@ -87,6 +92,35 @@ async def serve(database_url: str, config: Path, workdir: Path, *,
             break
         await asyncio.sleep(0.05)
     raise AssertionError("malipo serve did not start:\n" + log_path.read_text()[-3000:])
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(server_dsn: str) -> AsyncIterator[str]:
+    """A new migrated database on `server_dsn`, dropped afterwards.
+
+    For tests that run several processes and fakes against one database: the fakes' ids start
+    from the same number, so a provider reference of an earlier test in a shared database makes
+    the service (rightly) flag the next payment REFERENCE_REUSED instead of settling it."""
+    name = "t_" + uuid.uuid4().hex[:16]
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(server_dsn, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    try:
+        yield url
+    finally:
+        admin = await asyncpg.connect(server_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 async def status_of(database_url: str, payment_id: str) -> str | None:

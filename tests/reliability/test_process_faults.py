@@ -18,10 +18,19 @@ from malipo.payments.v1 import payment_pb2, payment_service_pb2
 from malipo.sandbox.gateway import GatewayFake
 from tests.harness import auth, create_request
 from tests.reliability.faultproxy import FaultProxy
-from tests.reliability.process import gateway_config, serve, status_of
+from tests.reliability.process import fresh_database, gateway_config, serve, status_of
 
 pytestmark = pytest.mark.reliability
 pb = payment_service_pb2
+
+
+@pytest.fixture
+async def database_url(server_dsn: str) -> AsyncIterator[str]:
+    """One database per test (not per module): every GatewayFake numbers its transactions from
+    the same start, so in a shared database the second test's payment got the first one's
+    provider reference and was flagged REFERENCE_REUSED, staying PENDING (the old xfails)."""
+    async with fresh_database(server_dsn) as url:
+        yield url
 
 
 @pytest.fixture
@@ -120,17 +129,11 @@ async def _is(database_url: str, payment_id: str, status: str) -> bool:
     return await status_of(database_url, payment_id) == status
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "finding, not fixed here: under load the restarted process claims the payment, its "
-    "resume never finishes and the 60 s claim keeps it PENDING; see README.md"))
 async def test_sigkill_between_accept_and_provider_call_completes_exactly_once(
         database_url: str, tmp_path: Path, gateway: tuple[GatewayFake, FaultProxy]) -> None:
     await _kill_and_resume(database_url, tmp_path, *gateway, answer_lost=False)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "finding, not fixed here: in about 2 runs of 3 the restarted process claims the payment, "
-    "its resume never finishes and the claim (60 s) keeps it PENDING; see README.md"))
 async def test_sigkill_between_provider_answer_and_commit_completes_exactly_once(
         database_url: str, tmp_path: Path, gateway: tuple[GatewayFake, FaultProxy]) -> None:
     await _kill_and_resume(database_url, tmp_path, *gateway, answer_lost=True)
@@ -169,8 +172,9 @@ async def _row(database_url: str, payment_id: str) -> str:
     import asyncpg
     conn = await asyncpg.connect(database_url)
     try:
-        row = await conn.fetchrow("SELECT status, submit_state, next_poll_at, claimed_until, "
-                                  "poll_attempts, now() AS now FROM payments WHERE id = $1",
+        row = await conn.fetchrow("SELECT status, submit_state, needs_review, review_reason, "
+                                  "next_poll_at, claimed_until, poll_attempts, now() AS now "
+                                  "FROM payments WHERE id = $1",
                                   payment_id)
         return repr(dict(row or {}))
     finally:
