@@ -74,13 +74,14 @@ class App:
         self.pool = pool = await create_pool(self.database_url, max_size=s.db_pool_max)
         self.connectors = ConnectorDirectory(
             [registry.build(a) for a in s.provider_accounts()], s.poll_policies())
-        self.services = Services(PostgresUnitOfWorkFactory(pool), self.connectors)
+        relay = EventRelay(pool, exporter=NatsExporter.from_url(s.nats_url))
+        self.services = Services(PostgresUnitOfWorkFactory(pool, on_events=relay.nudge),
+                                 self.connectors)
         keys = s.tenant_keys()
         if not keys:
             self.dev_key = "dev_" + secrets.token_urlsafe(24)
             keys = {"dev": self.dev_key}
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
-        relay = EventRelay(pool, exporter=NatsExporter.from_url(s.nats_url))
         self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
         processor = CallbackProcessor(self.services, CallbackJournal(pool))
 

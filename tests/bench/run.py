@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +48,9 @@ class Options:
     fanout_seconds: float
     fanout_rate: int
     min_callbacks: int
-    profile: bool
+    profile: set[str]
     skip: set[str]
     out: Path
-    no_outbox_notify: bool = False
 
 
 def parse() -> Options:
@@ -65,18 +66,18 @@ def parse() -> Options:
     p.add_argument("--fanout-rate", type=int, default=1000, help="transitions/s")
     p.add_argument("--min-callbacks", type=int, default=2000,
                    help="PROCESSING payments to have ready for the callbacks scenario")
-    p.add_argument("--profile", action="store_true",
-                   help="py-spy the server during an extra CreatePayment run")
+    p.add_argument("--profile", nargs="*", default=[], metavar="SCENARIO",
+                   help="py-spy the server while these scenarios run (create, get, ...); "
+                        "writes <scenario>.svg and collapsed stacks, summarised by "
+                        "`python -m tests.bench.profile_top`")
     p.add_argument("--skip", nargs="*", default=[],
                    choices=["create", "replay", "get", "list", "callbacks", "workers", "fanout"])
-    p.add_argument("--no-outbox-notify", action="store_true",
-                   help="diagnosis: disable the outbox NOTIFY trigger (the relay then polls)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
     out = a.out or ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
     return Options(a.seconds, a.warmup, a.processes, a.concurrency, a.fanout,
-                   a.fanout_seconds, a.fanout_rate, a.min_callbacks, a.profile, set(a.skip),
-                   out, a.no_outbox_notify)
+                   a.fanout_seconds, a.fanout_rate, a.min_callbacks, set(a.profile), set(a.skip),
+                   out)
 
 
 def machine() -> dict[str, Any]:
@@ -111,8 +112,10 @@ class Bench:
                    seconds=kw.pop("seconds", self.o.seconds), warmup=self.o.warmup, **kw)
 
     def measure(self, name: str, job: Job, baseline: str | None = None, *,
-                split: list[dict[str, Any]] | None = None, **extra: Any) -> Stats:
-        stats = loadgen.run(job, self.o.processes, split=split)
+                split: list[dict[str, Any]] | None = None, pid: int | None = None,
+                **extra: Any) -> Stats:
+        with self.profiled(name, pid, job.seconds + job.warmup):
+            stats = loadgen.run(job, self.o.processes, split=split)
         self.stats[name] = stats
         entry: dict[str, Any] = stats.summary() | extra
         if baseline:
@@ -141,8 +144,7 @@ class Bench:
         database = asyncio.run(servers.create_database(dsn))
         try:
             with servers.malipo(database) as m:
-                if o.no_outbox_notify:
-                    asyncio.run(_disable_outbox_notify(database))
+                pid = m.proc.popen.pid
                 params = {"api_key": m.api_key, "run_id": uuid.uuid4().hex[:8]}
                 seed_prefix = f"seed-{params['run_id']}"
                 try:
@@ -152,22 +154,21 @@ class Bench:
                     raise
                 if "create" not in o.skip:
                     full = self.measure("create", self.job("create", m.grpc, params=params),
-                                        "echo_grpc")
+                                        "echo_grpc", pid=pid)
                     half = full.rps / 2 / o.processes
                     self.measure("create_half_load", self.job(
                         "create", m.grpc, params={**params, "run_id": params["run_id"] + "h"},
-                        rate=half, concurrency=max(o.concurrency, 64)), "echo_grpc")
-                if o.profile:
-                    self.profile(m, params)
+                        rate=half, concurrency=max(o.concurrency, 64)), "echo_grpc", pid=pid)
                 if "replay" not in o.skip:
                     self.measure("replay", self.job("replay", m.grpc, params={
-                        **params, "seeds": len(ids), "seed_prefix": seed_prefix}), "echo_grpc")
+                        **params, "seeds": len(ids), "seed_prefix": seed_prefix}), "echo_grpc",
+                        pid=pid)
                 if "get" not in o.skip:
                     self.measure("get", self.job("get", m.grpc, params={**params, "ids": ids}),
-                                 "echo_grpc")
+                                 "echo_grpc", pid=pid)
                 if "list" not in o.skip:
                     self.measure("list_page_20", self.job("list", m.grpc, params={
-                        **params, "page_size": 20}), "echo_grpc", page_size=20)
+                        **params, "page_size": 20}), "echo_grpc", page_size=20, pid=pid)
                 if "callbacks" not in o.skip:
                     self.callbacks(m, params, seed_prefix)
         finally:
@@ -187,31 +188,38 @@ class Bench:
         split = [{"payments": targets[i::o.processes]} for i in range(o.processes)]
         stats = self.measure("callbacks", self.job("callback", m.callback_url(), params={
             "secret": servers.CALLBACK_SECRET}), "echo_aiohttp", split=split,
-            available_payments=len(targets))
+            available_payments=len(targets), pid=m.proc.popen.pid)
         applied = asyncio.run(_applied(m.database_url))
         self.results["callbacks"]["applied_total"] = applied
         print(f"{'':<22} {applied} callbacks applied in total "
               f"({stats.requests} measured after warmup)", flush=True)
 
-    def profile(self, m: servers.Malipo, params: dict[str, Any]) -> None:
+    @contextlib.contextmanager
+    def profiled(self, name: str, pid: int | None, seconds: float) -> Generator[None]:
+        """py-spy the server (pid) for the whole scenario when `--profile` names it; only
+        samples holding the GIL, so idle waits on the database or the network do not count."""
+        if pid is None or name not in self.o.profile:
+            yield
+            return
         py_spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
         if not Path(py_spy).exists():
             print("profile skipped: py-spy is not installed (pip install '.[bench]')")
+            yield
             return
-        duration = int(self.o.seconds + self.o.warmup + 1)
-        base = self.o.out / "profile-create"
         self.o.out.mkdir(parents=True, exist_ok=True)
-        spies = [subprocess.Popen([py_spy, "record", "--pid", str(m.proc.popen.pid),
-                                   "--duration", str(duration), "--rate", "250",
+        base = self.o.out / f"profile-{name}"
+        spies = [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--subprocesses", "--gil",
+                                   "--duration", str(int(seconds + 1)), "--rate", "200",
                                    "--format", fmt, "--output", f"{base}.{ext}", "--nonblocking"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for fmt, ext in (("flamegraph", "svg"), ("raw", "txt"))]
         time.sleep(0.5)
-        loadgen.run(self.job("create", m.grpc, params={
-            **params, "run_id": params["run_id"] + "p"}), self.o.processes)
-        for spy in spies:
-            spy.wait(60)
-        print(f"profile: {base}.svg and {base}.txt (collapsed stacks)", flush=True)
+        try:
+            yield
+        finally:
+            for spy in spies:
+                spy.wait(60)
+            print(f"{'':<22} profile: {base}.svg and {base}.txt (collapsed stacks)", flush=True)
 
     def workers(self, dsn: str) -> None:
         if "workers" in self.o.skip:
@@ -278,8 +286,7 @@ class Bench:
         doc = {"command": command, "machine": machine(), "started": started,
                "duration_s": round(time.time() - started, 1),
                "options": {"seconds": self.o.seconds, "warmup": self.o.warmup,
-                           "processes": self.o.processes, "concurrency": self.o.concurrency,
-                           "outbox_notify": not self.o.no_outbox_notify},
+                           "processes": self.o.processes, "concurrency": self.o.concurrency},
                "results": self.results, "skipped": self.skipped}
         (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
         written = plots.write(self.stats, out)
@@ -313,14 +320,6 @@ async def _processing(url: str, seed_prefix: str) -> list[list[Any]]:
     finally:
         await conn.close()
     return [[r["id"], r["provider_reference"], r["amount_minor"], r["currency"]] for r in rows]
-
-
-async def _disable_outbox_notify(url: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_notify")
-    finally:
-        await conn.close()
 
 
 async def _applied(url: str) -> int:

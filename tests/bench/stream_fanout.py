@@ -54,7 +54,7 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
-async def fresh_database(dsn: str, *, outbox_notify: bool, async_commit: bool) -> str:
+async def fresh_database(dsn: str, *, async_commit: bool) -> str:
     name = "bench_" + uuid.uuid4().hex[:12]
     conn = await asyncpg.connect(dsn)
     try:
@@ -65,10 +65,6 @@ async def fresh_database(dsn: str, *, outbox_notify: bool, async_commit: bool) -
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn)
-        if not outbox_notify:
-            # Writers that NOTIFY serialize their commits on PostgreSQL's notify queue lock;
-            # this measures the alternative: no trigger, the relay polls often instead.
-            await conn.execute("ALTER TABLE outbox DISABLE TRIGGER outbox_notify")
         if async_commit:  # isolates fan-out cost from this disk's fsync latency
             await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     finally:
@@ -97,6 +93,17 @@ async def _write(url: str, rate: int, seconds: float, tenants: int, payments: in
     per_tick = max(1, round(rate * tick))
     n = 0
     pending: set[asyncio.Task[None]] = set()
+    # Like a server process that does not lead the relay (EventRelay.nudge): after its
+    # commits, one NOTIFY per burst, sent outside the writing transactions.
+    nudge_due = asyncio.Event()
+
+    async def nudge_leader() -> None:
+        while True:
+            await nudge_due.wait()
+            nudge_due.clear()
+            await pool.execute("SELECT pg_notify('malipo_outbox', '')")
+
+    nudging = asyncio.create_task(nudge_leader())
 
     async def one(i: int) -> None:
         async with pool.acquire() as conn:
@@ -110,6 +117,7 @@ async def _write(url: str, rate: int, seconds: float, tenants: int, payments: in
                 "needs_review": False, "actor": "bench",
                 "occurred_at": datetime.now(UTC).isoformat(),
             })
+        nudge_due.set()
 
     start = time.monotonic()
     while (elapsed := time.monotonic() - start) < seconds:
@@ -120,6 +128,9 @@ async def _write(url: str, rate: int, seconds: float, tenants: int, payments: in
             n += 1
         await asyncio.sleep(max(0.0, (n / per_tick) * tick - elapsed))
     await asyncio.gather(*pending)
+    nudging.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await nudging
     await pool.close()
 
 
@@ -234,27 +245,24 @@ async def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="transitions per second")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--no-outbox-notify", action="store_true",
-                        help="disable the outbox trigger; the relay polls every --relay-poll")
-    parser.add_argument("--relay-poll", type=float, default=None,
-                        help="relay poll interval in s (default 0.5, or 0.01 without notify)")
+    parser.add_argument("--relay-poll", type=float, default=0.5,
+                        help="relay poll interval in s (a fallback: writers nudge it)")
     parser.add_argument("--async-commit", action="store_true",
                         help="synchronous_commit=off on the bench database")
     parser.add_argument("--pg-dir", type=Path, default=Path("/tmp/malipo-bench-pg"),
                         help="embedded PostgreSQL data folder: its own server by default, so "
                         "test runs sharing the suite's server do not skew the figures")
     args = parser.parse_args()
-    relay_poll = args.relay_poll or (0.01 if args.no_outbox_notify else 0.5)
+    relay_poll = args.relay_poll
     dsn = server_dsn(args.pg_dir)
     for n in args.subscribers:
-        url = await fresh_database(dsn, outbox_notify=not args.no_outbox_notify,
-                                   async_commit=args.async_commit)
+        url = await fresh_database(dsn, async_commit=args.async_commit)
         try:
             result = await run_one(url, n, args.tenants, args.payment_watchers, args.rate,
                                    args.warmup, args.seconds, relay_poll)
         finally:
             await drop_database(dsn, url)
-        result.update(outbox_notify=not args.no_outbox_notify, relay_poll_s=relay_poll,
+        result.update(relay_poll_s=relay_poll,
                       synchronous_commit=not args.async_commit)
         print(json.dumps(result), flush=True)
 

@@ -39,14 +39,14 @@ async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, 
                         submitted: bool = False, schedule: Schedule | None = None) -> Change:
     """Apply one provider update in one transaction: guarded write, event, exchange log."""
     async with svc.uow() as uow:
-        current = await uow.payments.lock(payment_id)
-        if current is None:
+        locked = await uow.payments.lock_for_reference(payment_id, update.provider_reference)
+        if locked is None:
             raise NotFound(f"payment {payment_id} not found")
+        current = locked.payment
         change = apply_update(current, update, svc.clock())
-        if change.after.provider_reference and not current.provider_reference and (
-            await uow.payments.reference_taken(current.provider, current.account,
-                                               change.after.provider_reference, current.id)
-        ):
+        # The update's reference is the one adopted when the payment had none (apply_update).
+        first_reference = bool(change.after.provider_reference) and not current.provider_reference
+        if first_reference and locked.reference_taken:
             # Never attach one provider transaction to two payments: flag, change nothing else.
             flagged = replace(current, needs_review=True, updated_at=svc.clock(),
                               provider_status=update.provider_status or current.provider_status,
@@ -63,7 +63,8 @@ async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, 
             if not wrote:  # impossible under the row lock; kept as a loud guard
                 raise RuntimeError(f"guarded update of {payment_id} lost a race under lock")
         await uow.exchanges.add(current, exchanges)
-    if change.after.provider_reference and not current.provider_reference:
+    if (change.after.provider_reference and not current.provider_reference
+            and locked.callbacks_waiting):
         for hook in svc.reference_hooks:
             await hook(change.after)
     return change

@@ -73,12 +73,15 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
     record = IdempotencyRecord(cmd.tenant, cmd.idempotency_key, f"create:{cmd.direction}",
                                cmd.fingerprint(), payment.id)
     async with svc.uow() as uow:
-        existing = await uow.keys.claim(record)
-        if existing is None:
-            # Resume point if we die before the provider's answer is recorded.
-            await uow.payments.add(payment, actor=f"tenant:{cmd.tenant}", schedule=Schedule(
-                now + timedelta(seconds=policy.submit_grace_s)))
-    if existing is not None:
+        # The key and the payment in one atomic write. The schedule is the resume point if
+        # we die before the provider's answer is recorded.
+        added = await uow.payments.add(payment, actor=f"tenant:{cmd.tenant}", key=record,
+                                       schedule=Schedule(now + timedelta(
+                                           seconds=policy.submit_grace_s)))
+        existing = None if added else await uow.keys.get(cmd.tenant, cmd.idempotency_key)
+    if not added:
+        # Create keys are never released, so the key that beat ours is there.
+        assert existing is not None
         return await _replay(svc, cmd.tenant, existing, record, deadline)
 
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -24,7 +24,8 @@ class Services:
     uow: UnitOfWorkFactory
     connectors: ConnectorDirectory
     clock: Callable[[], datetime] = utc_now
-    # Hooks run after a payment first gets its provider reference (deferred callbacks).
+    # Hooks run after a payment first gets a provider reference that callbacks waiting in
+    # the journal named (they came before we knew it: deferred callbacks).
     reference_hooks: list[ReferenceHook] = field(default_factory=list)
     # Create calls in flight in this process, so same-process duplicates wait on a future
     # instead of polling the database.

@@ -44,15 +44,30 @@ class Schedule:
     reset_attempts: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class LockedPayment:
+    """A locked payment, with what an update bringing a provider reference must know."""
+
+    payment: Payment
+    reference_taken: bool    # another payment of this account holds the reference
+    callbacks_waiting: bool  # callbacks naming the reference wait in the journal (deferred)
+
+
 class PaymentRepository(Protocol):
-    async def add(self, payment: Payment, *, actor: str, schedule: Schedule) -> None:
-        """Insert a new payment and its creation event."""
+    async def add(self, payment: Payment, *, actor: str, schedule: Schedule,
+                  key: IdempotencyRecord | None = None) -> bool:
+        """Insert a new payment and its creation event. With `key`, claim that idempotency
+        key atomically with the insert: False (nothing inserted) when it is taken."""
         ...
 
     async def get(self, payment_id: str, *, tenant: str | None = None) -> Payment | None: ...
 
     async def lock(self, payment_id: str) -> Payment | None:
         """Read and lock the row until commit, so racing writers queue."""
+        ...
+
+    async def lock_for_reference(self, payment_id: str, reference: str) -> LockedPayment | None:
+        """`lock`, plus the checks for `reference` ("" checks nothing), in one round trip."""
         ...
 
     async def write(self, change: Change, *, actor: str, schedule: Schedule | None = None,
@@ -70,14 +85,13 @@ class PaymentRepository(Protocol):
     async def by_provider_reference(self, provider: str, account: str,
                                     reference: str) -> Payment | None: ...
 
-    async def reference_taken(self, provider: str, account: str, reference: str,
-                              payment_id: str) -> bool: ...
-
     async def total_today(self, tenant: str, provider: str, channel: str, customer_key: str,
                           direction: Direction, since: datetime) -> int: ...
 
 
 class IdempotencyKeys(Protocol):
+    async def get(self, tenant: str, key: str) -> IdempotencyRecord | None: ...
+
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         """Store the key, or return the record that already holds it."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -14,6 +15,7 @@ from malipo.app.unit_of_work import (
     ExchangeRecord,
     IdempotencyRecord,
     ListQuery,
+    LockedPayment,
     Schedule,
 )
 from malipo.domain.payments import Change, ChangeKind, Payment
@@ -27,6 +29,18 @@ from malipo.store.rows import (
     payment_from_row,
 )
 
+
+class Statements(Protocol):
+    """Where the repositories run SQL: the unit of work's connection (store.unit_of_work)."""
+
+    async def execute(self, sql: str, *args: Any) -> str: ...
+    async def executemany(self, sql: str, args: Any) -> None: ...
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]: ...
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None: ...
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+    async def fetchval_alone(self, sql: str, *args: Any) -> Any: ...
+
+
 # The row and its creation event in one statement: one round trip per write.
 _INSERT = f"""
 WITH inserted AS (
@@ -36,6 +50,35 @@ WITH inserted AS (
     RETURNING id
 )
 INSERT INTO outbox (payload) SELECT $30::jsonb FROM inserted
+"""
+
+# A create's whole first unit of work in one statement, so it needs no BEGIN and COMMIT
+# round trips: claim the idempotency key and, only if that claim won, insert the row and its
+# event. A racing claim of the same key waits for ours to commit, then finds it taken.
+_INSERT_CLAIMED = f"""
+WITH claimed AS (
+    INSERT INTO idempotency_keys (tenant, key, operation, fingerprint, resource_id)
+    VALUES ($2, $31, $32, $33, $1) ON CONFLICT DO NOTHING RETURNING true
+), inserted AS (
+    INSERT INTO payments ({PAYMENT_COLUMNS}, next_poll_at)
+    SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,
+           $24,$25,$26,$27,$28,$29 WHERE EXISTS (SELECT 1 FROM claimed)
+    RETURNING id
+), event AS (INSERT INTO outbox (payload) SELECT $30::jsonb FROM inserted)
+SELECT EXISTS (SELECT 1 FROM claimed)
+"""
+
+# The row lock, and in the same round trip what an update that brings the first provider
+# reference must know: whether another payment holds that reference already, and whether
+# callbacks that named it are waiting in the journal (they arrived before we knew it).
+_LOCK_CHECKING_REFERENCE = f"""
+SELECT {PAYMENT_COLUMNS},
+    $2 <> '' AND EXISTS (SELECT 1 FROM payments o WHERE o.provider = p.provider
+        AND o.account = p.account AND o.provider_reference = $2 AND o.id <> p.id) AS taken,
+    $2 <> '' AND EXISTS (SELECT 1 FROM callback_events e WHERE e.provider = p.provider
+        AND e.account = p.account AND e.provider_reference = $2
+        AND e.outcome = 'DEFERRED') AS waiting
+FROM payments p WHERE p.id = $1 FOR UPDATE OF p
 """
 
 # The guard: the row moves only from the status the change was decided from, and only if the
@@ -63,13 +106,15 @@ SELECT count(*) FROM updated
 
 
 class PostgresPayments:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: Statements) -> None:
         self._conn = conn
+        self.wrote_events = False  # an outbox row is part of this transaction
 
-    async def add(self, payment: Payment, *, actor: str, schedule: Schedule) -> None:
+    async def add(self, payment: Payment, *, actor: str, schedule: Schedule,
+                  key: IdempotencyRecord | None = None) -> bool:
         p = payment
-        await self._conn.execute(
-            _INSERT, p.id, p.tenant, p.direction.value, p.provider, p.account, p.method.value,
+        args = (
+            p.id, p.tenant, p.direction.value, p.provider, p.account, p.method.value,
             p.channel, p.country, p.amount.minor, p.amount.currency.code,
             customer_to_json(p.customer), dict(p.provider_fields), p.description,
             dict(p.metadata), p.idempotency_key, p.status.value, p.provider_reference,
@@ -78,6 +123,15 @@ class PostgresPayments:
             p.review_reason, 0, p.created_at, p.updated_at, schedule.next_poll_at,
             event_payload(None, p, reason="", actor=actor),
         )
+        if key is None:
+            await self._conn.execute(_INSERT, *args)
+        else:
+            assert (key.tenant, key.resource_id) == (p.tenant, p.id)
+            if not await self._conn.fetchval_alone(_INSERT_CLAIMED, *args, key.key,
+                                                    key.operation, key.fingerprint):
+                return False
+        self.wrote_events = True
+        return True
 
     async def get(self, payment_id: str, *, tenant: str | None = None) -> Payment | None:
         row = await self._conn.fetchrow(
@@ -91,6 +145,13 @@ class PostgresPayments:
             f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE", payment_id
         )
         return payment_from_row(row) if row else None
+
+    async def lock_for_reference(self, payment_id: str, reference: str) -> LockedPayment | None:
+        row = await self._conn.fetchrow(_LOCK_CHECKING_REFERENCE, payment_id, reference)
+        if row is None:
+            return None
+        return LockedPayment(payment_from_row(row), reference_taken=row["taken"],
+                             callbacks_waiting=row["waiting"])
 
     async def write(self, change: Change, *, actor: str, schedule: Schedule | None = None,
                     submitted: bool = False) -> bool:
@@ -109,6 +170,7 @@ class PostgresPayments:
                           provider_payload=change.provider_payload) if with_event else None,
             with_event,
         )
+        self.wrote_events |= with_event and updated == 1
         return updated == 1
 
     async def is_submitted(self, payment_id: str) -> bool:
@@ -150,13 +212,6 @@ class PostgresPayments:
         )
         return payment_from_row(row) if row else None
 
-    async def reference_taken(self, provider: str, account: str, reference: str,
-                              payment_id: str) -> bool:
-        return bool(await self._conn.fetchval(
-            "SELECT 1 FROM payments WHERE provider = $1 AND account = $2 "
-            "AND provider_reference = $3 AND id <> $4", provider, account, reference, payment_id,
-        ))
-
     async def total_today(self, tenant: str, provider: str, channel: str, customer_key: str,
                           direction: Direction, since: datetime) -> int:
         total: int | None = await self._conn.fetchval(  # sum() of no rows is coalesced
@@ -169,8 +224,15 @@ class PostgresPayments:
 
 
 class PostgresIdempotencyKeys:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: Statements) -> None:
         self._conn = conn
+
+    async def get(self, tenant: str, key: str) -> IdempotencyRecord | None:
+        row = await self._conn.fetchrow(
+            "SELECT tenant, key, operation, fingerprint, resource_id FROM idempotency_keys "
+            "WHERE tenant = $1 AND key = $2", tenant, key,
+        )
+        return IdempotencyRecord(**dict(row)) if row else None
 
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         inserted = await self._conn.fetchval(
@@ -180,12 +242,9 @@ class PostgresIdempotencyKeys:
         )
         if inserted:
             return None
-        row = await self._conn.fetchrow(
-            "SELECT tenant, key, operation, fingerprint, resource_id FROM idempotency_keys "
-            "WHERE tenant = $1 AND key = $2", record.tenant, record.key,
-        )
-        assert row is not None
-        return IdempotencyRecord(**dict(row))
+        existing = await self.get(record.tenant, record.key)
+        assert existing is not None
+        return existing
 
     async def release(self, tenant: str, key: str) -> None:
         await self._conn.execute(
@@ -193,7 +252,7 @@ class PostgresIdempotencyKeys:
 
 
 class PostgresExchangeLog:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: Statements) -> None:
         self._conn = conn
 
     async def add(self, payment: Payment, exchanges: Sequence[Exchange]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
@@ -21,9 +22,20 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's reset query (UNLISTEN *, unlock all, RESET ALL, CLOSE ALL).
+
+    That query cost a round trip on every release. asyncpg still rolls back an open
+    transaction and drops listener callbacks first; nothing here leaves other session state
+    behind, and the two holders of session state (the relay's advisory lock, LISTEN) undo
+    it themselves before they release."""
+    del conn
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                     init=init_connection, command_timeout=30)
+                                     init=init_connection, reset=_keep_session,
+                                     command_timeout=30)
     assert pool is not None
     return pool
 
@@ -43,12 +55,24 @@ class _LazyTransaction:
     def __init__(self, conn: PoolConnectionProxy) -> None:
         self._conn = conn
         self.tx: Any = None
+        self._sealed = False
 
     async def _begin_for(self, sql: str) -> None:
         if self.tx is None and not _plain_read(sql):
+            if self._sealed:
+                raise RuntimeError("a unit of work that wrote one statement alone cannot "
+                                   "write again: it would not be atomic")
             tx = self._conn.transaction()
             await tx.start()
             self.tx = tx
+
+    async def fetchval_alone(self, sql: str, *args: Any) -> Any:
+        """A statement that is a whole unit of work by itself. Outside a transaction it runs
+        in its own implicit one (a single statement is atomic), saving BEGIN and COMMIT;
+        the unit of work then refuses further writes. Inside one, it simply joins it."""
+        if self.tx is None:
+            self._sealed = True
+        return await self._conn.fetchval(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> str:
         await self._begin_for(sql)
@@ -76,8 +100,9 @@ class PostgresUnitOfWork:
     keys: PostgresIdempotencyKeys
     exchanges: PostgresExchangeLog
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, on_events: Callable[[], None] | None = None) -> None:
         self._pool = pool
+        self._on_events = on_events
         self._conn: PoolConnectionProxy | None = None
         self._lazy: _LazyTransaction | None = None
 
@@ -85,31 +110,38 @@ class PostgresUnitOfWork:
         conn = await self._pool.acquire()
         self._conn = conn
         self._lazy = _LazyTransaction(conn)
-        raw: Any = self._lazy
-        self.payments = PostgresPayments(raw)
-        self.keys = PostgresIdempotencyKeys(raw)
-        self.exchanges = PostgresExchangeLog(raw)
+        self.payments = PostgresPayments(self._lazy)
+        self.keys = PostgresIdempotencyKeys(self._lazy)
+        self.exchanges = PostgresExchangeLog(self._lazy)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self._conn is not None
         assert self._lazy is not None
+        committed_events = False
         try:
             if self._lazy.tx is not None:
                 if exc_type is None:
                     await self._lazy.tx.commit()
+                    committed_events = self.payments.wrote_events
                 else:
                     await self._lazy.tx.rollback()
         finally:
             await self._pool.release(self._conn)
             self._conn = None
             self._lazy = None
+        if committed_events and self._on_events is not None:
+            self._on_events()
 
 
 class PostgresUnitOfWorkFactory:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """Units of work on one pool; `on_events` runs after a commit that wrote outbox rows
+    (the relay's wake-up: see EventRelay.nudge)."""
+
+    def __init__(self, pool: asyncpg.Pool, on_events: Callable[[], None] | None = None) -> None:
         self.pool = pool
+        self.on_events = on_events
 
     def __call__(self) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(self.pool)
+        return PostgresUnitOfWork(self.pool, self.on_events)

@@ -60,6 +60,12 @@ class EventRelay:
 
     The relay also stamps `payments.last_event_sequence` (a GetPayment then Watch from it
     misses nothing) and NOTIFYs `malipo_events` as a wake-up; readers read the table.
+
+    Waking the relay: writers call `nudge()` after committing outbox rows. In the leader's
+    process that is a local wake-up; elsewhere it becomes one NOTIFY `malipo_outbox` sent
+    after the commit, coalesced (at most one in flight per process). Writers never NOTIFY
+    inside their own transaction: that holds PostgreSQL's global notify lock through the
+    commit's fsync and serialises every writer's commit. A poll covers anything missed.
     """
 
     def __init__(self, pool: asyncpg.Pool, *, batch: int = 1000, poll_interval_s: float = 0.5,
@@ -73,12 +79,41 @@ class EventRelay:
         self._lock_key = lock_key
         self._wake = asyncio.Event()
         self._export_wake = asyncio.Event()
+        self._notify_due = asyncio.Event()
         self.is_leader = False
         self.moved = 0  # events moved by this process, for metrics
         self.exported = 0
 
+    def nudge(self) -> None:
+        """Committed outbox rows are waiting (called by the unit of work after its commit)."""
+        if self.is_leader:
+            self._wake.set()
+        else:
+            self._notify_due.set()
+
     async def run(self) -> None:
         """Lead or stand by until cancelled; reconnects after any database failure."""
+        notifying = asyncio.create_task(self._notify_leader(), name="malipo-outbox-nudge")
+        try:
+            await self._lead_or_stand_by()
+        finally:
+            notifying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await notifying
+
+    async def _notify_leader(self) -> None:
+        """Wake the leader in another process: one NOTIFY per burst of local commits."""
+        while True:
+            await self._notify_due.wait()
+            self._notify_due.clear()
+            if self.is_leader:
+                continue
+            try:
+                await self._pool.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+            except DATABASE_ERRORS as exc:  # the leader's poll picks the rows up anyway
+                log.debug("outbox nudge failed: %r", exc)
+
+    async def _lead_or_stand_by(self) -> None:
         backoff = 0.1
         while True:
             try:
@@ -97,8 +132,9 @@ class EventRelay:
         async with self._pool.acquire() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                 return False
-            # Releasing the connection to the pool resets it (UNLISTEN *, unlock all), and a
-            # dropped connection releases the lock server-side: a standby takes over.
+            # The lock is released below before the connection goes back to the pool (the
+            # pool does not reset sessions), and a dropped connection releases it
+            # server-side: a standby takes over.
             self.is_leader = True
             exporting = (asyncio.create_task(self._export_loop(), name="malipo-nats-export")
                          if self._exporter is not None else None)
@@ -115,8 +151,13 @@ class EventRelay:
                         await self._sleep(self._wake, self._poll_s)
             finally:
                 self.is_leader = False
-                with contextlib.suppress(*DATABASE_ERRORS):
+                try:
                     await conn.remove_listener(OUTBOX_CHANNEL, self._on_notify)
+                    await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+                except (*DATABASE_ERRORS, asyncio.CancelledError):
+                    # Never hand a connection that may hold the leader lock back to the
+                    # pool: closing it releases the lock server-side.
+                    conn.terminate()
                 if exporting is not None:
                     exporting.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
