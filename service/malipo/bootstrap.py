@@ -56,6 +56,7 @@ class App:
     pool: asyncpg.Pool | None = None
     hub: EventHub | None = None
     reconciler: Reconciler | None = None
+    callbacks: CallbackProcessor | None = None
     limits: LimitInterceptor | None = None
     _server: grpc.aio.Server | None = None
     _runner: web.AppRunner | None = None
@@ -83,7 +84,7 @@ class App:
             keys = {"dev": self.dev_key}
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
         self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
-        processor = CallbackProcessor(self.services, CallbackJournal(pool))
+        self.callbacks = processor = CallbackProcessor(self.services, CallbackJournal(pool))
 
         api_keys = ApiKeys(keys)
         self.limits = LimitInterceptor(api_keys, rate_per_s=s.rate_limit_per_s,

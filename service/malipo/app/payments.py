@@ -21,7 +21,7 @@ from malipo.app.commands import (
 from malipo.app.connector import CallContext, Confirmation
 from malipo.app.lifecycle import poll, record_update, submit
 from malipo.app.services import Services
-from malipo.app.unit_of_work import IdempotencyRecord, ListQuery, Schedule
+from malipo.app.unit_of_work import IdempotencyRecord, KeyHolder, ListQuery, Schedule
 from malipo.domain.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -78,11 +78,11 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
         added = await uow.payments.add(payment, actor=f"tenant:{cmd.tenant}", key=record,
                                        schedule=Schedule(now + timedelta(
                                            seconds=policy.submit_grace_s)))
-        existing = None if added else await uow.keys.get(cmd.tenant, cmd.idempotency_key)
+        holder = None if added else await uow.keys.holder(cmd.tenant, cmd.idempotency_key)
     if not added:
         # Create keys are never released, so the key that beat ours is there.
-        assert existing is not None
-        return await _replay(svc, cmd.tenant, existing, record, deadline)
+        assert holder is not None
+        return await _replay(svc, cmd.tenant, holder, record, deadline)
 
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     svc.inflight[payment.id] = done
@@ -105,11 +105,14 @@ def _release(svc: Services, payment_id: str, done: asyncio.Future[None]) -> None
         done.set_result(None)
 
 
-async def _replay(svc: Services, tenant: str, existing: IdempotencyRecord,
+async def _replay(svc: Services, tenant: str, holder: KeyHolder,
                   wanted: IdempotencyRecord, deadline: float | None) -> Payment:
+    existing = holder.record
     if existing.operation != wanted.operation or existing.fingerprint != wanted.fingerprint:
         raise IdempotencyKeyReused(
             f"idempotency key {wanted.key!r} was used with a different request")
+    if holder.submitted and holder.payment is not None:
+        return holder.payment  # the common replay: answered already, read in the same trip
     await _wait_submitted(svc, existing.resource_id, deadline)
     return await get_payment(svc, tenant, existing.resource_id)
 

@@ -89,8 +89,17 @@ class PaymentRepository(Protocol):
                           direction: Direction, since: datetime) -> int: ...
 
 
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """An idempotency key with the payment it created, read together for a replay."""
+
+    record: IdempotencyRecord
+    payment: Payment | None
+    submitted: bool  # the first call's provider answer (or later news) is recorded
+
+
 class IdempotencyKeys(Protocol):
-    async def get(self, tenant: str, key: str) -> IdempotencyRecord | None: ...
+    async def holder(self, tenant: str, key: str) -> KeyHolder | None: ...
 
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         """Store the key, or return the record that already holds it."""

@@ -19,7 +19,7 @@ from malipo.app.unit_of_work import Schedule
 from malipo.domain.errors import CallbackRejected, MalipoError, ProviderError
 from malipo.domain.payments import Change, ChangeKind, Payment
 from malipo.redaction import mask_headers
-from malipo.store.callbacks import CallbackJournal
+from malipo.store.callbacks import CallbackJournal, Delivery, EventClaim
 
 log = logging.getLogger("malipo.callbacks")
 
@@ -36,36 +36,65 @@ class CallbackProcessor:
         services.reference_hooks.append(self.apply_deferred)
 
     async def handle(self, connector: Connector, callback: InboundCallback) -> CallbackOutcome:
-        journal_id = await self._journal.record_delivery(
-            callback.provider, callback.account, callback.received_at, callback.remote,
-            mask_headers(callback.headers), callback.body)
+        """Verify and parse (no I/O), then journal the delivery (claiming its event in the
+        same statement when it carries one), apply, and record the outcome. Whatever happens,
+        the delivery is journaled before the listener answers."""
+        delivery = Delivery(callback.provider, callback.account, callback.received_at,
+                            callback.remote, mask_headers(callback.headers), callback.body)
         try:
             connector.verify_callback(callback)
         except CallbackRejected as exc:
-            await self._journal.mark_delivery(journal_id, "REJECTED", exc.message)
+            await self._journal.record(delivery, outcome=CallbackOutcome.REJECTED.value,
+                                       detail=exc.message)
             await self._poll_instead(connector, callback)
             return CallbackOutcome.REJECTED
+        except Exception:
+            await self._journal.record(delivery, outcome="ERROR", detail="verification failed")
+            raise
         try:
             events = connector.parse_callback(callback)
         except CallbackRejected as exc:
-            await self._journal.mark_delivery(journal_id, "INVALID", exc.message)
+            await self._journal.record(delivery, outcome=CallbackOutcome.INVALID.value,
+                                       detail=exc.message)
             return CallbackOutcome.INVALID
+        except Exception:
+            await self._journal.record(delivery, outcome="ERROR", detail="parsing failed")
+            raise
+        if len(events) == 1:
+            event = events[0]
+            claim = self._claim(callback, event)
+            journal_id, fresh = await self._journal.record_claiming(delivery, claim)
+            if not fresh:
+                await self._journal.mark_delivery(journal_id, CallbackOutcome.DUPLICATE.value)
+                return CallbackOutcome.DUPLICATE
+            outcome = await self._apply(connector, event)
+            await self._journal.mark_delivery(
+                journal_id, outcome.value, event=(callback.provider, callback.account, claim.key))
+            return outcome
+        journal_id = await self._journal.record(delivery)
         outcomes = [await self._one(connector, callback, journal_id, e) for e in events]
         outcome = min(outcomes, key=_RANK.index) if outcomes else CallbackOutcome.IGNORED
         await self._journal.mark_delivery(journal_id, outcome.value)
         return outcome
 
+    @staticmethod
+    def _claim(callback: InboundCallback, event: CallbackEvent) -> EventClaim:
+        return EventClaim(
+            event.event_key or hashlib.sha256(callback.body).hexdigest(), event.payment_id,
+            event.update.provider_reference,
+            {"status": str(event.update.status or ""), "raw_status": event.update.provider_status})
+
     async def _one(self, connector: Connector, callback: InboundCallback, journal_id: int,
                    event: CallbackEvent) -> CallbackOutcome:
-        key = event.event_key or hashlib.sha256(callback.body).hexdigest()
-        ref = event.update.provider_reference
+        claim = self._claim(callback, event)
         fresh = await self._journal.claim_event(
-            callback.provider, callback.account, key, journal_id, event.payment_id, ref,
-            {"status": str(event.update.status or ""), "raw_status": event.update.provider_status})
+            callback.provider, callback.account, claim.key, journal_id, claim.payment_id,
+            claim.reference, claim.event)
         if not fresh:
             return CallbackOutcome.DUPLICATE
         outcome = await self._apply(connector, event)
-        await self._journal.mark_event(callback.provider, callback.account, key, outcome.value)
+        await self._journal.mark_event(callback.provider, callback.account, claim.key,
+                                       outcome.value)
         return outcome
 
     async def _find(self, connector: Connector, event: CallbackEvent) -> Payment | None:

@@ -4,49 +4,118 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+_RECORD = (
+    "INSERT INTO callback_journal (provider, account, received_at, remote, headers, body,"
+    " body_sha256, outcome, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+)
+
+# A re-send may claim again an event whose payment was unknown (the provider's re-send, e.g.
+# Paykassma's after our non-ok answer, is how a callback that outran our own commit gets
+# applied), or whose processing died half way (still RECEIVED after a while): nothing is lost.
+_RECLAIMABLE = (
+    "WHERE callback_events.outcome = 'UNKNOWN_PAYMENT' OR (callback_events.outcome = "
+    "'RECEIVED' AND callback_events.created_at < now() - interval '30 seconds')"
+)
+
+_CLAIM = (
+    "INSERT INTO callback_events (provider, account, event_key, journal_id, payment_id, "
+    "provider_reference, outcome, event) VALUES ($1,$2,$3,$4,$5,$6,'RECEIVED',$7) "
+    "ON CONFLICT (provider, account, event_key) DO UPDATE SET "
+    f"journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' {_RECLAIMABLE} RETURNING true"
+)
+
+# The delivery and the claim of the one event it carries, in one statement (the usual case).
+_RECORD_AND_CLAIM = f"""
+WITH delivery AS ({_RECORD} RETURNING id),
+claimed AS (
+    INSERT INTO callback_events (provider, account, event_key, journal_id, payment_id,
+                                 provider_reference, outcome, event)
+    SELECT $1, $2, $10, d.id, $11, $12, 'RECEIVED', $13 FROM delivery d
+    ON CONFLICT (provider, account, event_key) DO UPDATE SET
+        journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' {_RECLAIMABLE}
+    RETURNING true
+)
+SELECT d.id, EXISTS (SELECT 1 FROM claimed) AS fresh FROM delivery d
+"""
+
+# The delivery's outcome, and its event's when $4 names one, in one statement.
+_MARK = """
+WITH event AS (
+    UPDATE callback_events SET outcome = $5
+    WHERE $4 <> '' AND provider = $6 AND account = $7 AND event_key = $4
+)
+UPDATE callback_journal SET outcome = $2, detail = $3 WHERE id = $1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One POST as it arrived (headers already masked)."""
+
+    provider: str
+    account: str
+    received_at: datetime
+    remote: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def args(self, outcome: str, detail: str) -> tuple[Any, ...]:
+        return (self.provider, self.account, self.received_at, self.remote, dict(self.headers),
+                self.body, hashlib.sha256(self.body).hexdigest(), outcome, detail[:1000])
+
+
+@dataclass(frozen=True, slots=True)
+class EventClaim:
+    """A provider event's de-duplication identity and what the journal keeps of it."""
+
+    key: str
+    payment_id: str
+    reference: str
+    event: Mapping[str, Any]
 
 
 class CallbackJournal:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def record_delivery(self, provider: str, account: str, received_at: datetime,
-                              remote: str, headers: Mapping[str, str], body: bytes) -> int:
+    async def record(self, delivery: Delivery, *, outcome: str = "RECEIVED",
+                     detail: str = "") -> int:
         journal_id: int = await self._pool.fetchval(
-            "INSERT INTO callback_journal (provider, account, received_at, remote, headers, body,"
-            " body_sha256) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id",
-            provider, account, received_at, remote, dict(headers), body,
-            hashlib.sha256(body).hexdigest(),
-        )
+            _RECORD + " RETURNING id", *delivery.args(outcome, detail))
         return journal_id
 
-    async def mark_delivery(self, journal_id: int, outcome: str, detail: str = "") -> None:
-        await self._pool.execute(
-            "UPDATE callback_journal SET outcome = $2, detail = $3 WHERE id = $1",
-            journal_id, outcome, detail[:1000])
+    async def record_claiming(self, delivery: Delivery, claim: EventClaim) -> tuple[int, bool]:
+        """Journal the delivery and claim its event: (journal id, False if a duplicate)."""
+        row = await self._pool.fetchrow(
+            _RECORD_AND_CLAIM, *delivery.args("RECEIVED", ""), claim.key, claim.payment_id,
+            claim.reference, dict(claim.event))
+        assert row is not None
+        return int(row["id"]), bool(row["fresh"])
+
+    async def record_delivery(self, provider: str, account: str, received_at: datetime,
+                              remote: str, headers: Mapping[str, str], body: bytes) -> int:
+        return await self.record(Delivery(provider, account, received_at, remote, headers, body))
+
+    async def mark_delivery(self, journal_id: int, outcome: str, detail: str = "", *,
+                            event: tuple[str, str, str] = ("", "", ""),
+                            event_outcome: str = "") -> None:
+        """Set the delivery's outcome; with `event` = (provider, account, key), that event's
+        outcome too (`event_outcome`, default the same), in the same statement."""
+        provider, account, key = event
+        await self._pool.execute(_MARK, journal_id, outcome, detail[:1000], key,
+                                 event_outcome or outcome, provider, account)
 
     async def claim_event(self, provider: str, account: str, event_key: str, journal_id: int,
                           payment_id: str, reference: str, event: Mapping[str, Any]) -> bool:
-        """False when this provider event was seen before (a duplicate delivery).
-
-        An event that named a payment we did not know is claimed again: the provider's re-send
-        (Paykassma's, after our non-ok answer) is how a callback that outran our own commit
-        gets applied, so it must not be answered as a duplicate."""
+        """False when this provider event was seen before (a duplicate delivery)."""
         inserted = await self._pool.fetchval(
-            "INSERT INTO callback_events (provider, account, event_key, journal_id, payment_id, "
-            "provider_reference, outcome, event) VALUES ($1,$2,$3,$4,$5,$6,'RECEIVED',$7) "
-            "ON CONFLICT (provider, account, event_key) DO UPDATE SET "
-            "journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' "
-            # A re-send may claim again an event whose payment was unknown, or whose
-            # processing died half way (still RECEIVED after a while): nothing is lost.
-            "WHERE callback_events.outcome = 'UNKNOWN_PAYMENT' OR (callback_events.outcome = "
-            "'RECEIVED' AND callback_events.created_at < now() - interval '30 seconds') "
-            "RETURNING true",
-            provider, account, event_key, journal_id, payment_id, reference, dict(event))
+            _CLAIM, provider, account, event_key, journal_id, payment_id, reference, dict(event))
         return bool(inserted)
 
     async def mark_event(self, provider: str, account: str, event_key: str, outcome: str) -> None:

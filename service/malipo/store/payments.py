@@ -14,6 +14,7 @@ from malipo.app.unit_of_work import (
     ExchangeKind,
     ExchangeRecord,
     IdempotencyRecord,
+    KeyHolder,
     ListQuery,
     LockedPayment,
     Schedule,
@@ -223,16 +224,30 @@ class PostgresPayments:
         return int(total or 0)
 
 
+# A replay's one read: the key, and the payment it made (same tenant) with whether its first
+# provider call is recorded (submit_state SENT, or any news that moved it past PENDING).
+_KEY_HOLDER = f"""
+SELECT k.tenant AS k_tenant, k.key AS k_key, k.operation AS k_operation,
+       k.fingerprint AS k_fingerprint, k.resource_id AS k_resource_id,
+       {", ".join("p." + c.strip() for c in PAYMENT_COLUMNS.split(","))},
+       (p.submit_state = 'SENT' OR p.status <> 'PENDING') AS submitted
+FROM idempotency_keys k LEFT JOIN payments p ON p.id = k.resource_id AND p.tenant = k.tenant
+WHERE k.tenant = $1 AND k.key = $2
+"""
+
+
 class PostgresIdempotencyKeys:
     def __init__(self, conn: Statements) -> None:
         self._conn = conn
 
-    async def get(self, tenant: str, key: str) -> IdempotencyRecord | None:
-        row = await self._conn.fetchrow(
-            "SELECT tenant, key, operation, fingerprint, resource_id FROM idempotency_keys "
-            "WHERE tenant = $1 AND key = $2", tenant, key,
-        )
-        return IdempotencyRecord(**dict(row)) if row else None
+    async def holder(self, tenant: str, key: str) -> KeyHolder | None:
+        row = await self._conn.fetchrow(_KEY_HOLDER, tenant, key)
+        if row is None:
+            return None
+        record = IdempotencyRecord(row["k_tenant"], row["k_key"], row["k_operation"],
+                                   row["k_fingerprint"], row["k_resource_id"])
+        payment = payment_from_row(row) if row["id"] is not None else None
+        return KeyHolder(record, payment, bool(row["submitted"]))
 
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         inserted = await self._conn.fetchval(
@@ -242,9 +257,9 @@ class PostgresIdempotencyKeys:
         )
         if inserted:
             return None
-        existing = await self.get(record.tenant, record.key)
+        existing = await self.holder(record.tenant, record.key)
         assert existing is not None
-        return existing
+        return existing.record
 
     async def release(self, tenant: str, key: str) -> None:
         await self._conn.execute(
