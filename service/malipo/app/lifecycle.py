@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
@@ -70,8 +70,22 @@ async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, 
     return change
 
 
-def _flag(payment: Payment, reason: str) -> Payment:
-    return replace(payment, needs_review=True, review_reason=reason)
+async def flag_for_review(svc: Services, payment_id: str, reason: str, *, actor: str,
+                          schedule: Schedule | None = None,
+                          provider_payload: Mapping[str, object] | None = None) -> Change:
+    """Mark a payment for a person to look at (the field and an event); status untouched.
+
+    `reason` reads "CODE: explanation"; the code becomes the event's reason."""
+    async with svc.uow() as uow:
+        current = await uow.payments.lock(payment_id)
+        if current is None:
+            raise NotFound(f"payment {payment_id} not found")
+        flagged = replace(current, needs_review=True, review_reason=reason,
+                          updated_at=svc.clock())
+        change = Change(ChangeKind.REVIEW, current, flagged, reason.split(":", 1)[0],
+                        provider_payload or {})
+        await uow.payments.write(change, actor=actor, schedule=schedule)
+    return change
 
 
 async def submit(svc: Services, payment: Payment, ctx: CallContext) -> Payment:
@@ -143,13 +157,10 @@ async def expire(svc: Services, payment: Payment) -> Change:
         return await record_update(svc, payment.id, update, actor="reconciler",
                                    schedule=Schedule(None))
     # An UNKNOWN outcome is never turned into FAILED without evidence: flag it instead.
-    async with svc.uow() as uow:
-        current = await uow.payments.lock(payment.id)
-        assert current is not None
-        flagged = _flag(current, "EXPIRED: no final answer from the provider in time")
-        change = Change(ChangeKind.REVIEW, current, flagged, "EXPIRED")
-        await uow.payments.write(change, actor="reconciler", schedule=Schedule(None))
-    return change
+    return await flag_for_review(svc, payment.id,
+                                 "EXPIRED: no final answer from the provider in time",
+                                 actor="reconciler", schedule=Schedule(None))
 
 
-__all__ = ["ProviderNotFound", "expire", "poll", "record_update", "resume", "submit"]
+__all__ = ["ProviderNotFound", "expire", "flag_for_review", "poll", "record_update", "resume",
+           "submit"]

@@ -13,11 +13,11 @@ from malipo.app.connector import (
     Connector,
     InboundCallback,
 )
-from malipo.app.lifecycle import record_update
+from malipo.app.lifecycle import flag_for_review, record_update
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.domain.errors import CallbackRejected, MalipoError, ProviderError
-from malipo.domain.payments import Change, ChangeKind, Payment
+from malipo.domain.payments import ChangeKind, Payment
 from malipo.redaction import mask_headers
 from malipo.store.callbacks import CallbackJournal, Delivery, EventClaim
 
@@ -116,7 +116,9 @@ class CallbackProcessor:
             return (CallbackOutcome.DEFERRED if event.update.provider_reference and
                     not event.payment_id else CallbackOutcome.UNKNOWN_PAYMENT)
         if event.direction and event.direction != payment.direction.value:
-            await self._flag(payment, f"DIRECTION_MISMATCH: callback says {event.direction}")
+            await flag_for_review(self._svc, payment.id,
+                                  f"DIRECTION_MISMATCH: callback says {event.direction}",
+                                  actor="callback", provider_payload=event.update.raw)
             return CallbackOutcome.MISMATCH
         update = event.update
         actor = f"callback:{connector.provider}"
@@ -147,15 +149,6 @@ class CallbackProcessor:
         if change.kind is ChangeKind.IGNORED:
             return CallbackOutcome.IGNORED
         return CallbackOutcome.APPLIED
-
-    async def _flag(self, payment: Payment, reason: str) -> None:
-        async with self._svc.uow() as uow:
-            current = await uow.payments.lock(payment.id)
-            assert current is not None
-            flagged = replace(current, needs_review=True, review_reason=reason,
-                              updated_at=self._svc.clock())
-            await uow.payments.write(Change(ChangeKind.REVIEW, current, flagged,
-                                            reason.split(":", maxsplit=1)[0]), actor="callback")
 
     async def _poll_instead(self, connector: Connector, callback: InboundCallback) -> None:
         """A forged or broken callback that names a payment we know triggers a status poll."""
