@@ -20,7 +20,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from malipo.app.connector import ProviderAccount
-from malipo.app.policies import ExpiryAction, PollPolicy
+from malipo.app.policies import PollPolicy
 
 
 class AccountConfig(BaseModel):
@@ -30,19 +30,9 @@ class AccountConfig(BaseModel):
     settings: dict[str, str] = Field(default_factory=dict)
 
 
-class PolicyConfig(BaseModel):
-    start_after_s: float = 5.0
-    interval_s: float = 10.0
-    backoff: float = 2.0
-    max_interval_s: float = 600.0
-    max_attempts: int = 50
-    expire_after_s: float = 86400.0
-    on_expiry: ExpiryAction = ExpiryAction.FAIL
-    submit_grace_s: float = 60.0
-    submit_give_up_s: float = 600.0
-
-    def policy(self) -> PollPolicy:
-        return PollPolicy(**self.model_dump())
+# A `[policies.<provider>]` table is the reconciler's PollPolicy itself: pydantic validates
+# the dataclass's fields and defaults, so the two can never disagree.
+PolicyConfig = PollPolicy
 
 
 class Settings(BaseSettings):
@@ -118,4 +108,4 @@ class Settings(BaseSettings):
         ]
 
     def poll_policies(self) -> dict[str, PollPolicy]:
-        return {name: p.policy() for name, p in self.policies.items()}
+        return dict(self.policies)
