@@ -92,7 +92,8 @@ async def test_two_reconcilers_never_poll_the_same_payment_at_once(database_url:
 
 async def test_expiry_rule_fails_a_payment_that_never_settles(database_url: str) -> None:
     settings = settings_for(database_url)
-    settings = settings.model_copy(update={"policies": {"simulator": replace_policy(settings)}})
+    quick_expiry = replace(settings.policies["simulator"], expire_after_s=1.0)
+    settings = settings.model_copy(update={"policies": {"simulator": quick_expiry}})
     async with running(settings) as service:
         p = (await service.stub.CreatePayment(create_request(f"x-{uuid.uuid4()}",
                                                              phone="+254712345605"),
@@ -107,10 +108,3 @@ async def test_expiry_rule_fails_a_payment_that_never_settles(database_url: str)
         assert got.failure_reason == "EXPIRED"
         assert Status.FAILED.value == "FAILED"
 
-
-def replace_policy(settings):  # type: ignore[no-untyped-def]
-    policy = settings.policies["simulator"]
-    return policy.model_copy(update={"expire_after_s": 1.0})
-
-
-__all__ = ["replace"]

@@ -282,7 +282,9 @@ async def test_three_replicas_one_database(replicas: list[Replica],
         async with asyncio.timeout(40):
             while True:
                 rows = await db.fetch("SELECT id, status FROM payments")
-                if len(rows) == PAYMENTS and all(r["status"] in FINAL for r in rows):
+                # Final rows, and their events relayed into the log (the outbox drained).
+                if len(rows) == PAYMENTS and all(r["status"] in FINAL for r in rows) and (
+                        await db.fetchval("SELECT count(*) FROM outbox") == 0):
                     break
                 await asyncio.sleep(0.2)
         assert {r["id"] for r in rows} == payment_ids  # none lost, none doubled

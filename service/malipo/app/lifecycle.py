@@ -36,8 +36,20 @@ def schedule_after(change: Change, policy: PollPolicy, svc: Services) -> Schedul
 
 async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, *,
                         actor: str, exchanges: Sequence[Exchange] = (),
-                        submitted: bool = False, schedule: Schedule | None = None) -> Change:
-    """Apply one provider update in one transaction: guarded write, event, exchange log."""
+                        submitted: bool = False, schedule: Schedule | None = None,
+                        known: Payment | None = None) -> Change:
+    """Apply one provider update in one transaction: guarded write, event, exchange log.
+
+    With `known` (the payment as the caller just read it) and no exchanges to log, the
+    update is first written in one statement without a row lock, guarded by the version it
+    was decided from: the usual case costs one round trip instead of four. If the row moved
+    meanwhile (or the update brings a reference another payment holds), the locked path
+    decides again on fresh data."""
+    if known is not None and not exchanges:
+        change = await _record_unlocked(svc, known, update, actor=actor, submitted=submitted,
+                                        schedule=schedule)
+        if change is not None:
+            return change
     async with svc.uow() as uow:
         locked = await uow.payments.lock_for_reference(payment_id, update.provider_reference)
         if locked is None:
@@ -45,8 +57,7 @@ async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, 
         current = locked.payment
         change = apply_update(current, update, svc.clock())
         # The update's reference is the one adopted when the payment had none (apply_update).
-        first_reference = bool(change.after.provider_reference) and not current.provider_reference
-        if first_reference and locked.reference_taken:
+        if _first_reference(change) and locked.reference_taken:
             # Never attach one provider transaction to two payments: flag, change nothing else.
             flagged = replace(current, needs_review=True, updated_at=svc.clock(),
                               provider_status=update.provider_status or current.provider_status,
@@ -54,8 +65,7 @@ async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, 
                               "another payment")
             change = Change(ChangeKind.REVIEW, current, flagged, "REFERENCE_REUSED",
                             update.raw)
-        policy = svc.connectors.policy(current.provider)
-        plan = schedule if schedule is not None else schedule_after(change, policy, svc)
+        plan = _plan(svc, change, schedule)
         if change.writes or submitted or plan is not None:
             wrote = await uow.payments.write(change if change.writes else Change(
                 ChangeKind.REFRESH, current, current), actor=actor, schedule=plan,
@@ -63,11 +73,44 @@ async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, 
             if not wrote:  # impossible under the row lock; kept as a loud guard
                 raise RuntimeError(f"guarded update of {payment_id} lost a race under lock")
         await uow.exchanges.add(current, exchanges)
-    if (change.after.provider_reference and not current.provider_reference
-            and locked.callbacks_waiting):
-        for hook in svc.reference_hooks:
-            await hook(change.after)
+    if _first_reference(change) and locked.callbacks_waiting:
+        await _apply_waiting_callbacks(svc, change.after)
     return change
+
+
+async def _record_unlocked(svc: Services, known: Payment, update: ProviderUpdate, *,
+                           actor: str, submitted: bool, schedule: Schedule | None
+                           ) -> Change | None:
+    """One guarded statement on the caller's copy; None: decide again under the lock."""
+    change = apply_update(known, update, svc.clock())
+    plan = _plan(svc, change, schedule)
+    if not change.writes and not submitted and plan is None:
+        return None  # nothing to write on this copy; the row may say otherwise: look again
+    async with svc.uow() as uow:
+        written = await uow.payments.write_if_unchanged(
+            change if change.writes else Change(ChangeKind.REFRESH, known, known),
+            actor=actor, schedule=plan, submitted=submitted,
+            new_reference=change.after.provider_reference if _first_reference(change) else "")
+    if written is None:
+        return None
+    if written.callbacks_waiting:
+        await _apply_waiting_callbacks(svc, change.after)
+    return change
+
+
+def _first_reference(change: Change) -> bool:
+    return bool(change.after.provider_reference) and not change.before.provider_reference
+
+
+def _plan(svc: Services, change: Change, schedule: Schedule | None) -> Schedule | None:
+    if schedule is not None:
+        return schedule
+    return schedule_after(change, svc.connectors.policy(change.before.provider), svc)
+
+
+async def _apply_waiting_callbacks(svc: Services, payment: Payment) -> None:
+    for hook in svc.reference_hooks:
+        await hook(payment)
 
 
 async def flag_for_review(svc: Services, payment_id: str, reason: str, *, actor: str,
@@ -110,11 +153,12 @@ async def submit(svc: Services, payment: Payment, ctx: CallContext) -> Payment:
             # Nothing reached the provider: keep it PENDING and let the reconciler retry.
             retry = Schedule(now + timedelta(seconds=policy.interval_s))
             return (await record_update(svc, payment.id, ProviderUpdate(None), actor=actor,
-                                        exchanges=ctx.exchanges, schedule=retry)).after
+                                        exchanges=ctx.exchanges, schedule=retry,
+                                        known=payment)).after
         update = ProviderUpdate(Status.FAILED, failure_reason="PROVIDER_UNAVAILABLE",
                                 failure_message=exc.message)
     change = await record_update(svc, payment.id, update, actor=actor,
-                                 exchanges=ctx.exchanges, submitted=True)
+                                 exchanges=ctx.exchanges, submitted=True, known=payment)
     return change.after
 
 
@@ -123,7 +167,8 @@ async def poll(svc: Services, payment: Payment, ctx: CallContext, *,
     """Ask the provider and apply the answer (RefreshPayment and the reconciler)."""
     connector = svc.connectors.for_payment(payment)
     update = await connector.fetch_status(payment, ctx)
-    return await record_update(svc, payment.id, update, actor=actor, exchanges=ctx.exchanges)
+    return await record_update(svc, payment.id, update, actor=actor, exchanges=ctx.exchanges,
+                               known=payment)
 
 
 async def resume(svc: Services, payment: Payment, connector: Connector,

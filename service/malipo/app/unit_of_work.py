@@ -53,6 +53,13 @@ class LockedPayment:
     callbacks_waiting: bool  # callbacks naming the reference wait in the journal (deferred)
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A write made without a row lock went through."""
+
+    callbacks_waiting: bool  # deferred callbacks name the reference it brought
+
+
 class PaymentRepository(Protocol):
     async def add(self, payment: Payment, *, actor: str, schedule: Schedule,
                   key: IdempotencyRecord | None = None) -> bool:
@@ -72,8 +79,17 @@ class PaymentRepository(Protocol):
 
     async def write(self, change: Change, *, actor: str, schedule: Schedule | None = None,
                     submitted: bool = False) -> bool:
-        """Persist a change with a guard on the status it was decided from, plus its event.
+        """Persist a change with a guard on the version and status it was decided from, plus
+        its event.
         False when the guard failed (someone else moved it first)."""
+        ...
+
+    async def write_if_unchanged(self, change: Change, *, actor: str,
+                                 schedule: Schedule | None = None, submitted: bool = False,
+                                 new_reference: str = "") -> Written | None:
+        """`write` for a change decided on a row read without a lock, as a unit of work by
+        itself: None (nothing written) when the row changed since that read, or when
+        `new_reference` (a first provider reference) is held by another payment."""
         ...
 
     async def is_submitted(self, payment_id: str) -> bool: ...

@@ -140,7 +140,7 @@ class CallbackProcessor:
             actor = f"callback+status:{connector.provider}"
         try:
             change = await record_update(self._svc, payment.id, update, actor=actor,
-                                         exchanges=exchanges)
+                                         exchanges=exchanges, known=payment)
         except MalipoError as exc:
             log.warning("callback for %s not applied: %s", payment.id, exc.message)
             return CallbackOutcome.INVALID

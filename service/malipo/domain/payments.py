@@ -100,6 +100,9 @@ class Payment:
     needs_review: bool = False
     review_reason: str = ""
     last_event_sequence: int = 0
+    # The stored row's version when it was read: a write must name it (optimistic
+    # concurrency) and bumps it. Not part of the contract.
+    version: int = 0
 
 
 class ChangeKind(StrEnum):

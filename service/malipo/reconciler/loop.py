@@ -17,7 +17,7 @@ from malipo.app.unit_of_work import Schedule
 from malipo.domain.errors import MalipoError, ProviderNotFound, ProviderUnavailable
 from malipo.domain.payments import Payment
 from malipo.domain.status import UNSETTLED, Status
-from malipo.store.rows import PAYMENT_COLUMNS, payment_from_row
+from malipo.store.rows import PAYMENT_FIELDS, payment_from_row
 
 log = logging.getLogger("malipo.reconciler")
 LEASE_S = 60
@@ -31,7 +31,7 @@ WHERE id IN (
       AND provider || '/' || account = ANY($3::text[])
     ORDER BY next_poll_at LIMIT $1 FOR UPDATE SKIP LOCKED
 )
-RETURNING {PAYMENT_COLUMNS}, poll_attempts, submit_state
+RETURNING {PAYMENT_FIELDS}, poll_attempts, submit_state
 """
 
 

@@ -18,12 +18,14 @@ from malipo.app.unit_of_work import (
     ListQuery,
     LockedPayment,
     Schedule,
+    Written,
 )
 from malipo.domain.payments import Change, ChangeKind, Payment
 from malipo.domain.status import Direction, predecessors
 from malipo.redaction import mask_body, mask_text
 from malipo.store.rows import (
     PAYMENT_COLUMNS,
+    PAYMENT_FIELDS,
     customer_to_json,
     event_payload,
     next_action_to_json,
@@ -40,6 +42,7 @@ class Statements(Protocol):
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None: ...
     async def fetchval(self, sql: str, *args: Any) -> Any: ...
     async def fetchval_alone(self, sql: str, *args: Any) -> Any: ...
+    async def fetchrow_alone(self, sql: str, *args: Any) -> asyncpg.Record | None: ...
 
 
 # The row and its creation event in one statement: one round trip per write.
@@ -73,7 +76,7 @@ SELECT EXISTS (SELECT 1 FROM claimed)
 # reference must know: whether another payment holds that reference already, and whether
 # callbacks that named it are waiting in the journal (they arrived before we knew it).
 _LOCK_CHECKING_REFERENCE = f"""
-SELECT {PAYMENT_COLUMNS},
+SELECT {PAYMENT_FIELDS},
     $2 <> '' AND EXISTS (SELECT 1 FROM payments o WHERE o.provider = p.provider
         AND o.account = p.account AND o.provider_reference = $2 AND o.id <> p.id) AS taken,
     $2 <> '' AND EXISTS (SELECT 1 FROM callback_events e WHERE e.provider = p.provider
@@ -92,8 +95,10 @@ UPDATE payments SET
     submit_state = CASE WHEN $13 THEN 'SENT' ELSE submit_state END,
     next_poll_at = CASE WHEN $14 THEN $15 ELSE next_poll_at END,
     poll_attempts = CASE WHEN $16 THEN 0 ELSE poll_attempts END,
-    claimed_until = CASE WHEN $14 THEN NULL ELSE claimed_until END
-WHERE id = $1 AND status = $17 AND ($2 = $17 OR status = ANY($18::text[]))
+    claimed_until = CASE WHEN $14 THEN NULL ELSE claimed_until END,
+    version = version + 1
+WHERE id = $1 AND ($21::bigint IS NULL OR version = $21)
+  AND status = $17 AND ($2 = $17 OR status = ANY($18::text[]))
 """
 
 # The guarded update and its event ($19, written only when $20 and the guard held) in one
@@ -103,6 +108,24 @@ _UPDATE_WITH_EVENT = f"""
 WITH updated AS ({_UPDATE} RETURNING id),
 event AS (INSERT INTO outbox (payload) SELECT $19::jsonb FROM updated WHERE $20::bool)
 SELECT count(*) FROM updated
+"""
+
+# The same write for a caller that read the row without locking it: one statement, no
+# transaction around it. The version guard makes it a no-op if anything changed since the
+# read, and a first provider reference ($22) that another payment holds makes it a no-op
+# too (the locked path then flags it); it reports whether deferred callbacks wait for $22.
+_WRITE_IF_UNCHANGED = f"""
+WITH updated AS (
+    {_UPDATE.strip()} AND ($22 = '' OR NOT EXISTS (
+        SELECT 1 FROM payments o WHERE o.provider = payments.provider
+        AND o.account = payments.account AND o.provider_reference = $22 AND o.id <> payments.id))
+    RETURNING provider, account
+),
+event AS (INSERT INTO outbox (payload) SELECT $19::jsonb FROM updated WHERE $20::bool)
+SELECT (SELECT count(*) FROM updated) AS written,
+       $22 <> '' AND EXISTS (SELECT 1 FROM callback_events e JOIN updated u
+           ON e.provider = u.provider AND e.account = u.account
+           WHERE e.provider_reference = $22 AND e.outcome = 'DEFERRED') AS waiting
 """
 
 
@@ -136,14 +159,14 @@ class PostgresPayments:
 
     async def get(self, payment_id: str, *, tenant: str | None = None) -> Payment | None:
         row = await self._conn.fetchrow(
-            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 "
+            f"SELECT {PAYMENT_FIELDS} FROM payments WHERE id = $1 "
             "AND ($2::text IS NULL OR tenant = $2)", payment_id, tenant,
         )
         return payment_from_row(row) if row else None
 
     async def lock(self, payment_id: str) -> Payment | None:
         row = await self._conn.fetchrow(
-            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1 FOR UPDATE", payment_id
+            f"SELECT {PAYMENT_FIELDS} FROM payments WHERE id = $1 FOR UPDATE", payment_id
         )
         return payment_from_row(row) if row else None
 
@@ -154,12 +177,15 @@ class PostgresPayments:
         return LockedPayment(payment_from_row(row), reference_taken=row["taken"],
                              callbacks_waiting=row["waiting"])
 
-    async def write(self, change: Change, *, actor: str, schedule: Schedule | None = None,
-                    submitted: bool = False) -> bool:
+    def _write_args(self, change: Change, actor: str, schedule: Schedule | None,
+                    submitted: bool, *, unlocked: bool) -> tuple[Any, ...]:
+        """Arguments of _UPDATE; the version guard ($21) only for a write without the row
+        lock (under the lock, the status guard holds as it always did, and one transaction
+        may write the same row twice)."""
         before, a = change.before, change.after
         with_event = change.kind in (ChangeKind.TRANSITION, ChangeKind.REVIEW)
-        updated = await self._conn.fetchval(
-            _UPDATE_WITH_EVENT, a.id, a.status.value, a.provider_reference, a.provider_status,
+        return (
+            a.id, a.status.value, a.provider_reference, a.provider_status,
             a.provider_message, a.failure_reason, a.failure_message,
             next_action_to_json(a.next_action), dict(a.fulfilment), a.needs_review,
             a.review_reason, a.updated_at, submitted, schedule is not None,
@@ -169,10 +195,26 @@ class PostgresPayments:
             event_payload(before, a, reason=change.reason, actor=actor,
                           review=change.kind is ChangeKind.REVIEW,
                           provider_payload=change.provider_payload) if with_event else None,
-            with_event,
+            with_event, before.version if unlocked else None,
         )
-        self.wrote_events |= with_event and updated == 1
+
+    async def write(self, change: Change, *, actor: str, schedule: Schedule | None = None,
+                    submitted: bool = False) -> bool:
+        args = self._write_args(change, actor, schedule, submitted, unlocked=False)
+        updated = await self._conn.fetchval(_UPDATE_WITH_EVENT, *args)
+        self.wrote_events |= bool(args[19]) and updated == 1
         return updated == 1
+
+    async def write_if_unchanged(self, change: Change, *, actor: str,
+                                 schedule: Schedule | None = None, submitted: bool = False,
+                                 new_reference: str = "") -> Written | None:
+        args = self._write_args(change, actor, schedule, submitted, unlocked=True)
+        row = await self._conn.fetchrow_alone(_WRITE_IF_UNCHANGED, *args, new_reference)
+        assert row is not None
+        if row["written"] != 1:
+            return None
+        self.wrote_events |= bool(args[19])
+        return Written(callbacks_waiting=bool(row["waiting"]))
 
     async def is_submitted(self, payment_id: str) -> bool:
         # Any status past PENDING also counts: a callback or poll may settle the payment
@@ -192,7 +234,7 @@ class PostgresPayments:
     async def list(self, query: ListQuery) -> Sequence[Payment]:
         before_at, before_id = query.before if query.before else (None, None)
         rows = await self._conn.fetch(
-            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE tenant = $1 AND direction = $2 "
+            f"SELECT {PAYMENT_FIELDS} FROM payments WHERE tenant = $1 AND direction = $2 "
             "AND (cardinality($3::text[]) = 0 OR status = ANY($3::text[])) "
             "AND ($4 = '' OR provider = $4) "
             "AND ($5::timestamptz IS NULL OR created_at >= $5) "
@@ -208,7 +250,7 @@ class PostgresPayments:
     async def by_provider_reference(self, provider: str, account: str,
                                     reference: str) -> Payment | None:
         row = await self._conn.fetchrow(
-            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE provider = $1 AND account = $2 "
+            f"SELECT {PAYMENT_FIELDS} FROM payments WHERE provider = $1 AND account = $2 "
             "AND provider_reference = $3", provider, account, reference,
         )
         return payment_from_row(row) if row else None
@@ -229,7 +271,7 @@ class PostgresPayments:
 _KEY_HOLDER = f"""
 SELECT k.tenant AS k_tenant, k.key AS k_key, k.operation AS k_operation,
        k.fingerprint AS k_fingerprint, k.resource_id AS k_resource_id,
-       {", ".join("p." + c.strip() for c in PAYMENT_COLUMNS.split(","))},
+       {", ".join("p." + c.strip() for c in PAYMENT_FIELDS.split(","))},
        (p.submit_state = 'SENT' OR p.status <> 'PENDING') AS submitted
 FROM idempotency_keys k LEFT JOIN payments p ON p.id = k.resource_id AND p.tenant = k.tenant
 WHERE k.tenant = $1 AND k.key = $2

@@ -24,6 +24,8 @@ PAYMENT_COLUMNS = (
     "next_action, fulfilment, needs_review, review_reason, last_event_sequence, created_at, "
     "updated_at"
 )
+# What reads select: the inserted columns plus the row's version (0 at insert).
+PAYMENT_FIELDS = PAYMENT_COLUMNS + ", version"
 
 
 def customer_to_json(customer: Customer) -> dict[str, Any]:
@@ -81,6 +83,7 @@ def payment_from_row(row: asyncpg.Record | Mapping[str, Any]) -> Payment:
         last_event_sequence=row["last_event_sequence"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        version=row["version"],
     )
 
 

@@ -74,6 +74,12 @@ class _LazyTransaction:
             self._sealed = True
         return await self._conn.fetchval(sql, *args)
 
+    async def fetchrow_alone(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        """`fetchval_alone`, returning the row."""
+        if self.tx is None:
+            self._sealed = True
+        return await self._conn.fetchrow(sql, *args)
+
     async def execute(self, sql: str, *args: Any) -> str:
         await self._begin_for(sql)
         return await self._conn.execute(sql, *args)
@@ -119,7 +125,8 @@ class PostgresUnitOfWork:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self._conn is not None
         assert self._lazy is not None
-        committed_events = False
+        # A statement run alone (fetchval_alone) committed by itself; a transaction below.
+        committed_events = self._lazy.tx is None and self.payments.wrote_events
         try:
             if self._lazy.tx is not None:
                 if exc_type is None:

@@ -17,7 +17,7 @@ import asyncpg
 from malipo.domain.errors import FieldViolation, InvalidRequest, OutOfRange, Unavailable
 from malipo.domain.events import EventFilter, Heartbeat, StatusEvent
 from malipo.store.events import EVENTS_CHANNEL, Conn, log_state, read_new, read_page
-from malipo.streaming.relay import DATABASE_ERRORS
+from malipo.streaming.relay import DATABASE_ERRORS, listening
 
 log = logging.getLogger(__name__)
 
@@ -166,22 +166,17 @@ class EventHub:
         backoff = 0.1
         while not self._closed:
             try:
-                async with self._pool.acquire() as conn:
-                    await conn.add_listener(EVENTS_CHANNEL, self._on_notify)
-                    try:
-                        if self._dispatched is None:
-                            # LISTEN first, then the head: nothing committed after it is lost.
-                            self._start_at((await log_state(conn)).head)
-                        backoff = 0.1
-                        while not self._closed:
-                            self._wake.clear()
-                            await self._read_and_dispatch(conn)
-                            with contextlib.suppress(TimeoutError):
-                                async with asyncio.timeout(self._poll_s):
-                                    await self._wake.wait()
-                    finally:
-                        with contextlib.suppress(*DATABASE_ERRORS):
-                            await conn.remove_listener(EVENTS_CHANNEL, self._on_notify)
+                async with listening(self._pool, EVENTS_CHANNEL, self._on_notify) as conn:
+                    if self._dispatched is None:
+                        # LISTEN first, then the head: nothing committed after it is lost.
+                        self._start_at((await log_state(conn)).head)
+                    backoff = 0.1
+                    while not self._closed:
+                        self._wake.clear()
+                        await self._read_and_dispatch(conn)
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self._poll_s):
+                                await self._wake.wait()
             except DATABASE_ERRORS as exc:
                 log.warning("event hub lost its database connection: %r", exc)
                 await asyncio.sleep(backoff)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, Protocol
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from malipo.domain.events import StatusEvent
 from malipo.store.events import (
@@ -28,6 +29,24 @@ RELAY_LOCK = 0x6D616C69706F01  # "malipo" + 1: distinct from the migrations lock
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
 )
+
+
+@contextlib.asynccontextmanager
+async def listening(pool: asyncpg.Pool, channel: str,
+                    callback: Callable[..., None]) -> AsyncGenerator[PoolConnectionProxy]:
+    """A pool connection that LISTENs on `channel` while the block runs.
+
+    The pool does not reset sessions (store.unit_of_work), so the LISTEN is undone here; if
+    that cannot be done, the connection is closed rather than handed back still listening."""
+    async with pool.acquire() as conn:
+        await conn.add_listener(channel, callback)
+        try:
+            yield conn
+        finally:
+            try:
+                await conn.remove_listener(channel, callback)
+            except (*DATABASE_ERRORS, asyncio.CancelledError):
+                conn.terminate()
 
 
 class EventExporter(Protocol):
@@ -129,7 +148,7 @@ class EventRelay:
 
     async def _session(self) -> bool:
         """One connection's life: False at once if another process leads."""
-        async with self._pool.acquire() as conn:
+        async with listening(self._pool, OUTBOX_CHANNEL, self._on_notify) as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                 return False
             # The lock is released below before the connection goes back to the pool (the
@@ -139,7 +158,6 @@ class EventRelay:
             exporting = (asyncio.create_task(self._export_loop(), name="malipo-nats-export")
                          if self._exporter is not None else None)
             try:
-                await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
                 log.info("event relay is the leader")
                 while True:
                     self._wake.clear()
@@ -152,7 +170,6 @@ class EventRelay:
             finally:
                 self.is_leader = False
                 try:
-                    await conn.remove_listener(OUTBOX_CHANNEL, self._on_notify)
                     await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
                 except (*DATABASE_ERRORS, asyncio.CancelledError):
                     # Never hand a connection that may hold the leader lock back to the
