@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import asyncpg
 
+from malipo.app.connector import ProviderAccount
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.lifecycle import flag_for_review, record_update
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
-from malipo.config import AccountConfig
 from malipo.connectors import registry
 from malipo.domain.payments import ProviderUpdate
 from malipo.domain.status import Status
@@ -19,7 +19,7 @@ from tests.integration.test_unit_of_work import a_payment, outbox_rows
 
 
 def services(pool: asyncpg.Pool) -> Services:
-    simulator = registry.build(AccountConfig(provider="simulator"))
+    simulator = registry.build(ProviderAccount("simulator", "default"))
     return Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}))
 
 
