@@ -3,7 +3,7 @@
 from dataclasses import asdict, replace
 
 from malipo.app.commands import ChangePayment, ConfirmPayment, CreatePayment, fingerprint
-from malipo.domain.payments import Customer
+from malipo.domain.payments import BankAccount, Customer, plain
 from malipo.domain.status import Direction, Method
 
 
@@ -33,3 +33,10 @@ def test_the_key_itself_is_not_part_of_the_fingerprint_but_every_field_is() -> N
     assert replace(base, customer=Customer(phone_number="+22990000002", name="Ada",
                                            email="ada@example.com")).fingerprint() \
         != base.fingerprint()
+
+
+def test_plain_is_asdict_without_the_copies() -> None:
+    customer = Customer(phone_number="+254712345600", name="Wanjiru",
+                        bank_account=BankAccount(account_number="0123456789", bank_code="01"))
+    assert plain(customer) == asdict(customer)
+    assert plain(_full_create()) == asdict(_full_create())

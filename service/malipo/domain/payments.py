@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from malipo.domain.money import Money
 from malipo.domain.status import FINAL, Direction, Method, Status, can_move
@@ -19,6 +20,20 @@ class BankAccount:
     account_type: str = ""
     holder_name: str = ""
 
+
+
+def plain(value: object) -> Any:
+    """What `dataclasses.asdict` gives, without deep-copying the leaves (all immutable
+    here): it runs on every create (request fingerprint, stored customer)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        items: Mapping[Any, Any] = value
+        return {plain(k): plain(v) for k, v in items.items()}
+    if isinstance(value, list | tuple):
+        seq: Sequence[Any] = value
+        return type(value)(plain(v) for v in seq)  # pyright: ignore[reportCallIssue]
+    return value
 
 @dataclass(frozen=True, slots=True)
 class Customer:

@@ -6,14 +6,20 @@ import json
 import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from malipo.domain.money import Money
-from malipo.domain.payments import BankAccount, Customer, NextAction, NextActionKind, Payment
+from malipo.domain.payments import (
+    BankAccount,
+    Customer,
+    NextAction,
+    NextActionKind,
+    Payment,
+    plain,
+)
 from malipo.domain.status import Direction, Method, Status
 from malipo.redaction import mask_mapping
 
@@ -29,7 +35,7 @@ PAYMENT_FIELDS = PAYMENT_COLUMNS + ", version"
 
 
 def customer_to_json(customer: Customer) -> dict[str, Any]:
-    return asdict(customer)
+    return plain(customer)  # asdict's form, cheaper
 
 
 def customer_from_json(data: Mapping[str, Any]) -> Customer:
