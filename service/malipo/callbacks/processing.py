@@ -63,13 +63,15 @@ class CallbackProcessor:
         if len(events) == 1:
             event = events[0]
             claim = self._claim(callback, event)
-            journal_id, fresh = await self._journal.record_claiming(delivery, claim)
-            if not fresh:
-                await self._journal.mark_delivery(journal_id, CallbackOutcome.DUPLICATE.value)
+            claimed = await self._journal.record_claiming(delivery, claim)
+            if not claimed.fresh:
+                await self._journal.mark_delivery(claimed.journal_id,
+                                                  CallbackOutcome.DUPLICATE.value)
                 return CallbackOutcome.DUPLICATE
-            outcome = await self._apply(connector, event)
+            outcome = await self._apply(connector, event, claimed.payment)
             await self._journal.mark_delivery(
-                journal_id, outcome.value, event=(callback.provider, callback.account, claim.key))
+                claimed.journal_id, outcome.value,
+                event=(callback.provider, callback.account, claim.key))
             return outcome
         journal_id = await self._journal.record(delivery)
         outcomes = [await self._one(connector, callback, journal_id, e) for e in events]
@@ -110,8 +112,10 @@ class CallbackProcessor:
                     connector.provider, connector.account.name, event.update.provider_reference)
         return None
 
-    async def _apply(self, connector: Connector, event: CallbackEvent) -> CallbackOutcome:
-        payment = await self._find(connector, event)
+    async def _apply(self, connector: Connector, event: CallbackEvent,
+                     found: Payment | None = None) -> CallbackOutcome:
+        """`found`: the payment as read with the claim (saves a read); else it is looked up."""
+        payment = found or await self._find(connector, event)
         if payment is None:
             return (CallbackOutcome.DEFERRED if event.update.provider_reference and
                     not event.payment_id else CallbackOutcome.UNKNOWN_PAYMENT)

@@ -10,6 +10,9 @@ from typing import Any
 
 import asyncpg
 
+from malipo.domain.payments import Payment
+from malipo.store.rows import PAYMENT_FIELDS, payment_from_row
+
 _RECORD = (
     "INSERT INTO callback_journal (provider, account, received_at, remote, headers, body,"
     " body_sha256, outcome, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
@@ -30,7 +33,9 @@ _CLAIM = (
     f"journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' {_RECLAIMABLE} RETURNING true"
 )
 
-# The delivery and the claim of the one event it carries, in one statement (the usual case).
+# The delivery and the claim of the one event it carries, in one statement (the usual
+# case), which also reads the payment the event names: of this provider account, by our id
+# ($11) when the event gives it, else by the provider's reference ($12).
 _RECORD_AND_CLAIM = f"""
 WITH delivery AS ({_RECORD} RETURNING id),
 claimed AS (
@@ -41,7 +46,16 @@ claimed AS (
         journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' {_RECLAIMABLE}
     RETURNING true
 )
-SELECT d.id, EXISTS (SELECT 1 FROM claimed) AS fresh FROM delivery d
+SELECT d.id AS journal_id, EXISTS (SELECT 1 FROM claimed) AS fresh, p.*
+FROM delivery d LEFT JOIN LATERAL (
+    (SELECT {PAYMENT_FIELDS} FROM payments
+     WHERE $11 <> '' AND id = $11 AND provider = $1 AND account = $2)
+    UNION ALL
+    (SELECT {PAYMENT_FIELDS} FROM payments
+     WHERE $11 = '' AND $12 <> '' AND provider = $1 AND account = $2
+       AND provider_reference = $12)
+    LIMIT 1
+) p ON true
 """
 
 # The delivery's outcome, and its event's when $4 names one, in one statement.
@@ -80,6 +94,13 @@ class EventClaim:
     event: Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    journal_id: int
+    fresh: bool  # False: this provider event was seen before (a duplicate delivery)
+    payment: Payment | None  # the payment the event names, as read in the same statement
+
+
 class CallbackJournal:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -90,13 +111,14 @@ class CallbackJournal:
             _RECORD + " RETURNING id", *delivery.args(outcome, detail))
         return journal_id
 
-    async def record_claiming(self, delivery: Delivery, claim: EventClaim) -> tuple[int, bool]:
-        """Journal the delivery and claim its event: (journal id, False if a duplicate)."""
+    async def record_claiming(self, delivery: Delivery, claim: EventClaim) -> Claimed:
+        """Journal the delivery, claim its event and read the payment it names."""
         row = await self._pool.fetchrow(
             _RECORD_AND_CLAIM, *delivery.args("RECEIVED", ""), claim.key, claim.payment_id,
             claim.reference, dict(claim.event))
         assert row is not None
-        return int(row["id"]), bool(row["fresh"])
+        payment = payment_from_row(row) if row["id"] is not None else None
+        return Claimed(int(row["journal_id"]), bool(row["fresh"]), payment)
 
     async def record_delivery(self, provider: str, account: str, received_at: datetime,
                               remote: str, headers: Mapping[str, str], body: bytes) -> int:
