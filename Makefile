@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 BUF := clients/typescript/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install lint proto proto-check buf bench clean go-tools
+.PHONY: serve test install lint proto proto-check buf bench bench-stream bench-callbacks clean \
+	go-tools
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +64,15 @@ $(VENV)/.bench-installed: $(STAMP)
 # A few minutes with modest defaults; longer runs: .venv/bin/python -m tests.bench.run --help
 bench: install $(VENV)/.bench-installed
 	$(PY) -m tests.bench.run $(BENCH_ARGS)
+
+# WatchStatus fan-out over gRPC: 1k and 10k streams on one `malipo serve`, 1k transitions/s,
+# one line per count (tests/bench/stream_fanout.py --help; --in-process: the hub alone).
+bench-stream: install $(VENV)/.bench-installed
+	$(PY) -m tests.bench.stream_fanout --subscribers 1000 10000 $(STREAM_ARGS)
+
+# The bare aiohttp baseline and signed simulator callbacks only (no gRPC scenarios).
+bench-callbacks: install $(VENV)/.bench-installed
+	$(PY) -m tests.bench.run --only callbacks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) clients/typescript/node_modules .pytest-pg

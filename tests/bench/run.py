@@ -2,12 +2,14 @@
 
     .venv/bin/python -m tests.bench.run                     # modest defaults, a few minutes
     .venv/bin/python -m tests.bench.run --seconds 30 --fanout 1000 10000 --fanout-seconds 15
+    .venv/bin/python -m tests.bench.run --only callbacks     # `make bench-callbacks`
 
 Order: bare grpc.aio echo and bare aiohttp handler (the baselines), then `malipo serve` as a
 subprocess on a fresh database: CreatePayment at full load and at half of it, idempotent
 replay, GetPayment, a ListPayments page, signed simulator callbacks, then `--workers 2`, then
-WatchStatus fan-out (tests/bench/stream_fanout.py). Results (JSON and PNG plots) go to
-bench-results/<time>/; the table printed at the end is what the README quotes.
+WatchStatus fan-out over gRPC (tests/bench/stream_fanout.py). Results (JSON and PNG plots) go
+to bench-results/<time>/; the table printed at the end is what the README quotes. `--only` and
+`--skip` take scenario names; a baseline runs when a scenario kept needs it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ from tests.bench.loadgen import Job, Stats
 
 ROOT = servers.ROOT
 SEEDS = 500  # payments behind the replay and GetPayment scenarios
+SCENARIOS = ["echo_grpc", "echo_aiohttp", "create", "replay", "get", "list", "callbacks",
+             "workers", "fanout", "drift"]
+# The baseline each scenario's ratio is to (fanout has none).
+BASELINE = {"create": "echo_grpc", "replay": "echo_grpc", "get": "echo_grpc",
+            "list": "echo_grpc", "workers": "echo_grpc", "drift": "echo_grpc",
+            "callbacks": "echo_aiohttp"}
 
 
 @dataclass
@@ -60,7 +68,7 @@ def parse() -> Options:
     p.add_argument("--processes", type=int, default=2, help="load generator processes")
     p.add_argument("--concurrency", type=int, default=16,
                    help="requests in flight per load generator process")
-    p.add_argument("--fanout", type=int, nargs="*", default=[1000],
+    p.add_argument("--fanout", type=int, nargs="*", default=[1000, 10_000],
                    help="WatchStatus subscriber counts (none: skip)")
     p.add_argument("--fanout-seconds", type=float, default=5.0)
     p.add_argument("--fanout-rate", type=int, default=1000, help="transitions/s")
@@ -70,14 +78,23 @@ def parse() -> Options:
                    help="py-spy the server while these scenarios run (create, get, ...); "
                         "writes <scenario>.svg and collapsed stacks, summarised by "
                         "`python -m tests.bench.profile_top`")
-    p.add_argument("--skip", nargs="*", default=[],
-                   choices=["create", "replay", "get", "list", "callbacks", "workers", "fanout"])
+    p.add_argument("--skip", nargs="*", default=[], choices=SCENARIOS,
+                   help="scenarios not to run")
+    p.add_argument("--only", nargs="*", default=[], choices=SCENARIOS,
+                   help="run only these scenarios (and the baselines they are compared to)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
     out = a.out or ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
     return Options(a.seconds, a.warmup, a.processes, a.concurrency, a.fanout,
-                   a.fanout_seconds, a.fanout_rate, a.min_callbacks, set(a.profile), set(a.skip),
-                   out)
+                   a.fanout_seconds, a.fanout_rate, a.min_callbacks, set(a.profile),
+                   skipped(set(a.skip), set(a.only)), out)
+
+
+def skipped(skip: set[str], only: set[str]) -> set[str]:
+    """Everything not kept; a baseline is kept while a kept scenario is compared to it."""
+    kept = (set(only) if only else set(SCENARIOS)) - skip
+    kept |= {BASELINE[k] for k in kept if k in BASELINE}
+    return set(SCENARIOS) - kept
 
 
 def machine() -> dict[str, Any]:
@@ -118,12 +135,12 @@ class Bench:
             stats = loadgen.run(job, self.o.processes, split=split)
         self.stats[name] = stats
         entry: dict[str, Any] = stats.summary() | extra
-        if baseline:
+        if baseline and baseline in self.stats:
             base = self.stats[baseline]
             entry["baseline"] = baseline
             entry["ratio_rps"] = round(stats.rps / base.rps, 3) if base.rps else None
         self.results[name] = entry
-        ratio = f"  {entry['ratio_rps']:.2f}x {baseline}" if baseline else ""
+        ratio = f"  {entry['ratio_rps']:.2f}x {baseline}" if "ratio_rps" in entry else ""
         lat = stats.latency_ms
         print(f"{name:<22} {stats.rps:>9.1f} req/s  p50 {lat['p50']:.2f}  p99 {lat['p99']:.2f} "
               f"p99.9 {lat['p99.9']:.2f} ms  errors {sum(stats.errors.values())}{ratio}",
@@ -133,25 +150,32 @@ class Bench:
     # -- scenarios --------------------------------------------------------------------
 
     def baselines(self) -> None:
-        with servers.baseline("grpc") as address:
-            self.measure("echo_grpc", self.job("echo", address))
-        with servers.baseline("http") as address:
-            url = f"http://{address}/callbacks/simulator/default"
-            self.measure("echo_aiohttp", self.job("http_echo", url))
+        if "echo_grpc" not in self.o.skip:
+            with servers.baseline("grpc") as address:
+                self.measure("echo_grpc", self.job("echo", address))
+        if "echo_aiohttp" not in self.o.skip:
+            with servers.baseline("http") as address:
+                url = f"http://{address}/callbacks/simulator/default"
+                self.measure("echo_aiohttp", self.job("http_echo", url))
 
     def malipo(self, dsn: str) -> None:
         o = self.o
+        if not {"create", "replay", "get", "list", "callbacks"} - o.skip:
+            return
         database = asyncio.run(servers.create_database(dsn))
         try:
             with servers.malipo(database) as m:
                 pid = m.proc.popen.pid
                 params = {"api_key": m.api_key, "run_id": uuid.uuid4().hex[:8]}
                 seed_prefix = f"seed-{params['run_id']}"
-                try:
-                    ids = asyncio.run(_seed(m, seed_prefix))
-                except grpc.aio.AioRpcError:
-                    print("seeding failed; the server said:\n" + "".join(m.proc.lines[-30:]))
-                    raise
+                ids: list[str] = []
+                if {"replay", "get"} - o.skip:
+                    try:
+                        ids = asyncio.run(_seed(m, seed_prefix))
+                    except grpc.aio.AioRpcError:
+                        print("seeding failed; the server said:\n"
+                              + "".join(m.proc.lines[-30:]))
+                        raise
                 if "create" not in o.skip:
                     full = self.measure("create", self.job("create", m.grpc, params=params),
                                         "echo_grpc", pid=pid)
@@ -177,14 +201,20 @@ class Bench:
     def callbacks(self, m: servers.Malipo, params: dict[str, Any], seed_prefix: str) -> None:
         o = self.o
         targets = asyncio.run(_processing(m.database_url, seed_prefix))
-        topped = 0
-        while len(targets) < o.min_callbacks and topped < 4:
+        topped, per_s = 0, 0.0
+        while len(targets) < o.min_callbacks and topped < 10:
             # Not enough PROCESSING payments yet (create skipped or slow): make more,
-            # unmeasured, with the same generator.
-            loadgen.run(self.job("create", m.grpc, seconds=3, params={
+            # unmeasured, with the same generator, for as long as the last round's rate says.
+            seconds = min(30.0, max(2.0, (o.min_callbacks - len(targets)) / per_s + 1)
+                          ) if per_s else 3.0
+            made = loadgen.run(self.job("create", m.grpc, seconds=seconds, params={
                 **params, "run_id": f"{params['run_id']}t{topped}"}), o.processes)
+            per_s = max(made.rps, 20.0)
             targets = asyncio.run(_processing(m.database_url, seed_prefix))
             topped += 1
+        if topped:
+            print(f"{'':<22} {len(targets)} PROCESSING payments made for the callbacks",
+                  flush=True)
         split = [{"payments": targets[i::o.processes]} for i in range(o.processes)]
         stats = self.measure("callbacks", self.job("callback", m.callback_url(), params={
             "secret": servers.CALLBACK_SECRET}), "echo_aiohttp", split=split,
@@ -245,6 +275,8 @@ class Bench:
 
     def drift(self) -> None:
         """The echo baseline again at the end: how much the machine changed during the run."""
+        if "drift" in self.o.skip or "echo_grpc" not in self.stats:
+            return
         with servers.baseline("grpc") as address:
             end = self.measure("echo_grpc_end", self.job("echo", address), "echo_grpc")
         self.results["echo_grpc_end"]["note"] = (
@@ -255,26 +287,25 @@ class Bench:
     def fanout(self, dsn: str) -> None:
         if "fanout" in self.o.skip or not self.o.fanout:
             return
+        from tests.bench.stream_fanout import summary_line
+
         env = {**os.environ, "DATABASE_URL": dsn}
-        args = [sys.executable, "-m", "tests.bench.stream_fanout", "--subscribers",
+        args = [sys.executable, "-m", "tests.bench.stream_fanout", "--json", "--subscribers",
                 *map(str, self.o.fanout), "--seconds", str(self.o.fanout_seconds),
                 "--warmup", str(max(1.0, self.o.warmup)), "--rate", str(self.o.fanout_rate)]
-        out = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True,
-                             check=False)
-        if out.returncode != 0:
-            reason = f"stream_fanout exited {out.returncode}: {out.stderr.strip()[-300:]}"
-            self.skipped["watch_fanout"] = reason
-            print(f"watch_fanout           failed: {reason}", flush=True)
-            return
+        out = subprocess.run(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                             check=False)  # its progress (stderr) shows as it goes
         for line in out.stdout.splitlines():
             if not line.startswith("{"):
                 continue
             r = json.loads(line)
             name = f"watch_fanout_{r['subscribers']}"
             self.results[name] = r
-            print(f"{name:<22} {r['delivered_msgs_per_s']:>9.1f} msgs/s  "
-                  f"{r['transitions_per_s']} transitions/s  p99 {r['latency_ms']['p99']} ms  "
-                  f"RSS {r['rss_mb']} MB", flush=True)
+            print(summary_line(r), flush=True)
+        if out.returncode != 0:
+            reason = f"stream_fanout exited {out.returncode} (its error is above)"
+            self.skipped["watch_fanout"] = reason
+            print(f"watch_fanout           failed: {reason}", flush=True)
 
     # -- output -----------------------------------------------------------------------
 
