@@ -24,6 +24,27 @@ class EventSource(Protocol):
                   /) -> AsyncIterator[StatusEvent | Heartbeat]: ...
 
 
+class _EventMessages:
+    """Each recent event's message, built once however many streams send it.
+
+    The hub hands the same event to every matching stream; converting it per stream was a
+    fifth of the server's time with ten streams per event. Keyed by sequence (unique in the
+    log this process serves); a replayed event is the same event. The message is shared and
+    only ever serialised, never changed."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._by_sequence: dict[int, pb.WatchStatusResponse] = {}
+
+    def get(self, event: StatusEvent) -> pb.WatchStatusResponse:
+        message = self._by_sequence.get(event.sequence)
+        if message is None:
+            message = self._by_sequence[event.sequence] = convert.event_to_proto(event)
+            if len(self._by_sequence) > self._size:  # drop the oldest entry (insertion order)
+                del self._by_sequence[next(iter(self._by_sequence))]
+        return message
+
+
 def _deadline(context: Context) -> float | None:
     # grpc returns None when the caller set no deadline (its stubs say float).
     remaining: float | None = context.time_remaining()
@@ -35,6 +56,7 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         self._svc = services
         self._keys = keys
         self._events = events
+        self._event_messages = _EventMessages()
 
     @grpc_edge
     async def CreatePayment(self, request: pb.CreatePaymentRequest,
@@ -157,6 +179,6 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
                 if isinstance(item, Heartbeat):
                     yield convert.heartbeat_to_proto(item)
                 else:
-                    yield convert.event_to_proto(item)
+                    yield self._event_messages.get(item)
         except MalipoError as exc:
             await abort(context, exc)
