@@ -28,6 +28,10 @@ RELAY_LOCK = 0x6D616C69706F01  # "malipo" + 1: distinct from the migrations lock
 # backoff rather than ending the relay (a programming error shows up in the log, repeatedly).
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+    # asyncpg's protocol state after its socket died under a running statement ("cannot
+    # switch to state ..."): not an InterfaceError, and it ended the relay for good when the
+    # database restarted (tests/reliability/test_database_restart.py).
+    asyncpg.exceptions.InternalClientError,
 )
 
 
