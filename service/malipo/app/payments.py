@@ -42,6 +42,8 @@ from malipo.domain.status import FINAL, Direction, Status
 
 # How long a duplicate create waits for the first one's provider answer.
 REPLAY_WAIT_S = 35.0
+# It stops waiting this long before the caller's deadline: time to read the payment and answer.
+REPLAY_ANSWER_S = 0.2
 
 
 async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | None) -> Payment:
@@ -121,7 +123,7 @@ async def _wait_submitted(svc: Services, payment_id: str, deadline: float | None
     """Same answer for every duplicate: wait until the first call's answer is recorded."""
     limit = time.monotonic() + REPLAY_WAIT_S
     if deadline is not None:
-        limit = min(limit, deadline - 0.05)
+        limit = min(limit, deadline - REPLAY_ANSWER_S)
     inflight = svc.inflight.get(payment_id)
     if inflight is not None:
         with contextlib.suppress(TimeoutError):
@@ -132,7 +134,8 @@ async def _wait_submitted(svc: Services, payment_id: str, deadline: float | None
         async with svc.uow() as uow:
             if await uow.payments.is_submitted(payment_id):
                 return
-        await asyncio.sleep(delay)
+        # Never sleep past the limit: the answer would land after the caller's deadline.
+        await asyncio.sleep(max(0.0, min(delay, limit - time.monotonic())))
         delay = min(delay * 2, 0.2)
 
 
