@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -94,13 +95,8 @@ async def serve(database_url: str, config: Path, workdir: Path, *,
     raise AssertionError("malipo serve did not start:\n" + log_path.read_text()[-3000:])
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(server_dsn: str) -> AsyncIterator[str]:
-    """A new migrated database on `server_dsn`, dropped afterwards.
-
-    For tests that run several processes and fakes against one database: the fakes' ids start
-    from the same number, so a provider reference of an earlier test in a shared database makes
-    the service (rightly) flag the next payment REFERENCE_REUSED instead of settling it."""
+async def create_database(server_dsn: str) -> str:
+    """A new migrated database on `server_dsn`; its URL."""
     name = "t_" + uuid.uuid4().hex[:16]
     admin = await asyncpg.connect(server_dsn)
     try:
@@ -113,12 +109,23 @@ async def fresh_database(server_dsn: str) -> AsyncIterator[str]:
         await migrate(conn)
     finally:
         await conn.close()
+    return url
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(server_dsn: str) -> AsyncIterator[str]:
+    """A new migrated database on `server_dsn`, dropped afterwards.
+
+    For tests that run several processes and fakes against one database: the fakes' ids start
+    from the same number, so a provider reference of an earlier test in a shared database makes
+    the service (rightly) flag the next payment REFERENCE_REUSED instead of settling it."""
+    url = await create_database(server_dsn)
     try:
         yield url
     finally:
         admin = await asyncpg.connect(server_dsn)
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
         finally:
             await admin.close()
 

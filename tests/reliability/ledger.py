@@ -1,0 +1,81 @@
+# pyright: basic
+"""Whole-database money invariants, checked after a fault test once the dust has settled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from typing import Any
+
+import asyncpg
+
+from malipo.domain.status import ALLOWED, UNSETTLED, Status
+from malipo.reconciler.loop import LEASE_S
+from malipo.sandbox.gateway import GatewayFake
+
+OPEN = sorted({Status.PENDING.value, *(s.value for s in UNSETTLED)})
+
+
+async def wait_settled(conn: asyncpg.Connection, seconds: float = 30.0) -> dict[str, str]:
+    """Until the relay has emptied the outbox and every payment is final (the service must
+    still run), except those the reconciler holds a lease on: a tick cut short by a fault
+    keeps its claims until the lease ends (LEASE_S, 60 s), too long to wait for here.
+    Those are returned (id -> status) after checking they are still on the schedule, so the
+    lease's end brings them back."""
+    row: Any = None
+    for _ in range(int(seconds / 0.1)):
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM payments WHERE status = ANY($1::text[])"
+            " AND (claimed_until IS NULL OR claimed_until < now())) AS open,"
+            " (SELECT count(*) FROM outbox) AS outbox", OPEN)
+        if row["open"] == 0 and row["outbox"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        stuck = await conn.fetch("SELECT id, status, submit_state, next_poll_at, claimed_until,"
+                                 " needs_review, review_reason FROM payments"
+                                 " WHERE status = ANY($1::text[]) LIMIT 5", OPEN)
+        raise AssertionError(f"not settled in {seconds} s: {dict(row)} "
+                             f"{[dict(r) for r in stuck]}")
+    leased = await conn.fetch(
+        "SELECT id, status, next_poll_at, claimed_until - now() AS lease FROM payments"
+        " WHERE status = ANY($1::text[])", OPEN)
+    for r in leased:
+        assert r["next_poll_at"] is not None, f"dropped from the schedule: {dict(r)}"
+        assert r["lease"].total_seconds() <= LEASE_S, dict(r)
+    return {r["id"]: r["status"] for r in leased}
+
+
+async def check_histories(conn: asyncpg.Connection) -> dict[str, str]:
+    """Every payment's events start ''->PENDING, chain, only move along the transition table,
+    never change the amount and end in the row's status; the log is 1..head with no gap.
+    Returns each payment's status."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        payments = await conn.fetch("SELECT id, status, amount_minor, currency FROM payments")
+        events = await conn.fetch("SELECT sequence, payment_id, old_status, new_status,"
+                                  " amount_minor, currency FROM events ORDER BY sequence")
+        state = await conn.fetchrow("SELECT head FROM event_log_state")
+    assert state is not None
+    assert [e["sequence"] for e in events] == list(range(1, state["head"] + 1)), "gap in the log"
+    money = {p["id"]: (p["amount_minor"], p["currency"]) for p in payments}
+    last: dict[str, str] = {}
+    for e in events:
+        pid, old, new = e["payment_id"], e["old_status"], e["new_status"]
+        assert pid in money, f"event of a payment that does not exist: {dict(e)}"
+        assert (e["amount_minor"], e["currency"]) == money[pid], dict(e)
+        if pid not in last:
+            assert (old, new) == ("", "PENDING"), f"history starts mid-way: {dict(e)}"
+        else:
+            assert old == last[pid], (last[pid], dict(e))
+            assert new == old or Status(new) in ALLOWED[Status(old)], dict(e)
+        last[pid] = new
+    for p in payments:
+        assert p["id"] in last, f"payment without its creation event: {dict(p)}"
+        assert p["status"] == last[p["id"]], (dict(p), last[p["id"]])
+    return {p["id"]: p["status"] for p in payments}
+
+
+def charges(fake: GatewayFake) -> Counter[str]:
+    """Payment-request calls (C2B) the gateway received, per order id (our payment id)."""
+    return Counter(str(json.loads(c.body)["order_id"]) for c in fake.calls_to("/payment_c2b"))

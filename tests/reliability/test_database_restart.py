@@ -1,0 +1,162 @@
+# pyright: basic
+"""The database stopped and started again while creates flow (issue 11, faults).
+
+`malipo serve` runs as a real process against a PostgreSQL of this test's own (the session's
+shared server is never stopped), with the gateway fake in this process keeping the provider's
+books. The server is stopped twice under load, `-m fast` (a clean shutdown) and `-m immediate`
+(a crash, recovered from the WAL), for 3 s each, and started again; the service is not."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+
+from malipo.sandbox.gateway import GatewayFake
+from tests.harness import auth, create_request
+from tests.reliability.ledger import charges, check_histories, wait_settled
+from tests.reliability.pgserver import OwnPostgres
+from tests.reliability.process import create_database, gateway_config, serve
+from tests.reliability.test_db_and_deadline_faults import has_retry_info
+
+pytestmark = pytest.mark.reliability
+
+DEADLINE_S = 3.0
+OUTAGE_S = 3.0
+
+
+@dataclass(frozen=True)
+class Call:
+    key: str
+    started: float
+    ended: float
+    code: grpc.StatusCode
+    retry_info: bool
+    payment_id: str
+    details: str
+
+
+@pytest.fixture
+async def own_pg() -> AsyncIterator[OwnPostgres]:
+    pg = await OwnPostgres.start()
+    try:
+        yield pg
+    finally:
+        await pg.close()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[GatewayFake]:
+    server = GatewayFake(complete_after_s=0.1)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def _request(key: str):
+    return create_request(key, provider="gateway", channel="2390", phone="+254712345678",
+                          amount=10000)
+
+
+async def _create(stub, key: str, timeout: float = DEADLINE_S) -> Call:
+    started = time.monotonic()
+    try:
+        got = await stub.CreatePayment(_request(key), metadata=auth(), timeout=timeout)
+        return Call(key, started, time.monotonic(), grpc.StatusCode.OK, False,
+                    got.payment.id, "")
+    except grpc.aio.AioRpcError as err:
+        return Call(key, started, time.monotonic(), err.code(), has_retry_info(err), "",
+                    err.details() or "")
+
+
+async def test_database_stopped_and_started_while_creates_flow(
+        own_pg: OwnPostgres, fake: GatewayFake, tmp_path: Path) -> None:
+    # The server dies with the test: nothing to drop.
+    url = await create_database(own_pg.dsn)
+    served = await serve(url, gateway_config(tmp_path / "malipo.toml", fake.base_url),
+                         tmp_path)
+    channel = served.channel()
+    stub = served.stub(channel)
+    try:
+        calls: list[Call] = []
+        flowing = True
+
+        async def client(n: int) -> None:
+            while flowing:
+                calls.append(await _create(stub, f"pgstop-{n}-{uuid.uuid4()}"))
+                await asyncio.sleep(0.05)
+
+        clients = [asyncio.create_task(client(n)) for n in range(3)]
+        outages: list[tuple[str, float, float, float, float]] = []
+        for mode in ("fast", "immediate"):
+            await asyncio.sleep(2.5)  # flowing (again) before the stop
+            stopping = time.monotonic()
+            await own_pg.stop(mode)
+            down = time.monotonic()
+            await asyncio.sleep(OUTAGE_S)
+            starting = time.monotonic()
+            await own_pg.restart()
+            outages.append((mode, stopping, down, starting, time.monotonic()))
+        await asyncio.sleep(2.5)
+        flowing = False
+        await asyncio.gather(*clients)
+        assert served.proc.returncode is None, "the service died with its database"
+
+        # Only success or a retryable refusal that says when to retry; nothing hung.
+        codes = {c.code for c in calls}
+        assert codes <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, \
+            [c for c in calls if c.code not in (grpc.StatusCode.OK,
+                                                grpc.StatusCode.UNAVAILABLE)][:5]
+        assert all(c.retry_info for c in calls if c.code is grpc.StatusCode.UNAVAILABLE)
+        assert max(c.ended - c.started for c in calls) < DEADLINE_S + 0.5
+        next_stop = [o[1] for o in outages[1:]] + [float("inf")]
+        for (mode, _, down, starting, up), until in zip(outages, next_stop, strict=True):
+            during = [c for c in calls if c.started >= down and c.ended <= starting]
+            assert during, f"no call fell in the {mode} outage"
+            assert {c.code for c in during} == {grpc.StatusCode.UNAVAILABLE}, (mode, during)
+            # Back without restarting the service: the pool reconnects by itself.
+            after = [c for c in calls if up + 0.5 <= c.started and c.ended <= until]
+            assert after and all(c.code is grpc.StatusCode.OK for c in after), \
+                (mode, [c for c in after if c.code is not grpc.StatusCode.OK][:5])
+
+        # A retry with the same key always succeeds, with the payment of the first OK.
+        first_ok = {c.key: c.payment_id for c in calls if c.code is grpc.StatusCode.OK}
+        gate = asyncio.Semaphore(8)
+
+        async def retry(key: str) -> Call:
+            async with gate:
+                return await _create(stub, key, timeout=10)
+
+        retried = await asyncio.gather(*(retry(c.key) for c in calls))
+        assert [r for r in retried if r.code is not grpc.StatusCode.OK] == []
+        assert all(first_ok.get(r.key, r.payment_id) == r.payment_id for r in retried)
+
+        conn = await asyncpg.connect(url)
+        try:
+            # By callbacks and the reconciler (the service still runs).
+            leased = await wait_settled(conn)
+            statuses = await check_histories(conn)
+            per_key = await conn.fetch(
+                "SELECT idempotency_key, array_agg(id) AS ids FROM payments"
+                " GROUP BY idempotency_key")
+        finally:
+            await conn.close()
+    finally:
+        served.term()
+        await served.wait()
+        await channel.close()
+    # Every key made exactly one payment, the one its creates returned; all of them settled.
+    assert {r["idempotency_key"]: r["ids"] for r in per_key} == \
+        {r.key: [r.payment_id] for r in retried}
+    assert {s for p, s in statuses.items() if p not in leased} == {"SUCCEEDED"}, statuses
+    # The provider charged each settled payment exactly once, never one we have no row for.
+    charged = charges(fake)
+    assert set(charged) <= set(statuses) and max(charged.values()) == 1, charged
+    assert all(charged[p] == 1 for p, s in statuses.items() if s == "SUCCEEDED")
