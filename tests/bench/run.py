@@ -201,12 +201,16 @@ class Bench:
     def callbacks(self, m: servers.Malipo, params: dict[str, Any], seed_prefix: str) -> None:
         o = self.o
         targets = asyncio.run(_processing(m.database_url, seed_prefix))
+        # One payment per callback: enough for the run at the target (0.3x the aiohttp
+        # baseline), at least --min-callbacks.
+        base = self.stats.get("echo_aiohttp")
+        need = max(o.min_callbacks,
+                   int(0.3 * base.rps * (o.warmup + o.seconds)) if base else 0)
         topped, per_s = 0, 0.0
-        while len(targets) < o.min_callbacks and topped < 10:
+        while len(targets) < need and topped < 10:
             # Not enough PROCESSING payments yet (create skipped or slow): make more,
             # unmeasured, with the same generator, for as long as the last round's rate says.
-            seconds = min(30.0, max(2.0, (o.min_callbacks - len(targets)) / per_s + 1)
-                          ) if per_s else 3.0
+            seconds = min(30.0, max(2.0, (need - len(targets)) / per_s + 1)) if per_s else 3.0
             made = loadgen.run(self.job("create", m.grpc, seconds=seconds, params={
                 **params, "run_id": f"{params['run_id']}t{topped}"}), o.processes)
             per_s = max(made.rps, 20.0)
@@ -223,6 +227,9 @@ class Bench:
         self.results["callbacks"]["applied_total"] = applied
         print(f"{'':<22} {applied} callbacks applied in total "
               f"({stats.requests} measured after warmup)", flush=True)
+        if applied >= len(targets):
+            print(f"{'':<22} every payment got its callback before the end: the rate is "
+                  f"over {stats.seconds} s (--min-callbacks for more)", flush=True)
 
     @contextlib.contextmanager
     def profiled(self, name: str, pid: int | None, seconds: float) -> Generator[None]:
