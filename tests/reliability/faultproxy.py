@@ -7,7 +7,12 @@ Modes (switch any time; new connections use the mode in force when they open, an
   reset      accept, then abort with an RST
   blackhole  accept and read, never forward, never answer
 and `hold_responses=True`: requests reach the upstream, its answers are swallowed (the
-"provider answered, we never heard it" case).
+"provider answered, we never heard it" case), and `stall()` / `resume()`: a network
+black-hole for a window on every connection, open or new; bytes wait, nothing is lost, as
+TCP retransmits them once the path is back.
+
+The upstream is a TCP `upstream_host:upstream_port`, or the Unix socket `upstream_path`
+(the embedded PostgreSQL listens on one only).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class FaultProxy:
     upstream_host: str
     upstream_port: int
     mode: str = "pass"
+    upstream_path: str = ""
     latency_s: float = 0.0
     hold_responses: bool = False
     connections: int = 0
@@ -31,6 +37,10 @@ class FaultProxy:
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    _flowing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._flowing.set()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
@@ -51,11 +61,20 @@ class FaultProxy:
             with contextlib.suppress(BaseException):
                 await task
 
-    def cut_all(self) -> None:
-        """Reset every open connection now (a network cut mid-request)."""
+    def stall(self) -> None:
+        """Black-hole every connection, open or new, until `resume()`."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def cut_all(self) -> int:
+        """Reset every open connection now (a network cut mid-request); how many were open."""
+        open_ = [w for w in self._writers if not w.is_closing()]
         for writer in list(self._writers):
             _rst(writer)
         self._writers.clear()
+        return len(open_)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -74,8 +93,12 @@ class FaultProxy:
                 while await reader.read(65536):
                     pass
                 return
-            up_reader, up_writer = await asyncio.open_connection(self.upstream_host,
-                                                                 self.upstream_port)
+            await self._flowing.wait()
+            if self.upstream_path:
+                up_reader, up_writer = await asyncio.open_unix_connection(self.upstream_path)
+            else:
+                up_reader, up_writer = await asyncio.open_connection(self.upstream_host,
+                                                                     self.upstream_port)
             self._writers.add(up_writer)
             await asyncio.gather(self._pipe(reader, up_writer, upstream=True),
                                  self._pipe(up_reader, writer, upstream=False))
@@ -92,6 +115,7 @@ class FaultProxy:
             while data := await reader.read(65536):
                 if self.latency_s:
                     await asyncio.sleep(self.latency_s)
+                await self._flowing.wait()
                 if upstream:
                     self.forwarded_requests += 1
                 elif self.hold_responses:

@@ -1,0 +1,173 @@
+# pyright: basic
+"""PostgreSQL behind the fault proxy (issue 11, faults): latency, connections reset
+mid-request and a black-hole window between the service and its database, while creates and
+provider callbacks flow. The service runs in this process (its gateway fake's books count the
+charges); only its database connections go through the proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+import pytest
+
+from malipo.config import AccountConfig, PolicyConfig
+from malipo.sandbox.gateway import GatewayFake
+from tests.harness import Running, auth, create_request, running, settings_for
+from tests.reliability.faultproxy import FaultProxy
+from tests.reliability.ledger import charges, check_histories, wait_settled
+from tests.reliability.process import fresh_database
+from tests.reliability.test_db_and_deadline_faults import has_retry_info
+
+pytestmark = pytest.mark.reliability
+
+DEADLINE_S = 2.0
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+def postgres_proxy(dsn: str) -> FaultProxy:
+    """A proxy to the server of `dsn`: its Unix socket (the embedded server) or TCP address."""
+    parts = urlsplit(dsn)
+    port = parts.port or 5432
+    socket_dir = parse_qs(parts.query).get("host", [""])[0] or (
+        parts.hostname if parts.hostname and parts.hostname.startswith("/") else "")
+    if socket_dir:
+        return FaultProxy("", port, upstream_path=f"{socket_dir}/.s.PGSQL.{port}")
+    return FaultProxy(parts.hostname or "127.0.0.1", port)
+
+
+def through(dsn: str, proxy: FaultProxy) -> str:
+    """`dsn` with its host replaced by the proxy's TCP address (same user, database)."""
+    parts = urlsplit(dsn)
+    auth_part = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit((parts.scheme, f"{auth_part}127.0.0.1:{proxy.port}", parts.path, "",
+                       ""))
+
+
+@dataclass(frozen=True)
+class Call:
+    key: str
+    started: float
+    ended: float
+    code: grpc.StatusCode
+    retry_info: bool
+    payment_id: str
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[GatewayFake]:
+    server = GatewayFake(complete_after_s=0.1)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def proxied(server_dsn: str, fake: GatewayFake
+                  ) -> AsyncIterator[tuple[Running, FaultProxy, str]]:
+    """The service on a database of its own, reached through the proxy; and the direct URL."""
+    async with fresh_database(server_dsn) as url:
+        proxy = postgres_proxy(url)
+        await proxy.start()
+        account = AccountConfig(provider="gateway", name="default", settings={
+            "base_url": fake.base_url, "public_id": fake.public_id,
+            "merchant_id": fake.merchant_id, "secret_key": fake.secret_key, "timeout_s": "5"})
+        policy = PolicyConfig(start_after_s=0.3, interval_s=0.3, backoff=1.0,
+                              max_interval_s=1.0, submit_grace_s=1.0, submit_give_up_s=60.0)
+        try:
+            async with running(settings_for(through(url, proxy), accounts=[account],
+                                            policies={"gateway": policy})) as service:
+                yield service, proxy, url
+        finally:
+            proxy.resume()
+            await proxy.stop()
+
+
+def _request(key: str):
+    return create_request(key, provider="gateway", channel="2390", phone="+254712345678",
+                          amount=10000)
+
+
+async def _create(service: Running, key: str, timeout: float = DEADLINE_S) -> Call:
+    started = time.monotonic()
+    try:
+        got = await service.stub.CreatePayment(_request(key), metadata=auth(), timeout=timeout)
+        return Call(key, started, time.monotonic(), grpc.StatusCode.OK, False, got.payment.id)
+    except grpc.aio.AioRpcError as err:
+        return Call(key, started, time.monotonic(), err.code(), has_retry_info(err), "")
+
+
+async def test_latency_resets_and_a_black_hole_leave_no_partial_state(
+        proxied: tuple[Running, FaultProxy, str], fake: GatewayFake) -> None:
+    service, proxy, url = proxied
+    calls: list[Call] = []
+    flowing = True
+
+    async def client(n: int) -> None:
+        while flowing:
+            calls.append(await _create(service, f"pgproxy-{n}-{uuid.uuid4()}"))
+            await asyncio.sleep(0.02)
+
+    clients = [asyncio.create_task(client(n)) for n in range(4)]
+    await asyncio.sleep(1.0)
+    proxy.latency_s = 0.02                  # every chunk, both ways
+    await asyncio.sleep(2.0)
+    proxy.latency_s = 0.0
+    resets = 0
+    for _ in range(20):                     # 2 s of connections reset mid-request
+        await asyncio.sleep(0.1)
+        resets += proxy.cut_all()
+    proxy.stall()                           # longer than the callers' deadline
+    await asyncio.sleep(DEADLINE_S + 1.0)
+    proxy.resume()
+    await asyncio.sleep(2.0)
+    flowing = False
+    await asyncio.gather(*clients)
+    assert resets > 0
+
+    # Clients only ever see success or a retryable status; UNAVAILABLE says when to retry.
+    codes = {c.code for c in calls}
+    assert codes <= {grpc.StatusCode.OK} | RETRYABLE, codes
+    assert codes & RETRYABLE, "the faults never reached a request"
+    assert all(c.retry_info for c in calls if c.code is grpc.StatusCode.UNAVAILABLE)
+    assert max(c.ended - c.started for c in calls) < DEADLINE_S + 0.5
+    # Provider callbacks landing in the faults were refused with a retryable 503, never 500.
+    assert {d.status for d in fake.deliveries} <= {200, 503}, fake.deliveries
+
+    # Retries with the same key succeed and return the payment of the first OK.
+    first_ok = {c.key: c.payment_id for c in calls if c.code is grpc.StatusCode.OK}
+    gate = asyncio.Semaphore(8)
+
+    async def retry(key: str) -> Call:
+        async with gate:
+            return await _create(service, key, timeout=10)
+
+    retried = await asyncio.gather(*(retry(c.key) for c in calls))
+    assert [r for r in retried if r.code is not grpc.StatusCode.OK] == []
+    assert all(first_ok.get(r.key, r.payment_id) == r.payment_id for r in retried)
+
+    conn = await asyncpg.connect(url)       # direct, not through the proxy
+    try:
+        leased = await wait_settled(conn)
+        statuses = await check_histories(conn)   # creation event, transition table, no gap
+        per_key = await conn.fetch("SELECT idempotency_key, array_agg(id) AS ids FROM payments"
+                                   " GROUP BY idempotency_key")
+        orphan_keys = await conn.fetchval(
+            "SELECT count(*) FROM idempotency_keys k WHERE NOT EXISTS"
+            " (SELECT 1 FROM payments p WHERE p.id = k.resource_id)")
+    finally:
+        await conn.close()
+    assert {r["idempotency_key"]: r["ids"] for r in per_key} == \
+        {r.key: [r.payment_id] for r in retried}
+    assert orphan_keys == 0
+    assert {s for p, s in statuses.items() if p not in leased} == {"SUCCEEDED"}, statuses
+    # One provider call per payment at most, and none for a payment we have no row for.
+    charged = charges(fake)
+    assert set(charged) <= set(statuses) and max(charged.values()) == 1, charged
+    assert all(charged[p] == 1 for p, s in statuses.items() if s == "SUCCEEDED")
