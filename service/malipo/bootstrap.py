@@ -32,6 +32,7 @@ from malipo.payments.v1 import payment_service_pb2, payment_service_pb2_grpc
 from malipo.reconciler.loop import Reconciler
 from malipo.store.callbacks import CallbackJournal
 from malipo.store.embedded import start_embedded
+from malipo.store.failures import DATABASE_ERRORS
 from malipo.store.migrations import migrate
 from malipo.store.retention import ExchangeRetention
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, create_pool
@@ -95,6 +96,9 @@ class App:
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
+            # grpc core cancels calls waiting to be accepted beyond this (default 3,000): a
+            # reconnect storm of WatchStatus streams after a restart would be refused.
+            ("grpc.server.max_pending_requests_hard_limit", 50_000),
         ])
         payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
             PaymentServicer(self.services, api_keys, self.hub), server)
@@ -151,7 +155,7 @@ class App:
             return False
         try:
             return await self.pool.fetchval("SELECT true", timeout=2) is True
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except DATABASE_ERRORS:
             return False
 
     async def stop(self, grace_s: float = 5.0) -> None:

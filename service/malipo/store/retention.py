@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from malipo.store.failures import DATABASE_ERRORS
+
 log = logging.getLogger("malipo.retention")
 BATCH = 5000
 
@@ -70,6 +72,6 @@ class ExchangeRetention:
         while True:
             try:
                 await self.run_once()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("retention: purge failed, retrying later: %s", type(exc).__name__)
             await asyncio.sleep(self._interval_s)

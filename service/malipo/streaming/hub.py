@@ -17,7 +17,8 @@ import asyncpg
 from malipo.domain.errors import FieldViolation, InvalidRequest, OutOfRange, Unavailable
 from malipo.domain.events import EventFilter, Heartbeat, StatusEvent
 from malipo.store.events import EVENTS_CHANNEL, Conn, log_state, read_new, read_page
-from malipo.streaming.relay import DATABASE_ERRORS, listening
+from malipo.store.failures import DATABASE_ERRORS
+from malipo.streaming.relay import listening
 
 log = logging.getLogger(__name__)
 

@@ -19,20 +19,12 @@ from malipo.store.events import (
     read_range,
     set_export_position,
 )
+from malipo.store.failures import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
 RELAY_LOCK = 0x6D616C69706F01  # "malipo" + 1: distinct from the migrations lock
 
-# Everything a lost or restarted database can throw at a long-running loop: retried with
-# backoff rather than ending the relay (a programming error shows up in the log, repeatedly).
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-    # asyncpg's protocol state after its socket died under a running statement ("cannot
-    # switch to state ..."): not an InterfaceError, and it ended the relay for good when the
-    # database restarted (tests/reliability/test_database_restart.py).
-    asyncpg.exceptions.InternalClientError,
-)
 
 
 @contextlib.asynccontextmanager

@@ -9,7 +9,7 @@ from datetime import timedelta
 import asyncpg
 
 from malipo.store.events import purge_events
-from malipo.streaming.relay import DATABASE_ERRORS
+from malipo.store.failures import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
