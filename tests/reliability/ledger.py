@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import grpc
 
 from malipo.domain.status import ALLOWED, UNSETTLED, Status
 from malipo.reconciler.loop import LEASE_S
 from malipo.sandbox.gateway import GatewayFake
+from tests.harness import auth, create_request
+from tests.reliability.test_db_and_deadline_faults import has_retry_info
 
 OPEN = sorted({Status.PENDING.value, *(s.value for s in UNSETTLED)})
 
@@ -79,3 +85,44 @@ async def check_histories(conn: asyncpg.Connection) -> dict[str, str]:
 def charges(fake: GatewayFake) -> Counter[str]:
     """Payment-request calls (C2B) the gateway received, per order id (our payment id)."""
     return Counter(str(json.loads(c.body)["order_id"]) for c in fake.calls_to("/payment_c2b"))
+
+
+@dataclass(frozen=True)
+class Call:
+    """One CreatePayment of a fault test, as its client saw it."""
+
+    key: str
+    started: float
+    ended: float
+    code: grpc.StatusCode
+    retry_info: bool
+    payment_id: str
+    details: str = ""
+
+
+async def create_call(stub: Any, key: str, timeout: float) -> Call:
+    """A gateway collection with `key`; never raises, the outcome is in the Call."""
+    request = create_request(key, provider="gateway", channel="2390", phone="+254712345678",
+                             amount=10000)
+    started = time.monotonic()
+    try:
+        got = await stub.CreatePayment(request, metadata=auth(), timeout=timeout)
+        return Call(key, started, time.monotonic(), grpc.StatusCode.OK, False, got.payment.id)
+    except grpc.aio.AioRpcError as err:
+        return Call(key, started, time.monotonic(), err.code(), has_retry_info(err), "",
+                    err.details() or "")
+
+
+async def check_same_key_retries(stub: Any, calls: Sequence[Call]) -> list[Call]:
+    """Every key retried once more succeeds, with the payment of its first OK answer."""
+    first_ok = {c.key: c.payment_id for c in calls if c.code is grpc.StatusCode.OK}
+    gate = asyncio.Semaphore(8)
+
+    async def retry(key: str) -> Call:
+        async with gate:
+            return await create_call(stub, key, timeout=10)
+
+    retried = await asyncio.gather(*(retry(c.key) for c in calls))
+    assert [r for r in retried if r.code is not grpc.StatusCode.OK] == []
+    assert all(first_ok.get(r.key, r.payment_id) == r.payment_id for r in retried)
+    return retried

@@ -12,7 +12,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -20,27 +19,21 @@ import grpc
 import pytest
 
 from malipo.sandbox.gateway import GatewayFake
-from tests.harness import auth, create_request
-from tests.reliability.ledger import charges, check_histories, wait_settled
+from tests.reliability.ledger import (
+    Call,
+    charges,
+    check_histories,
+    check_same_key_retries,
+    create_call,
+    wait_settled,
+)
 from tests.reliability.pgserver import OwnPostgres
 from tests.reliability.process import create_database, gateway_config, serve
-from tests.reliability.test_db_and_deadline_faults import has_retry_info
 
 pytestmark = pytest.mark.reliability
 
 DEADLINE_S = 3.0
 OUTAGE_S = 3.0
-
-
-@dataclass(frozen=True)
-class Call:
-    key: str
-    started: float
-    ended: float
-    code: grpc.StatusCode
-    retry_info: bool
-    payment_id: str
-    details: str
 
 
 @pytest.fixture
@@ -60,20 +53,8 @@ async def fake() -> AsyncIterator[GatewayFake]:
     await server.stop()
 
 
-def _request(key: str):
-    return create_request(key, provider="gateway", channel="2390", phone="+254712345678",
-                          amount=10000)
-
-
 async def _create(stub, key: str, timeout: float = DEADLINE_S) -> Call:
-    started = time.monotonic()
-    try:
-        got = await stub.CreatePayment(_request(key), metadata=auth(), timeout=timeout)
-        return Call(key, started, time.monotonic(), grpc.StatusCode.OK, False,
-                    got.payment.id, "")
-    except grpc.aio.AioRpcError as err:
-        return Call(key, started, time.monotonic(), err.code(), has_retry_info(err), "",
-                    err.details() or "")
+    return await create_call(stub, key, timeout)
 
 
 async def test_database_stopped_and_started_while_creates_flow(
@@ -127,16 +108,7 @@ async def test_database_stopped_and_started_while_creates_flow(
                 (mode, [c for c in after if c.code is not grpc.StatusCode.OK][:5])
 
         # A retry with the same key always succeeds, with the payment of the first OK.
-        first_ok = {c.key: c.payment_id for c in calls if c.code is grpc.StatusCode.OK}
-        gate = asyncio.Semaphore(8)
-
-        async def retry(key: str) -> Call:
-            async with gate:
-                return await _create(stub, key, timeout=10)
-
-        retried = await asyncio.gather(*(retry(c.key) for c in calls))
-        assert [r for r in retried if r.code is not grpc.StatusCode.OK] == []
-        assert all(first_ok.get(r.key, r.payment_id) == r.payment_id for r in retried)
+        retried = await check_same_key_retries(stub, calls)
 
         conn = await asyncpg.connect(url)
         try:

@@ -7,10 +7,8 @@ charges); only its database connections go through the proxy."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
@@ -19,11 +17,17 @@ import pytest
 
 from malipo.config import AccountConfig, PolicyConfig
 from malipo.sandbox.gateway import GatewayFake
-from tests.harness import Running, auth, create_request, running, settings_for
+from tests.harness import Running, running, settings_for
 from tests.reliability.faultproxy import FaultProxy
-from tests.reliability.ledger import charges, check_histories, wait_settled
+from tests.reliability.ledger import (
+    Call,
+    charges,
+    check_histories,
+    check_same_key_retries,
+    create_call,
+    wait_settled,
+)
 from tests.reliability.process import fresh_database
-from tests.reliability.test_db_and_deadline_faults import has_retry_info
 
 pytestmark = pytest.mark.reliability
 
@@ -48,16 +52,6 @@ def through(dsn: str, proxy: FaultProxy) -> str:
     auth_part = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
     return urlunsplit((parts.scheme, f"{auth_part}127.0.0.1:{proxy.port}", parts.path, "",
                        ""))
-
-
-@dataclass(frozen=True)
-class Call:
-    key: str
-    started: float
-    ended: float
-    code: grpc.StatusCode
-    retry_info: bool
-    payment_id: str
 
 
 @pytest.fixture
@@ -89,18 +83,8 @@ async def proxied(server_dsn: str, fake: GatewayFake
             await proxy.stop()
 
 
-def _request(key: str):
-    return create_request(key, provider="gateway", channel="2390", phone="+254712345678",
-                          amount=10000)
-
-
 async def _create(service: Running, key: str, timeout: float = DEADLINE_S) -> Call:
-    started = time.monotonic()
-    try:
-        got = await service.stub.CreatePayment(_request(key), metadata=auth(), timeout=timeout)
-        return Call(key, started, time.monotonic(), grpc.StatusCode.OK, False, got.payment.id)
-    except grpc.aio.AioRpcError as err:
-        return Call(key, started, time.monotonic(), err.code(), has_retry_info(err), "")
+    return await create_call(service.stub, key, timeout)
 
 
 async def test_latency_resets_and_a_black_hole_leave_no_partial_state(
@@ -141,16 +125,7 @@ async def test_latency_resets_and_a_black_hole_leave_no_partial_state(
     assert {d.status for d in fake.deliveries} <= {200, 503}, fake.deliveries
 
     # Retries with the same key succeed and return the payment of the first OK.
-    first_ok = {c.key: c.payment_id for c in calls if c.code is grpc.StatusCode.OK}
-    gate = asyncio.Semaphore(8)
-
-    async def retry(key: str) -> Call:
-        async with gate:
-            return await _create(service, key, timeout=10)
-
-    retried = await asyncio.gather(*(retry(c.key) for c in calls))
-    assert [r for r in retried if r.code is not grpc.StatusCode.OK] == []
-    assert all(first_ok.get(r.key, r.payment_id) == r.payment_id for r in retried)
+    retried = await check_same_key_retries(service.stub, calls)
 
     conn = await asyncpg.connect(url)       # direct, not through the proxy
     try:
