@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from malipo.connectors.simulator.connector import SIGNATURE_HEADER, sign
 from malipo.domain.status import ALLOWED, Status
-from malipo.payments.v1 import payment_service_pb2
+from malipo.payments.v1 import payment_pb2, payment_service_pb2
 from malipo.payments.v1.payment_service_pb2_grpc import PaymentServiceStub
 from tests.harness import Running, auth, create_request, running, settings_for
 
@@ -99,6 +100,7 @@ def check_rpc(call: Any) -> Any:
 
 def test_random_operation_sequences_keep_the_money_invariants(service: Service) -> None:
     stub, md = service.stub, auth()
+    reached: Counter[str] = Counter()  # final statuses seen by settle_refund_and_reverse
 
     class Payments(RuleBasedStateMachine):
         payments = Bundle("payments")
@@ -118,10 +120,27 @@ def test_random_operation_sequences_keep_the_money_invariants(service: Service) 
             return p.id
 
         @rule(payment_id=payments, status=st.sampled_from(
-            ["SUCCEEDED", "FAILED", "PROCESSING", "CANCELLED", "REFUNDED"]),
+            ["SUCCEEDED", "FAILED", "PROCESSING", "CANCELLED", "REVERSED", "REFUNDED"]),
             honest_amount=st.booleans())
         def callback(self, payment_id: str, status: str, honest_amount: bool) -> None:
             amount = self.amounts[payment_id][0] + (0 if honest_amount else 1)
+            assert self.post_callback(payment_id, status, amount) < 500
+
+        @rule(payment_id=payments)
+        def settle_refund_and_reverse(self, payment_id: str) -> None:
+            """The path random callbacks seldom take: SUCCEEDED, a refund asked, then the
+            provider's reversal (REVERSED only follows SUCCEEDED)."""
+            amount = self.amounts[payment_id][0]
+            assert self.post_callback(payment_id, "SUCCEEDED", amount) < 500
+            check_rpc(lambda: stub.RefundPayment(pb.RefundPaymentRequest(
+                idempotency_key=f"sm-{uuid.uuid4()}", payment_id=payment_id), metadata=md,
+                timeout=10))
+            assert self.post_callback(payment_id, "REVERSED", amount) < 500
+            got = stub.GetPayment(pb.GetPaymentRequest(payment_id=payment_id), metadata=md,
+                                  timeout=10).payment
+            reached[payment_pb2.Status.Name(got.status)] += 1
+
+        def post_callback(self, payment_id: str, status: str, amount: int) -> int:
             raw = json.dumps({"event_id": f"sm-{uuid.uuid4()}", "payment_id": payment_id,
                               "reference": "", "status": status,
                               "provider_status": status.lower(), "amount_minor": amount,
@@ -133,10 +152,9 @@ def test_random_operation_sequences_keep_the_money_invariants(service: Service) 
                     "Content-Type": "application/json"})
             try:
                 with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
-                    code = resp.status
+                    return int(resp.status)
             except urllib.error.HTTPError as err:
-                code = err.code
-            assert code < 500, code
+                return int(err.code)
 
         @rule()
         def let_time_pass(self) -> None:
@@ -204,3 +222,7 @@ def test_random_operation_sequences_keep_the_money_invariants(service: Service) 
         max_examples=15, stateful_step_count=10, deadline=None, derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     Payments.TestCase().runTest()
+    # Wherever the reversal path was walked, it ended REVERSED, or where it stays when the
+    # payment had already failed or been cancelled: never SUCCEEDED after a reversal.
+    assert sum(reached.values()) == 0 or set(reached) <= {
+        "STATUS_REVERSED", "STATUS_FAILED", "STATUS_CANCELLED"}, reached
