@@ -94,7 +94,7 @@ class CallbackProcessor:
             claim.reference, claim.event)
         if not fresh:
             return CallbackOutcome.DUPLICATE
-        outcome = await self._apply(connector, event)
+        outcome = await self._apply(connector, event, await self._find(connector, event))
         await self._journal.mark_event(callback.provider, callback.account, claim.key,
                                        outcome.value)
         return outcome
@@ -113,9 +113,8 @@ class CallbackProcessor:
         return None
 
     async def _apply(self, connector: Connector, event: CallbackEvent,
-                     found: Payment | None = None) -> CallbackOutcome:
-        """`found`: the payment as read with the claim (saves a read); else it is looked up."""
-        payment = found or await self._find(connector, event)
+                     payment: Payment | None) -> CallbackOutcome:
+        """`payment`: the one the event names, as the caller read it (None: not ours)."""
         if payment is None:
             return (CallbackOutcome.DEFERRED if event.update.provider_reference and
                     not event.payment_id else CallbackOutcome.UNKNOWN_PAYMENT)
@@ -185,6 +184,7 @@ class CallbackProcessor:
                 continue
             for event in events:
                 if (event.event_key or hashlib.sha256(body).hexdigest()) == key:
-                    outcome = await self._apply(connector, event)
+                    outcome = await self._apply(connector, event,
+                                                await self._find(connector, event))
                     await self._journal.mark_event(payment.provider, payment.account, key,
                                                    outcome.value)

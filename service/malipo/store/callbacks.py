@@ -18,34 +18,28 @@ _RECORD = (
     " body_sha256, outcome, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
 )
 
-# A re-send may claim again an event whose payment was unknown (the provider's re-send, e.g.
-# Paykassma's after our non-ok answer, is how a callback that outran our own commit gets
-# applied), or whose processing died half way (still RECEIVED after a while): nothing is lost.
-_RECLAIMABLE = (
-    "WHERE callback_events.outcome = 'UNKNOWN_PAYMENT' OR (callback_events.outcome = "
-    "'RECEIVED' AND callback_events.created_at < now() - interval '30 seconds')"
-)
-
-_CLAIM = (
+# Claim an event (its row is the de-duplication identity). A re-send may claim again an
+# event whose payment was unknown (the provider's re-send, e.g. Paykassma's after our non-ok
+# answer, is how a callback that outran our own commit gets applied), or whose processing
+# died half way (still RECEIVED after a while): nothing is lost.
+_CLAIM_INTO = (
     "INSERT INTO callback_events (provider, account, event_key, journal_id, payment_id, "
-    "provider_reference, outcome, event) VALUES ($1,$2,$3,$4,$5,$6,'RECEIVED',$7) "
+    "provider_reference, outcome, event) {values} "
     "ON CONFLICT (provider, account, event_key) DO UPDATE SET "
-    f"journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' {_RECLAIMABLE} RETURNING true"
+    "journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' "
+    "WHERE callback_events.outcome = 'UNKNOWN_PAYMENT' OR (callback_events.outcome = "
+    "'RECEIVED' AND callback_events.created_at < now() - interval '30 seconds') "
+    "RETURNING true"
 )
+_CLAIM = _CLAIM_INTO.format(values="VALUES ($1,$2,$3,$4,$5,$6,'RECEIVED',$7)")
 
 # The delivery and the claim of the one event it carries, in one statement (the usual
 # case), which also reads the payment the event names: of this provider account, by our id
 # ($11) when the event gives it, else by the provider's reference ($12).
 _RECORD_AND_CLAIM = f"""
 WITH delivery AS ({_RECORD} RETURNING id),
-claimed AS (
-    INSERT INTO callback_events (provider, account, event_key, journal_id, payment_id,
-                                 provider_reference, outcome, event)
-    SELECT $1, $2, $10, d.id, $11, $12, 'RECEIVED', $13 FROM delivery d
-    ON CONFLICT (provider, account, event_key) DO UPDATE SET
-        journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' {_RECLAIMABLE}
-    RETURNING true
-)
+claimed AS ({_CLAIM_INTO.format(
+    values="SELECT $1, $2, $10, d.id, $11, $12, 'RECEIVED', $13 FROM delivery d")})
 SELECT d.id AS journal_id, EXISTS (SELECT 1 FROM claimed) AS fresh, p.*
 FROM delivery d LEFT JOIN LATERAL (
     (SELECT {PAYMENT_FIELDS} FROM payments

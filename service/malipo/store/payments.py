@@ -45,12 +45,13 @@ class Statements(Protocol):
     async def fetchrow_alone(self, sql: str, *args: Any) -> asyncpg.Record | None: ...
 
 
+# $1..$29: the row's columns (PostgresPayments.add); $30 its creation event.
+_ROW_VALUES = ",".join(f"${i}" for i in range(1, 30))
+
 # The row and its creation event in one statement: one round trip per write.
 _INSERT = f"""
 WITH inserted AS (
-    INSERT INTO payments ({PAYMENT_COLUMNS}, next_poll_at)
-    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,
-            $24,$25,$26,$27,$28,$29)
+    INSERT INTO payments ({PAYMENT_COLUMNS}, next_poll_at) VALUES ({_ROW_VALUES})
     RETURNING id
 )
 INSERT INTO outbox (payload) SELECT $30::jsonb FROM inserted
@@ -65,23 +66,33 @@ WITH claimed AS (
     VALUES ($2, $31, $32, $33, $1) ON CONFLICT DO NOTHING RETURNING true
 ), inserted AS (
     INSERT INTO payments ({PAYMENT_COLUMNS}, next_poll_at)
-    SELECT $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,
-           $24,$25,$26,$27,$28,$29 WHERE EXISTS (SELECT 1 FROM claimed)
+    SELECT {_ROW_VALUES} WHERE EXISTS (SELECT 1 FROM claimed)
     RETURNING id
 ), event AS (INSERT INTO outbox (payload) SELECT $30::jsonb FROM inserted)
 SELECT EXISTS (SELECT 1 FROM claimed)
 """
+
+def _reference_held_elsewhere(row: str, reference: str) -> str:
+    """SQL: another payment of `row`'s provider account holds `reference`."""
+    return (f"EXISTS (SELECT 1 FROM payments o WHERE o.provider = {row}.provider "
+            f"AND o.account = {row}.account AND o.provider_reference = {reference} "
+            f"AND o.id <> {row}.id)")
+
+
+def _callbacks_waiting(row: str, reference: str) -> str:
+    """SQL: deferred callbacks of `row`'s provider account named `reference`."""
+    return (f"EXISTS (SELECT 1 FROM callback_events e WHERE e.provider = {row}.provider "
+            f"AND e.account = {row}.account AND e.provider_reference = {reference} "
+            f"AND e.outcome = 'DEFERRED')")
+
 
 # The row lock, and in the same round trip what an update that brings the first provider
 # reference must know: whether another payment holds that reference already, and whether
 # callbacks that named it are waiting in the journal (they arrived before we knew it).
 _LOCK_CHECKING_REFERENCE = f"""
 SELECT {PAYMENT_FIELDS},
-    $2 <> '' AND EXISTS (SELECT 1 FROM payments o WHERE o.provider = p.provider
-        AND o.account = p.account AND o.provider_reference = $2 AND o.id <> p.id) AS taken,
-    $2 <> '' AND EXISTS (SELECT 1 FROM callback_events e WHERE e.provider = p.provider
-        AND e.account = p.account AND e.provider_reference = $2
-        AND e.outcome = 'DEFERRED') AS waiting
+    $2 <> '' AND {_reference_held_elsewhere("p", "$2")} AS taken,
+    $2 <> '' AND {_callbacks_waiting("p", "$2")} AS waiting
 FROM payments p WHERE p.id = $1 FOR UPDATE OF p
 """
 
@@ -116,17 +127,20 @@ SELECT count(*) FROM updated
 # too (the locked path then flags it); it reports whether deferred callbacks wait for $22.
 _WRITE_IF_UNCHANGED = f"""
 WITH updated AS (
-    {_UPDATE.strip()} AND ($22 = '' OR NOT EXISTS (
-        SELECT 1 FROM payments o WHERE o.provider = payments.provider
-        AND o.account = payments.account AND o.provider_reference = $22 AND o.id <> payments.id))
-    RETURNING provider, account
+    {_UPDATE.strip()}
+      AND ($22 = '' OR NOT {_reference_held_elsewhere("payments", "$22")})
+    RETURNING id, provider, account
 ),
 event AS (INSERT INTO outbox (payload) SELECT $19::jsonb FROM updated WHERE $20::bool)
 SELECT (SELECT count(*) FROM updated) AS written,
-       $22 <> '' AND EXISTS (SELECT 1 FROM callback_events e JOIN updated u
-           ON e.provider = u.provider AND e.account = u.account
-           WHERE e.provider_reference = $22 AND e.outcome = 'DEFERRED') AS waiting
+       $22 <> '' AND EXISTS (SELECT 1 FROM updated u WHERE {_callbacks_waiting("u", "$22")})
+           AS waiting
 """
+
+
+def _has_event(change: Change) -> bool:
+    """Status moves and review flags are events; a refresh of raw fields is not."""
+    return change.kind in (ChangeKind.TRANSITION, ChangeKind.REVIEW)
 
 
 class PostgresPayments:
@@ -183,7 +197,7 @@ class PostgresPayments:
         lock (under the lock, the status guard holds as it always did, and one transaction
         may write the same row twice)."""
         before, a = change.before, change.after
-        with_event = change.kind in (ChangeKind.TRANSITION, ChangeKind.REVIEW)
+        with_event = _has_event(change)
         return (
             a.id, a.status.value, a.provider_reference, a.provider_status,
             a.provider_message, a.failure_reason, a.failure_message,
@@ -202,7 +216,7 @@ class PostgresPayments:
                     submitted: bool = False) -> bool:
         args = self._write_args(change, actor, schedule, submitted, unlocked=False)
         updated = await self._conn.fetchval(_UPDATE_WITH_EVENT, *args)
-        self.wrote_events |= bool(args[19]) and updated == 1
+        self.wrote_events |= _has_event(change) and updated == 1
         return updated == 1
 
     async def write_if_unchanged(self, change: Change, *, actor: str,
@@ -213,7 +227,7 @@ class PostgresPayments:
         assert row is not None
         if row["written"] != 1:
             return None
-        self.wrote_events |= bool(args[19])
+        self.wrote_events |= _has_event(change)
         return Written(callbacks_waiting=bool(row["waiting"]))
 
     async def is_submitted(self, payment_id: str) -> bool:

@@ -66,18 +66,19 @@ class _LazyTransaction:
             await tx.start()
             self.tx = tx
 
-    async def fetchval_alone(self, sql: str, *args: Any) -> Any:
+    def _alone(self) -> None:
         """A statement that is a whole unit of work by itself. Outside a transaction it runs
         in its own implicit one (a single statement is atomic), saving BEGIN and COMMIT;
         the unit of work then refuses further writes. Inside one, it simply joins it."""
         if self.tx is None:
             self._sealed = True
+
+    async def fetchval_alone(self, sql: str, *args: Any) -> Any:
+        self._alone()
         return await self._conn.fetchval(sql, *args)
 
     async def fetchrow_alone(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        """`fetchval_alone`, returning the row."""
-        if self.tx is None:
-            self._sealed = True
+        self._alone()
         return await self._conn.fetchrow(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> str:

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 RELAY_LOCK = 0x6D616C69706F01  # "malipo" + 1: distinct from the migrations lock
 
 
-
 @contextlib.asynccontextmanager
 async def listening(pool: asyncpg.Pool, channel: str,
                     callback: Callable[..., None]) -> AsyncGenerator[PoolConnectionProxy]:
