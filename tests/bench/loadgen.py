@@ -56,6 +56,7 @@ class Stats:
     concurrency: int
     rate: float
     timeline: list[int]  # completions per SLOT_S, from the end of the warmup
+    client_cpu_s: float  # the load generator processes' CPU, warmup included
     latencies_ms: list[float] = field(repr=False)
 
     def summary(self) -> dict[str, Any]:
@@ -95,6 +96,7 @@ async def _process(job: Job, conn: Connection) -> None:
         await call(-1)
     conn.send("ready")
     start_at: float = await loop.run_in_executor(None, conn.recv)
+    cpu0 = time.process_time()
     await asyncio.sleep(max(0.0, start_at - time.time()))
     t0 = time.perf_counter()
     measure_from = t0 + job.warmup
@@ -135,9 +137,10 @@ async def _process(job: Job, conn: Connection) -> None:
 
     await asyncio.gather(*(one_loop(k) for k in range(job.concurrency)))
     elapsed = min(time.perf_counter(), stop_at) - measure_from
+    cpu = time.process_time() - cpu0  # warmup included, like the server's count (bench/cpu.py)
     await close()
     conn.send({"latencies": latencies, "errors": dict(errors), "slots": slots,
-               "elapsed": elapsed})
+               "elapsed": elapsed, "cpu": cpu})
     conn.close()
 
 
@@ -294,7 +297,8 @@ def run(job: Job, processes: int, *, split: list[dict[str, Any]] | None = None) 
         seconds=round(elapsed, 2), rps=round(len(latencies) / elapsed, 1) if elapsed else 0.0,
         latency_ms=percentiles(latencies), processes=processes,
         concurrency=job.concurrency * processes, rate=job.rate * processes,
-        timeline=timeline, latencies_ms=latencies,
+        timeline=timeline, client_cpu_s=round(sum(r["cpu"] for r in results), 3),
+        latencies_ms=latencies,
     )
 
 

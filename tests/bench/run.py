@@ -33,7 +33,7 @@ from typing import Any
 import asyncpg
 import grpc
 
-from tests.bench import loadgen, requests, servers
+from tests.bench import cpu, loadgen, requests, servers
 from tests.bench.loadgen import Job, Stats
 
 ROOT = servers.ROOT
@@ -131,10 +131,13 @@ class Bench:
     def measure(self, name: str, job: Job, baseline: str | None = None, *,
                 split: list[dict[str, Any]] | None = None, pid: int | None = None,
                 **extra: Any) -> Stats:
-        with self.profiled(name, pid, job.seconds + job.warmup):
+        with self.profiled(name, pid, job.seconds + job.warmup), cpu.accounted(pid) as use:
             stats = loadgen.run(job, self.o.processes, split=split)
         self.stats[name] = stats
-        entry: dict[str, Any] = stats.summary() | extra
+        # Requests over the whole window (warmup too), at the measured rate.
+        window = round(stats.rps * (job.seconds + job.warmup))
+        entry: dict[str, Any] = stats.summary() | extra | {
+            "cpu_ms_per_request": use.per_request(window, stats.client_cpu_s)}
         if baseline and baseline in self.stats:
             base = self.stats[baseline]
             entry["baseline"] = baseline
@@ -145,18 +148,21 @@ class Bench:
         print(f"{name:<22} {stats.rps:>9.1f} req/s  p50 {lat['p50']:.2f}  p99 {lat['p99']:.2f} "
               f"p99.9 {lat['p99.9']:.2f} ms  errors {sum(stats.errors.values())}{ratio}",
               flush=True)
+        if pid is not None and entry["cpu_ms_per_request"]:
+            print(f"{'':<22} CPU ms/request: " + "  ".join(
+                f"{k} {v:.3f}" for k, v in entry["cpu_ms_per_request"].items()), flush=True)
         return stats
 
     # -- scenarios --------------------------------------------------------------------
 
     def baselines(self) -> None:
         if "echo_grpc" not in self.o.skip:
-            with servers.baseline("grpc") as address:
-                self.measure("echo_grpc", self.job("echo", address))
+            with servers.baseline("grpc") as (address, pid):
+                self.measure("echo_grpc", self.job("echo", address), pid=pid)
         if "echo_aiohttp" not in self.o.skip:
-            with servers.baseline("http") as address:
+            with servers.baseline("http") as (address, pid):
                 url = f"http://{address}/callbacks/simulator/default"
-                self.measure("echo_aiohttp", self.job("http_echo", url))
+                self.measure("echo_aiohttp", self.job("http_echo", url), pid=pid)
 
     def malipo(self, dsn: str) -> None:
         o = self.o
@@ -271,7 +277,8 @@ class Bench:
             with servers.malipo(database, workers=2) as m:
                 params = {"api_key": m.api_key, "run_id": uuid.uuid4().hex[:8]}
                 stats = self.measure("create_workers_2", self.job("create", m.grpc,
-                                     params=params), "echo_grpc", workers=2)
+                                     params=params), "echo_grpc", workers=2,
+                                     pid=m.proc.popen.pid)
                 one = self.stats.get("create")
                 if one and one.rps:
                     self.results["create_workers_2"]["ratio_to_one_worker"] = round(
@@ -284,8 +291,8 @@ class Bench:
         """The echo baseline again at the end: how much the machine changed during the run."""
         if "drift" in self.o.skip or "echo_grpc" not in self.stats:
             return
-        with servers.baseline("grpc") as address:
-            end = self.measure("echo_grpc_end", self.job("echo", address), "echo_grpc")
+        with servers.baseline("grpc") as (address, pid):
+            end = self.measure("echo_grpc_end", self.job("echo", address), "echo_grpc", pid=pid)
         self.results["echo_grpc_end"]["note"] = (
             "same as echo_grpc, measured last; a ratio far from 1.0 means the machine's load "
             "changed during the run and the other ratios are that much less certain")

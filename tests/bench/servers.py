@@ -84,13 +84,13 @@ def spawn(args: list[str], env: dict[str, str] | None = None) -> Proc:
 
 
 @contextlib.contextmanager
-def baseline(kind: str) -> Generator[str]:
-    """`kind` grpc or http; yields the address (host:port) it listens on."""
+def baseline(kind: str) -> Generator[tuple[str, int]]:
+    """`kind` grpc or http; yields the address (host:port) it listens on and its pid."""
     address = f"127.0.0.1:{free_port()}"
     proc = spawn([sys.executable, "-m", "tests.bench.baselines", kind, address])
     try:
         proc.wait_for("ready", timeout=30)
-        yield address
+        yield address, proc.popen.pid
     finally:
         proc.stop()
 

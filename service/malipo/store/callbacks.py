@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from malipo.domain.payments import Payment
-from malipo.store.rows import PAYMENT_FIELDS, payment_from_row
+from malipo.store.rows import BY_REFERENCE, PAYMENT_FIELDS, payment_from_row
 
 _RECORD = (
     "INSERT INTO callback_journal (provider, account, received_at, remote, headers, body,"
@@ -47,7 +47,7 @@ FROM delivery d LEFT JOIN LATERAL (
     UNION ALL
     (SELECT {PAYMENT_FIELDS} FROM payments
      WHERE $11 = '' AND $12 <> '' AND provider = $1 AND account = $2
-       AND provider_reference = $12)
+       AND provider_reference = $12 AND {BY_REFERENCE})
     LIMIT 1
 ) p ON true
 """

@@ -24,6 +24,7 @@ from malipo.domain.payments import Change, ChangeKind, Payment
 from malipo.domain.status import Direction, predecessors
 from malipo.redaction import mask_body, mask_text
 from malipo.store.rows import (
+    BY_REFERENCE,
     PAYMENT_COLUMNS,
     PAYMENT_FIELDS,
     customer_to_json,
@@ -76,7 +77,7 @@ def _reference_held_elsewhere(row: str, reference: str) -> str:
     """SQL: another payment of `row`'s provider account holds `reference`."""
     return (f"EXISTS (SELECT 1 FROM payments o WHERE o.provider = {row}.provider "
             f"AND o.account = {row}.account AND o.provider_reference = {reference} "
-            f"AND o.id <> {row}.id)")
+            f"AND o.{BY_REFERENCE} AND o.id <> {row}.id)")
 
 
 def _callbacks_waiting(row: str, reference: str) -> str:
@@ -265,7 +266,7 @@ class PostgresPayments:
                                     reference: str) -> Payment | None:
         row = await self._conn.fetchrow(
             f"SELECT {PAYMENT_FIELDS} FROM payments WHERE provider = $1 AND account = $2 "
-            "AND provider_reference = $3", provider, account, reference,
+            f"AND provider_reference = $3 AND {BY_REFERENCE}", provider, account, reference,
         )
         return payment_from_row(row) if row else None
 

@@ -23,6 +23,13 @@ from malipo.domain.payments import (
 from malipo.domain.status import Direction, Method, Status
 from malipo.redaction import mask_mapping
 
+# Every lookup by provider reference repeats the partial index's predicate as a literal:
+# a prepared statement's generic plan cannot prove `provider_reference <> ''` from
+# `provider_reference = $n`, and without it the lookup scans the whole table
+# (tests/integration/test_query_plans.py).
+BY_REFERENCE = "provider_reference <> ''"
+
+
 PAYMENT_COLUMNS = (
     "id, tenant, direction, provider, account, method, channel, country, amount_minor, "
     "currency, customer, provider_fields, description, metadata, idempotency_key, status, "

@@ -1,0 +1,121 @@
+"""No hot statement scans a whole table that grows with the business.
+
+asyncpg prepares every statement, and after a few runs PostgreSQL may keep one generic plan
+for it, made without the parameters' values. A predicate the planner can only prove from a
+value (`provider_reference = $3` implies the partial index's `provider_reference <> ''`)
+then stops matching its index, and the statement silently becomes a scan of every payment:
+fine in a test, minutes per second in production. So the real paths (create, replay, get,
+callback, the event relay and the hub's read) run here with generic plans forced and
+sequential scans priced out; auto_explain hands every plan back as a notice, and a
+`Seq Scan` on a growing table means no index could serve it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from malipo.app.commands import CreatePayment
+from malipo.app.connector import InboundCallback, ProviderAccount
+from malipo.app.directory import ConnectorDirectory
+from malipo.app.payments import create_payment, get_payment
+from malipo.app.services import Services
+from malipo.callbacks.processing import CallbackProcessor
+from malipo.connectors import registry
+from malipo.connectors.simulator.connector import SIGNATURE_HEADER, sign
+from malipo.domain.payments import Customer
+from malipo.domain.status import Direction, Status
+from malipo.store.callbacks import CallbackJournal
+from malipo.store.events import move_batch, read_new
+from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, init_connection
+
+GROWING = ("payments", "events", "idempotency_keys", "callback_journal", "callback_events",
+           "provider_exchanges")
+SECRET = "plans-secret"
+
+
+class Plans:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, _conn: object, message: asyncpg.PostgresLogMessage) -> None:
+        text = str(getattr(message, "message", ""))  # the notice's text (untyped in asyncpg)
+        if "plan:" in text:
+            self.seen.append(text)
+
+    def scans(self) -> list[str]:
+        """`table: statement's first words` for each plan that scans a growing table."""
+        pattern = re.compile(r"Seq Scan on (" + "|".join(GROWING) + r")\b")
+        found = []
+        for plan in self.seen:
+            for match in pattern.finditer(plan):
+                query = " ".join(plan.split("Query Text:", 1)[-1].split())[:90]
+                found.append(f"{match.group(1)}: {query}")
+        return found
+
+
+@pytest.fixture
+async def explained(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, Plans]]:
+    plans = Plans()
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)  # the service's own codecs
+        await conn.execute("LOAD 'auto_explain'")
+        await conn.execute("SET auto_explain.log_min_duration = 0; "
+                           "SET auto_explain.log_level = notice; "
+                           "SET auto_explain.log_nested_statements = on; "
+                           "SET plan_cache_mode = force_generic_plan; "
+                           "SET enable_seqscan = off")
+
+    async def setup(conn: asyncpg.Connection) -> None:
+        conn.add_log_listener(plans)  # asyncpg drops listeners at every release
+
+    async def keep_settings(conn: asyncpg.Connection) -> None:
+        del conn  # as the service's pool: no RESET ALL, which would undo init's SETs
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=init,
+                                     setup=setup, reset=keep_settings)
+    assert pool is not None
+    try:
+        yield pool, plans
+    finally:
+        await pool.close()
+
+
+# Each release warns that the listener `setup` adds is still there; that is the point.
+@pytest.mark.filterwarnings("ignore:.*active log listener")
+async def test_hot_paths_reach_rows_through_indexes(
+        explained: tuple[asyncpg.Pool, Plans]) -> None:
+    pool, plans = explained
+    simulator = registry.build(ProviderAccount("simulator", "default",
+                                               {"callback_secret": SECRET}))
+    svc = Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}))
+    callbacks = CallbackProcessor(svc, CallbackJournal(pool))
+    cmd = CreatePayment("plans", f"plans-{time.time_ns()}", Direction.COLLECTION, "simulator",
+                        1500, "KES", customer=Customer(phone_number="+254700000005"))
+
+    payment = await create_payment(svc, cmd, None)  # key claim + insert, then the answer
+    assert payment.status is Status.PROCESSING and payment.provider_reference
+    assert (await create_payment(svc, cmd, None)).id == payment.id  # the replay's one read
+    assert await get_payment(svc, "plans", payment.id) is not None
+    body = json.dumps({
+        "event_id": f"{payment.id}:SUCCEEDED", "payment_id": "",
+        "reference": payment.provider_reference, "status": "SUCCEEDED",
+        "provider_status": "success", "failure_reason": "", "failure_message": "",
+        "amount_minor": 1500, "currency": "KES"}).encode()
+    headers = {SIGNATURE_HEADER.lower(): sign(SECRET, body, int(time.time()))}
+    outcome = await callbacks.handle(simulator, InboundCallback(
+        "simulator", "default", headers, body, {}, "127.0.0.1", payment.created_at))
+    assert outcome.value == "APPLIED"  # found by the provider's reference alone
+    async with pool.acquire() as conn:
+        assert await move_batch(conn, 100) >= 3  # created, PROCESSING, SUCCEEDED
+        events, _head = await read_new(conn, 0, limit=100)
+        assert len(events) >= 3
+
+    assert len(plans.seen) >= 8, "auto_explain returned no plans: the check saw nothing"
+    assert plans.scans() == []
