@@ -18,8 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from malipo.api import tls
 from malipo.api.auth import ApiKeys
-from malipo.api.limits import LimitInterceptor
-from malipo.api.observability import ObservabilityInterceptor
+from malipo.api.edge import Edge, guarded
 from malipo.api.servicer import PaymentServicer
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.services import Services
@@ -58,7 +57,7 @@ class App:
     hub: EventHub | None = None
     reconciler: Reconciler | None = None
     callbacks: CallbackProcessor | None = None
-    limits: LimitInterceptor | None = None
+    edge: Edge | None = None
     _server: grpc.aio.Server | None = None
     _runner: web.AppRunner | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -88,11 +87,9 @@ class App:
         self.callbacks = processor = CallbackProcessor(self.services, CallbackJournal(pool))
 
         api_keys = ApiKeys(keys)
-        self.limits = LimitInterceptor(api_keys, rate_per_s=s.rate_limit_per_s,
-                                       burst=s.rate_limit_burst,
-                                       max_concurrent=s.max_concurrent_rpcs)
-        self._server = server = grpc.aio.server(interceptors=[
-            ObservabilityInterceptor(api_keys), self.limits], options=[
+        self.edge = edge = Edge(api_keys, rate_per_s=s.rate_limit_per_s,
+                                burst=s.rate_limit_burst, max_concurrent=s.max_concurrent_rpcs)
+        self._server = server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
@@ -101,7 +98,7 @@ class App:
             ("grpc.server.max_pending_requests_hard_limit", 50_000),
         ])
         payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
-            PaymentServicer(self.services, api_keys, self.hub), server)
+            guarded(PaymentServicer(self.services, self.hub), edge), server)
         self._health = health.aio.HealthServicer()  # pyright: ignore[reportAttributeAccessIssue]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)

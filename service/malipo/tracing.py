@@ -3,7 +3,7 @@
 variables configure the exporter: headers, protocol, OTEL_SERVICE_NAME, sampling).
 
 What is traced: every gRPC call (server spans, with `malipo.tenant` and `malipo.payment_id`
-added by api/observability.py), every outbound provider HTTP call (aiohttp client spans; the
+added by api/edge.py), every outbound provider HTTP call (aiohttp client spans; the
 URL's query string is dropped because some providers put phone numbers there), every asyncpg
 query (statement text only: parameters are never captured), and each provider callback (a
 span opened in callbacks/listener.py with provider, account and outcome; the aiohttp server

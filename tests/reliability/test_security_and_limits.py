@@ -117,13 +117,13 @@ async def test_per_tenant_rate_limit_is_resource_exhausted_with_retry_info(
 async def test_concurrent_rpc_cap_and_message_size(database_url: str) -> None:
     settings = settings_for(database_url, max_concurrent_rpcs=2, max_message_bytes=64 * 1024)
     async with running(settings) as service:
-        assert service.app.limits is not None
-        service.app.limits.in_flight = 2    # two calls are being served right now
+        assert service.app.edge is not None
+        service.app.edge.in_flight = 2    # two calls are being served right now
         with pytest.raises(grpc.aio.AioRpcError) as busy:
             await service.stub.ListProviders(pb.ListProvidersRequest(), metadata=auth())
         assert busy.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert _retry_delay(busy.value) > 0
-        service.app.limits.in_flight = 0
+        service.app.edge.in_flight = 0
         await service.stub.ListProviders(pb.ListProvidersRequest(), metadata=auth())
         key = f"huge-{uuid.uuid4()}"
         huge = create_request(key, description="x" * (100 * 1024))

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import grpc
@@ -95,27 +93,15 @@ async def abort(context: Context, exc: MalipoError) -> None:
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
-
-
-def grpc_edge(method: Handler) -> Handler:
-    """Turn domain errors into rich statuses; nothing else in api/ calls abort."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: Context) -> Any:
-        try:
-            return await method(self, request, context)
-        except MalipoError as exc:
-            await abort(context, exc)
-        except grpc.aio.AbortError:
-            raise
-        except _CONNECTION_LOST as exc:
-            log.warning("%s: database connection lost: %s", method.__name__,
-                        type(exc).__name__)
-            await abort(context, Unavailable("database unavailable, retry with the same key",
-                                             reason="DATABASE_UNAVAILABLE"))
-        except Exception:
-            log.exception("unhandled error in %s", method.__name__)
-            await abort(context, MalipoError("internal error"))
-
-    return wrapper  # type: ignore[return-value]
+def domain_error(method: str, exc: Exception) -> MalipoError:
+    """What the caller is told about an exception leaving `method`: domain errors as they
+    are, a lost database connection as retryable, anything else as an internal error (its
+    details go to the log only)."""
+    if isinstance(exc, MalipoError):
+        return exc
+    if isinstance(exc, _CONNECTION_LOST):
+        log.warning("%s: database connection lost: %s", method, type(exc).__name__)
+        return Unavailable("database unavailable, retry with the same key",
+                           reason="DATABASE_UNAVAILABLE")
+    log.exception("unhandled error in %s", method, exc_info=exc)
+    return MalipoError("internal error")

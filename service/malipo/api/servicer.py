@@ -1,4 +1,7 @@
-"""PaymentService: authenticate, convert at the edge, call the use case, convert back."""
+"""PaymentService: convert at the edge, call the use case, convert back.
+
+Every method runs behind the gRPC edge (api/edge.py), which authenticated the caller
+(`caller_tenant()`), applied the limits and turns every error into a rich status."""
 
 from __future__ import annotations
 
@@ -7,8 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from malipo.api import convert
-from malipo.api.auth import ApiKeys
-from malipo.api.errors import Context, abort, grpc_edge
+from malipo.api.edge import caller_tenant
+from malipo.api.errors import Context
 from malipo.app import exchanges, payments
 from malipo.app.commands import ChangePayment, ConfirmPayment
 from malipo.app.services import Services
@@ -52,101 +55,89 @@ def _deadline(context: Context) -> float | None:
 
 
 class PaymentServicer(pb_grpc.PaymentServiceServicer):
-    def __init__(self, services: Services, keys: ApiKeys, events: EventSource | None) -> None:
+    def __init__(self, services: Services, events: EventSource | None) -> None:
         self._svc = services
-        self._keys = keys
         self._events = events
         self._event_messages = _EventMessages()
 
-    @grpc_edge
     async def CreatePayment(self, request: pb.CreatePaymentRequest,
                             context: Context) -> pb.CreatePaymentResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         cmd = convert.create_from_proto(request, tenant, Direction.COLLECTION)
         payment = await payments.create_payment(self._svc, cmd, _deadline(context))
         return pb.CreatePaymentResponse(payment=convert.payment_to_proto(payment))
 
-    @grpc_edge
     async def CreatePayout(self, request: pb.CreatePayoutRequest,
                            context: Context) -> pb.CreatePayoutResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         cmd = convert.create_from_proto(request, tenant, Direction.PAYOUT)
         payout = await payments.create_payment(self._svc, cmd, _deadline(context))
         return pb.CreatePayoutResponse(payout=convert.payment_to_proto(payout))
 
-    @grpc_edge
     async def ConfirmPayment(self, request: pb.ConfirmPaymentRequest,
                              context: Context) -> pb.ConfirmPaymentResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         cmd = ConfirmPayment(tenant, request.idempotency_key, request.payment_id, request.otp,
                              request.provider_transaction_id)
         payment = await payments.confirm_payment(self._svc, cmd, _deadline(context))
         return pb.ConfirmPaymentResponse(payment=convert.payment_to_proto(payment))
 
-    @grpc_edge
     async def GetPayment(self, request: pb.GetPaymentRequest,
                          context: Context) -> pb.GetPaymentResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         payment = await payments.get_payment(self._svc, tenant, request.payment_id,
                                              Direction.COLLECTION)
         return pb.GetPaymentResponse(payment=convert.payment_to_proto(payment))
 
-    @grpc_edge
     async def GetPayout(self, request: pb.GetPayoutRequest,
                         context: Context) -> pb.GetPayoutResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         payout = await payments.get_payment(self._svc, tenant, request.payout_id,
                                             Direction.PAYOUT)
         return pb.GetPayoutResponse(payout=convert.payment_to_proto(payout))
 
-    @grpc_edge
     async def ListPayments(self, request: pb.ListPaymentsRequest,
                            context: Context) -> pb.ListPaymentsResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         query = convert.list_query_from_proto(request, tenant, Direction.COLLECTION)
         page = await payments.list_payments(self._svc, query)
         token = convert.encode_page_token(page[-1]) if len(page) == query.page_size else ""
         return pb.ListPaymentsResponse(payments=[convert.payment_to_proto(p) for p in page],
                                        next_page_token=token)
 
-    @grpc_edge
     async def ListPayouts(self, request: pb.ListPayoutsRequest,
                           context: Context) -> pb.ListPayoutsResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         query = convert.list_query_from_proto(request, tenant, Direction.PAYOUT)
         page = await payments.list_payments(self._svc, query)
         token = convert.encode_page_token(page[-1]) if len(page) == query.page_size else ""
         return pb.ListPayoutsResponse(payouts=[convert.payment_to_proto(p) for p in page],
                                       next_page_token=token)
 
-    @grpc_edge
     async def RefundPayment(self, request: pb.RefundPaymentRequest,
                             context: Context) -> pb.RefundPaymentResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         cmd = ChangePayment(tenant, request.idempotency_key, request.payment_id, request.reason)
         payment = await payments.refund_payment(self._svc, cmd, _deadline(context))
         return pb.RefundPaymentResponse(payment=convert.payment_to_proto(payment))
 
-    @grpc_edge
     async def CancelPayment(self, request: pb.CancelPaymentRequest,
                             context: Context) -> pb.CancelPaymentResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         cmd = ChangePayment(tenant, request.idempotency_key, request.payment_id, request.reason)
         payment = await payments.cancel_payment(self._svc, cmd, _deadline(context))
         return pb.CancelPaymentResponse(payment=convert.payment_to_proto(payment))
 
-    @grpc_edge
     async def RefreshPayment(self, request: pb.RefreshPaymentRequest,
                              context: Context) -> pb.RefreshPaymentResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         payment = await payments.refresh_payment(self._svc, tenant, request.payment_id,
                                                  _deadline(context))
         return pb.RefreshPaymentResponse(payment=convert.payment_to_proto(payment))
 
-    @grpc_edge
     async def ListProviders(self, request: pb.ListProvidersRequest,
                             context: Context) -> pb.ListProvidersResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         grouped: dict[str, list[str]] = {}
         usable = self._svc.connectors.for_tenant(tenant)
         for c in usable:
@@ -158,27 +149,22 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
                 name, sorted(accounts), first.capabilities, first.catalogue(), request.country))
         return pb.ListProvidersResponse(providers=providers)
 
-    @grpc_edge
     async def ListProviderExchanges(self, request: pb.ListProviderExchangesRequest,
                                     context: Context) -> pb.ListProviderExchangesResponse:
-        tenant = self._keys.tenant(context)
+        tenant = caller_tenant()
         found = await exchanges.list_provider_exchanges(self._svc, tenant, request.payment_id)
         return pb.ListProviderExchangesResponse(
             exchanges=[convert.exchange_to_proto(e) for e in found])
 
     async def WatchStatus(self, request: pb.WatchStatusRequest,
-                          context: Context) -> AsyncIterator[
-                              pb.WatchStatusResponse]:
-        try:
-            tenant = self._keys.tenant(context)
-            event_filter = convert.filter_from_proto(request.filter, tenant)
-            if self._events is None:
-                raise MalipoError("status streaming is not running", reason="UNAVAILABLE")
-            after = request.after_sequence if request.HasField("after_sequence") else None
-            async for item in self._events.subscribe(event_filter, after):
-                if isinstance(item, Heartbeat):
-                    yield convert.heartbeat_to_proto(item)
-                else:
-                    yield self._event_messages.get(item)
-        except MalipoError as exc:
-            await abort(context, exc)
+                          context: Context) -> AsyncIterator[pb.WatchStatusResponse]:
+        tenant = caller_tenant()
+        event_filter = convert.filter_from_proto(request.filter, tenant)
+        if self._events is None:
+            raise MalipoError("status streaming is not running", reason="UNAVAILABLE")
+        after = request.after_sequence if request.HasField("after_sequence") else None
+        async for item in self._events.subscribe(event_filter, after):
+            if isinstance(item, Heartbeat):
+                yield convert.heartbeat_to_proto(item)
+            else:
+                yield self._event_messages.get(item)
