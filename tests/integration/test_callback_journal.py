@@ -1,6 +1,7 @@
 """The callback journal's de-duplication: a duplicate is a duplicate, except of an event that
 named a payment we did not know (its re-send must be processed again)."""
 
+import asyncio
 from datetime import UTC, datetime
 
 import asyncpg
@@ -36,3 +37,33 @@ async def test_an_event_for_an_unknown_payment_is_claimed_again(pool: asyncpg.Po
     assert row is not None
     assert row["outcome"] == "APPLIED"
     assert row["journal_id"] < latest  # points at the delivery that was processed
+
+
+async def test_concurrent_outcomes_are_each_written_to_their_own_delivery(
+        pool: asyncpg.Pool) -> None:
+    """Outcomes marked together (one statement for many deliveries) land on the right rows,
+    with their events' outcomes."""
+    journal = CallbackJournal(pool)
+    outcomes = ["APPLIED", "IGNORED", "MISMATCH", "DUPLICATE"]
+    deliveries = []
+    for i in range(40):
+        delivery = await journal.record_delivery("paykassma", "main", datetime.now(UTC), "",
+                                                 {}, f"{{\"n\":{i}}}".encode())
+        assert await journal.claim_event("paykassma", "main", f"batch-{i}", delivery,
+                                         f"pay_{i}", "", {})
+        deliveries.append(delivery)
+
+    await asyncio.gather(*(
+        journal.mark_delivery(d, outcomes[i % 4], f"detail {i}",
+                              event=("paykassma", "main", f"batch-{i}") if i % 2 else ("", "", ""))
+        for i, d in enumerate(deliveries)))
+
+    rows = await pool.fetch("SELECT id, outcome, detail FROM callback_journal "
+                            "WHERE id = ANY($1::bigint[]) ORDER BY id", deliveries)
+    assert [(r["outcome"], r["detail"]) for r in rows] == [
+        (outcomes[i % 4], f"detail {i}") for i in range(40)]
+    events = dict(await pool.fetch("SELECT event_key, outcome FROM callback_events "
+                                   "WHERE event_key LIKE 'batch-%'"))
+    # Odd deliveries named their event; even ones left it as claimed.
+    assert events == {f"batch-{i}": outcomes[i % 4] if i % 2 else "RECEIVED"
+                      for i in range(40)}

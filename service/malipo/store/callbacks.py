@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,13 +53,22 @@ FROM delivery d LEFT JOIN LATERAL (
 ) p ON true
 """
 
-# The delivery's outcome, and its event's when $4 names one, in one statement.
+# Deliveries' outcomes, and their events' where an event key is given, for a batch of
+# deliveries in one statement. `= ANY(...)` keeps both updates on their primary keys under a
+# generic plan (tests/integration/test_query_plans.py).
 _MARK = """
-WITH event AS (
-    UPDATE callback_events SET outcome = $5
-    WHERE $4 <> '' AND provider = $6 AND account = $7 AND event_key = $4
+WITH marks AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[])
+        AS m(journal_id, outcome, detail, event_key, event_outcome, provider, account)
+), events AS (
+    UPDATE callback_events e SET outcome = m.event_outcome FROM marks m
+    WHERE e.provider = ANY($6::text[]) AND e.account = ANY($7::text[])
+      AND e.event_key = ANY($4::text[]) AND m.event_key <> ''
+      AND (e.provider, e.account, e.event_key) = (m.provider, m.account, m.event_key)
 )
-UPDATE callback_journal SET outcome = $2, detail = $3 WHERE id = $1
+UPDATE callback_journal j SET outcome = m.outcome, detail = m.detail FROM marks m
+WHERE j.id = ANY($1::bigint[]) AND j.id = m.journal_id
 """
 
 
@@ -95,9 +105,54 @@ class Claimed:
     payment: Payment | None  # the payment the event names, as read in the same statement
 
 
+_Mark = tuple[int, str, str, str, str, str, str]  # one row of _MARK's arrays
+
+
+class _Marks:
+    """Group commit for outcomes: a mark waits for the statement that writes it, and marks
+    that arrive while one statement is out go together in the next. With nothing else in
+    flight a mark is written at once; under load one round trip serves many deliveries."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._waiting: list[tuple[_Mark, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def write(self, mark: _Mark) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((mark, done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
+        await done
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                batch.sort(key=lambda item: item[0][0])  # one lock order for every writer
+                try:
+                    await self._pool.execute(_MARK, *(list(col) for col in
+                                                      zip(*(m for m, _ in batch), strict=True)))
+                except Exception as exc:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                except BaseException:  # cancelled (shutdown): so are the waiters
+                    for _, done in batch:
+                        done.cancel()
+                    raise
+                else:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._writer = None
+
+
 class CallbackJournal:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._marks = _Marks(pool)
 
     async def record(self, delivery: Delivery, *, outcome: str = "RECEIVED",
                      detail: str = "") -> int:
@@ -124,8 +179,8 @@ class CallbackJournal:
         """Set the delivery's outcome; with `event` = (provider, account, key), that event's
         outcome too (`event_outcome`, default the same), in the same statement."""
         provider, account, key = event
-        await self._pool.execute(_MARK, journal_id, outcome, detail[:1000], key,
-                                 event_outcome or outcome, provider, account)
+        await self._marks.write((journal_id, outcome, detail[:1000], key,
+                                 event_outcome or outcome, provider, account))
 
     async def claim_event(self, provider: str, account: str, event_key: str, journal_id: int,
                           payment_id: str, reference: str, event: Mapping[str, Any]) -> bool:
