@@ -322,3 +322,43 @@ async def test_close_ends_live_and_catching_up_streams_with_unavailable(
         with pytest.raises(Unavailable):
             await anext(hub.subscribe(EventFilter(tenant=tenant), None))
     assert hub.stats().subscribers == 0
+
+
+async def test_live_streams_of_one_tenant_each_get_exactly_what_their_filter_matches(
+        pool: asyncpg.Pool, writers_pool: asyncpg.Pool, tenant: str) -> None:
+    """The hub groups live streams by filter; equal filters share a group, and a stream that
+    ends leaves the others of its group streaming."""
+    relay, hub = EventRelay(pool, poll_interval_s=0.1), EventHub(pool)
+    pay = f"{tenant}-1"
+    succeeded = frozenset({Status.SUCCEEDED})
+    filters = [
+        EventFilter(tenant=tenant),
+        EventFilter(tenant=tenant),  # equal to the first: same group
+        EventFilter(tenant=tenant, provider="kkiapay"),
+        EventFilter(tenant=tenant, statuses=succeeded),
+        EventFilter(tenant=tenant, payment_id=pay),
+        EventFilter(tenant=tenant, payment_id=pay, statuses=succeeded),
+    ]
+    mixed = [payload(tenant, pay if i % 2 else f"{tenant}-2", step=i,
+                     provider="kkiapay" if i % 3 == 0 else "gateway",
+                     new="SUCCEEDED" if i % 4 == 0 else "PROCESSING") for i in range(40)]
+
+    def wanted(flt: EventFilter) -> list[int]:
+        return [i for i, p in enumerate(mixed)
+                if (not flt.payment_id or p["payment_id"] == flt.payment_id)
+                and (not flt.provider or p["provider"] == flt.provider)
+                and (not flt.statuses or Status(p["new_status"]) in flt.statuses)]
+
+    async with running(relay, hub):
+        await _settled_head(pool, hub)
+        streams = [hub.subscribe(f, None) for f in filters]
+        leaving = hub.subscribe(EventFilter(tenant=tenant), None)
+        await insert_outbox(writers_pool, mixed[:20])
+        assert len(await collect(leaving, 1)) == 1
+        await leaving.aclose()  # its group keeps the first two streams
+        await insert_outbox(writers_pool, mixed[20:])
+        results = [await collect(s, len(wanted(f)), timeout=5)
+                   for s, f in zip(streams, filters, strict=True)]
+    for flt, got in zip(filters, results, strict=True):
+        assert [int(e.message) for e in got] == wanted(flt), flt
+        assert [e.sequence for e in got] == sorted({e.sequence for e in got})
