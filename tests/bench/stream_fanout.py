@@ -9,8 +9,9 @@ streams over several grpc.aio channels each (--streams-per-channel, so no one HT
 connection carries thousands of streams), and a writer process commits the transitions.
 Latency is the client's receipt time minus the event's occurred_at, which the writer stamps
 just before its transaction (one clock: everything runs on this machine); it includes the
-commit, the relay, the hub, gRPC and the client's own event loop. Server RSS (peak) and CPU%
-come from psutil on the server's pid.
+commit, the relay, the hub, gRPC and the client's own event loop. Server RSS (peak, and per
+stream: the growth from idle to every stream open) and CPU% come from psutil on the server's
+pid; CPU per delivered message (us/msg) is the figure least moved by other load.
 
 --in-process keeps the older diagnosis of the hub alone: relay, hub and the streams (async
 generators of `EventHub.subscribe`, no gRPC) run in this process.
@@ -600,6 +601,7 @@ def _measure(m: Any, server: psutil.Process, sampler: ServerSampler, streams: li
         "rss_mb": round(sampler.peak / 2**20, 1),
         "rss_idle_mb": round(rss_idle / 2**20, 1),
         "rss_streams_open_mb": round(rss_streams / 2**20, 1),
+        "rss_per_stream_kb": round((rss_streams - rss_idle) / len(streams) / 1024, 1),
         "server_cpu_percent": round(cpu, 1),
         **other_cpu,
         "machine_cpu_percent": round(machine_cpu, 1),
@@ -689,6 +691,7 @@ async def run_in_process(dsn: str, subscribers: int, o: Options) -> dict[str, An
         "writer_to_relay_ms": {"p50": logged["p50"], "p99": logged["p99"]},
         "rss_mb": round(peak_rss / 2**20, 1),
         "rss_growth_for_streams_mb": round((peak_rss - rss_before) / 2**20, 1),
+        "rss_per_stream_kb": round((peak_rss - rss_before) / len(streams) / 1024, 1),
         "server_cpu_percent": round(cpu, 1),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "overflows": stats.overflows,
@@ -714,7 +717,8 @@ def summary_line(r: dict[str, Any]) -> str:
     return (f"watch_fanout_{r['subscribers']:<8} {r['delivered_msgs_per_s']:>9.1f} msgs/s  "
             f"{r['transitions_per_s']:.0f} transitions/s x{r['fanout_per_event']}  "
             f"p50 {lat['p50']} p99 {lat['p99']} max {lat['max']} ms  "
-            f"RSS {r['rss_mb']} MB  CPU {r['server_cpu_percent']}% ({us_per_msg(r)} us/msg)  "
+            f"RSS {r['rss_mb']} MB ({r['rss_per_stream_kb']} KB/stream)  "
+            f"CPU {r['server_cpu_percent']}% ({us_per_msg(r)} us/msg)  "
             f"missing {r['missing_msgs']}  errors {errors}  ({r['mode']})")
 
 
