@@ -9,7 +9,9 @@ Modes (switch any time; new connections use the mode in force when they open, an
 and `hold_responses=True`: requests reach the upstream, its answers are swallowed (the
 "provider answered, we never heard it" case), and `stall()` / `resume()`: a network
 black-hole for a window on every connection, open or new; bytes wait, nothing is lost, as
-TCP retransmits them once the path is back.
+TCP retransmits them once the path is back. And `inspect`, a test's hand on single messages:
+called with each chunk (see `Inspect`), it may forward it, swallow it, or forward it and then
+reset that one connection, so a fault can hit exactly one statement or one answer.
 
 The upstream is a TCP `upstream_host:upstream_port`, or the Unix socket `upstream_path`
 (the embedded PostgreSQL listens on one only).
@@ -21,7 +23,29 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+PASS, LOSE, CUT_AFTER = "pass", "lose", "cut_after"
+# (the connection's own scratch dict, the chunk, upstream?) -> PASS, LOSE (swallow the chunk
+# and reset the connection: it never arrives) or CUT_AFTER (forward it, then reset: it
+# arrives, its answer never comes back).
+Inspect = Callable[[dict[str, Any], bytes, bool], str]
+
+
+@dataclass
+class _Link:
+    """One proxied connection: both of its sockets and what `inspect` keeps about it."""
+
+    client: asyncio.StreamWriter
+    upstream: asyncio.StreamWriter | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def cut(self) -> None:
+        for writer in (self.client, self.upstream):
+            if writer is not None:
+                _rst(writer)
 
 
 @dataclass
@@ -34,6 +58,7 @@ class FaultProxy:
     hold_responses: bool = False
     connections: int = 0
     forwarded_requests: int = 0
+    inspect: Inspect | None = None
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -100,8 +125,9 @@ class FaultProxy:
                 up_reader, up_writer = await asyncio.open_connection(self.upstream_host,
                                                                      self.upstream_port)
             self._writers.add(up_writer)
-            await asyncio.gather(self._pipe(reader, up_writer, upstream=True),
-                                 self._pipe(up_reader, writer, upstream=False))
+            link = _Link(writer, up_writer)
+            await asyncio.gather(self._pipe(reader, up_writer, link, upstream=True),
+                                 self._pipe(up_reader, writer, link, upstream=False))
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -109,8 +135,8 @@ class FaultProxy:
             with contextlib.suppress(Exception):
                 writer.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
-                    upstream: bool) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    link: _Link, *, upstream: bool) -> None:
         try:
             while data := await reader.read(65536):
                 if self.latency_s:
@@ -120,8 +146,15 @@ class FaultProxy:
                     self.forwarded_requests += 1
                 elif self.hold_responses:
                     continue
+                action = self.inspect(link.state, data, upstream) if self.inspect else PASS
+                if action == LOSE:
+                    link.cut()
+                    return
                 writer.write(data)
                 await writer.drain()
+                if action == CUT_AFTER:
+                    link.cut()
+                    return
         except (OSError, asyncio.CancelledError):
             pass
         finally:

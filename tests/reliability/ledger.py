@@ -25,8 +25,9 @@ OPEN = sorted({Status.PENDING.value, *(s.value for s in UNSETTLED)})
 
 async def wait_settled(conn: asyncpg.Connection, seconds: float = 30.0) -> dict[str, str]:
     """Until the relay has emptied the outbox and every payment is final (the service must
-    still run), except those the reconciler holds a lease on: a tick cut short by a fault
-    keeps its claims until the lease ends (LEASE_S, 60 s), too long to wait for here.
+    still run), except those the reconciler holds a lease on: a claim or release that a fault
+    cuts short is now undone or retried (test_reconciler_leases.py), but a lease that still
+    outlived one would hold its payment for up to LEASE_S (60 s), too long to wait for here.
     Those are returned (id -> status) after checking they are still on the schedule, so the
     lease's end brings them back."""
     row: Any = None
