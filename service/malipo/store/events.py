@@ -48,14 +48,7 @@ WITH batch AS (
            coalesce(r.provider_payload, '{{}}'::jsonb),
            statement_timestamp()  -- when this snapshot was taken, not when the batch began
     FROM numbered n CROSS JOIN LATERAL jsonb_populate_record(NULL::events, n.payload) r
-    RETURNING sequence, payment_id
-), stamped AS (
-    UPDATE payments p SET last_event_sequence = m.sequence
-    FROM (SELECT payment_id, max(sequence) AS sequence FROM moved GROUP BY payment_id) m
-    -- `= ANY(ARRAY(...))` lets the generic plan reach rows through the primary key; a join
-    -- on the CTE alone is planned as a scan of the whole table (test_query_plans.py).
-    WHERE p.id = ANY(ARRAY(SELECT payment_id FROM moved))
-      AND p.id = m.payment_id AND p.last_event_sequence < m.sequence
+    RETURNING sequence
 ), removed AS (
     DELETE FROM outbox o WHERE o.id = ANY(ARRAY(SELECT id FROM batch))
 ), advanced AS (

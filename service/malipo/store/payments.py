@@ -30,8 +30,12 @@ from malipo.store.rows import (
     customer_to_json,
     event_payload,
     next_action_to_json,
+    payment_fields,
     payment_from_row,
 )
+
+# Reads whose payment goes back to a client: with the cursor it may watch from.
+_ANSWER_FIELDS = payment_fields("payments", cursor=True)
 
 
 class Statements(Protocol):
@@ -46,8 +50,8 @@ class Statements(Protocol):
     async def fetchrow_alone(self, sql: str, *args: Any) -> asyncpg.Record | None: ...
 
 
-# $1..$29: the row's columns (PostgresPayments.add); $30 its creation event.
-_ROW_VALUES = ",".join(f"${i}" for i in range(1, 30))
+# $1..$28: the row's columns (PostgresPayments.add); $29 its creation event.
+_ROW_VALUES = ",".join(f"${i}" for i in range(1, 29))
 
 # The row and its creation event in one statement: one round trip per write.
 _INSERT = f"""
@@ -55,7 +59,7 @@ WITH inserted AS (
     INSERT INTO payments ({PAYMENT_COLUMNS}, next_poll_at) VALUES ({_ROW_VALUES})
     RETURNING id
 )
-INSERT INTO outbox (payload) SELECT $30::jsonb FROM inserted
+INSERT INTO outbox (payload) SELECT $29::jsonb FROM inserted
 """
 
 # A create's whole first unit of work in one statement, so it needs no BEGIN and COMMIT
@@ -64,12 +68,12 @@ INSERT INTO outbox (payload) SELECT $30::jsonb FROM inserted
 _INSERT_CLAIMED = f"""
 WITH claimed AS (
     INSERT INTO idempotency_keys (tenant, key, operation, fingerprint, resource_id)
-    VALUES ($2, $31, $32, $33, $1) ON CONFLICT DO NOTHING RETURNING true
+    VALUES ($2, $30, $31, $32, $1) ON CONFLICT DO NOTHING RETURNING true
 ), inserted AS (
     INSERT INTO payments ({PAYMENT_COLUMNS}, next_poll_at)
     SELECT {_ROW_VALUES} WHERE EXISTS (SELECT 1 FROM claimed)
     RETURNING id
-), event AS (INSERT INTO outbox (payload) SELECT $30::jsonb FROM inserted)
+), event AS (INSERT INTO outbox (payload) SELECT $29::jsonb FROM inserted)
 SELECT EXISTS (SELECT 1 FROM claimed)
 """
 
@@ -91,7 +95,7 @@ def _callbacks_waiting(row: str, reference: str) -> str:
 # reference must know: whether another payment holds that reference already, and whether
 # callbacks that named it are waiting in the journal (they arrived before we knew it).
 _LOCK_CHECKING_REFERENCE = f"""
-SELECT {PAYMENT_FIELDS},
+SELECT {payment_fields("p")},
     $2 <> '' AND {_reference_held_elsewhere("p", "$2")} AS taken,
     $2 <> '' AND {_callbacks_waiting("p", "$2")} AS waiting
 FROM payments p WHERE p.id = $1 FOR UPDATE OF p
@@ -159,7 +163,7 @@ class PostgresPayments:
             dict(p.metadata), p.idempotency_key, p.status.value, p.provider_reference,
             p.provider_status, p.provider_message, p.failure_reason, p.failure_message,
             next_action_to_json(p.next_action), dict(p.fulfilment), p.needs_review,
-            p.review_reason, 0, p.created_at, p.updated_at, schedule.next_poll_at,
+            p.review_reason, p.created_at, p.updated_at, schedule.next_poll_at,
             event_payload(None, p, reason="", actor=actor),
         )
         if key is None:
@@ -174,7 +178,7 @@ class PostgresPayments:
 
     async def get(self, payment_id: str, *, tenant: str | None = None) -> Payment | None:
         row = await self._conn.fetchrow(
-            f"SELECT {PAYMENT_FIELDS} FROM payments WHERE id = $1 "
+            f"SELECT {_ANSWER_FIELDS} FROM payments WHERE id = $1 "
             "AND ($2::text IS NULL OR tenant = $2)", payment_id, tenant,
         )
         return payment_from_row(row) if row else None
@@ -249,7 +253,7 @@ class PostgresPayments:
     async def list(self, query: ListQuery) -> Sequence[Payment]:
         before_at, before_id = query.before if query.before else (None, None)
         rows = await self._conn.fetch(
-            f"SELECT {PAYMENT_FIELDS} FROM payments WHERE tenant = $1 AND direction = $2 "
+            f"SELECT {_ANSWER_FIELDS} FROM payments WHERE tenant = $1 AND direction = $2 "
             "AND (cardinality($3::text[]) = 0 OR status = ANY($3::text[])) "
             "AND ($4 = '' OR provider = $4) "
             "AND ($5::timestamptz IS NULL OR created_at >= $5) "
@@ -286,7 +290,7 @@ class PostgresPayments:
 _KEY_HOLDER = f"""
 SELECT k.tenant AS k_tenant, k.key AS k_key, k.operation AS k_operation,
        k.fingerprint AS k_fingerprint, k.resource_id AS k_resource_id,
-       {", ".join("p." + c.strip() for c in PAYMENT_FIELDS.split(","))},
+       {payment_fields("p", cursor=True)},
        (p.submit_state = 'SENT' OR p.status <> 'PENDING') AS submitted
 FROM idempotency_keys k LEFT JOIN payments p ON p.id = k.resource_id AND p.tenant = k.tenant
 WHERE k.tenant = $1 AND k.key = $2

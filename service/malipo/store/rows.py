@@ -34,11 +34,33 @@ PAYMENT_COLUMNS = (
     "id, tenant, direction, provider, account, method, channel, country, amount_minor, "
     "currency, customer, provider_fields, description, metadata, idempotency_key, status, "
     "provider_reference, provider_status, provider_message, failure_reason, failure_message, "
-    "next_action, fulfilment, needs_review, review_reason, last_event_sequence, created_at, "
-    "updated_at"
+    "next_action, fulfilment, needs_review, review_reason, created_at, updated_at"
 )
-# What reads select: the inserted columns plus the row's version (0 at insert).
-PAYMENT_FIELDS = PAYMENT_COLUMNS + ", version"
+_READ = [c.strip() for c in PAYMENT_COLUMNS.split(",")] + ["version"]
+
+
+def last_event_sequence(payment: str) -> str:
+    """SQL: the sequence of the newest event of `payment` (a row alias) in the log; the purge
+    horizon when the log holds none of its events (not relayed yet, or purged), which a
+    watch accepts as a cursor and which misses nothing of this payment.
+
+    Read, not stored: the relay used to stamp it on the payment row for every event it
+    moved, an extra UPDATE per event whose row locks made writers of the same payments
+    wait for the relay's commit (and the relay for theirs). One index probe per payment
+    read costs less."""
+    return (f"(SELECT coalesce(max(e.sequence), (SELECT s.purged_through FROM "
+            f"event_log_state s WHERE s.id = 1)) FROM events e WHERE e.payment_id = "
+            f"{payment}.id)")
+
+
+def payment_fields(alias: str, *, cursor: bool = False) -> str:
+    """What a read of payment rows (under `alias`) selects for payment_from_row. With
+    `cursor`, its last_event_sequence (for answers a client may watch from); without, 0."""
+    sequence = last_event_sequence(alias) if cursor else "0::bigint"
+    return ", ".join(f"{alias}.{c}" for c in _READ) + f", {sequence} AS last_event_sequence"
+
+
+PAYMENT_FIELDS = payment_fields("payments")
 
 
 def customer_to_json(customer: Customer) -> dict[str, Any]:

@@ -72,8 +72,8 @@ class EventRelay:
       the second writer inserts its outbox row only after the first committed, so it has
       the larger id and is never seen without the first.
 
-    The relay also stamps `payments.last_event_sequence` (a GetPayment then Watch from it
-    misses nothing) and NOTIFYs `malipo_events` as a wake-up; readers read the table.
+    The relay NOTIFYs `malipo_events` as a wake-up; readers read the table. (A payment's
+    last_event_sequence is read from the log, store/rows.py, not stamped by the relay.)
 
     Waking the relay: writers call `nudge()` after committing outbox rows. In the leader's
     process that is a local wake-up; elsewhere it becomes one NOTIFY `malipo_outbox` sent
