@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -22,11 +23,24 @@ class BankAccount:
 
 
 
+_LEAVES = (str, int, float, type(None))  # with their enums (StrEnum, IntEnum) and bool
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 def plain(value: object) -> Any:
     """What `dataclasses.asdict` gives, without deep-copying the leaves (all immutable
-    here): it runs on every create (request fingerprint, stored customer)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    here): it runs on every create (request fingerprint, stored customer). Leaves are tested
+    first and field names are cached per class: most values are leaves, and the generic
+    tests (is_dataclass, the Mapping ABC) were a sixth of a create's CPU in the app layer."""
+    if isinstance(value, _LEAVES):
+        return value
+    cls = type(value)
+    if hasattr(cls, "__dataclass_fields__"):  # an instance: a class's own type has none
+        return {name: plain(getattr(value, name)) for name in _field_names(cls)}
     if isinstance(value, Mapping):
         items: Mapping[Any, Any] = value
         return {plain(k): plain(v) for k, v in items.items()}
