@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ from malipo.domain.status import Status
 OTP_CODE = "123456"
 SIGNATURE_HEADER = "x-simulator-signature"
 TOLERANCE_S = 300
+KEEP = 100_000  # payments (and call counts) the simulator remembers
 _CATALOGUE = load_catalogue(Path(__file__).with_name("catalogue.toml"))
 
 
@@ -73,8 +75,11 @@ class SimulatorConnector:
         self.account = account
         self.settle_after_s = float(account.settings.get("settle_after_s", "1.0"))
         self.secret = account.settings.get("callback_secret", "simulator-secret")
+        # The newest KEEP payments and call counts: a sandbox left running under load must
+        # not grow without end. A payment forgotten here is answered from its scenario
+        # alone, as after a restart (fetch_status).
         self.records: dict[str, _Record] = {}
-        self.calls: list[tuple[str, str]] = []  # (operation, payment id): tests count these
+        self.calls: Counter[tuple[str, str]] = Counter()  # (operation, payment id) -> count
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
@@ -88,7 +93,20 @@ class SimulatorConnector:
                                                 "one of " + ", ".join(Scenario)))
 
     def calls_for(self, payment_id: str, operation: str = "create") -> int:
-        return sum(1 for op, pid in self.calls if pid == payment_id and op == operation)
+        return self.calls[(operation, payment_id)]
+
+    def _called(self, operation: str, payment: Payment) -> None:
+        self.calls[(operation, payment.id)] += 1
+        if len(self.calls) > KEEP:
+            del self.calls[next(iter(self.calls))]  # the oldest (insertion order)
+
+    def _record(self, payment: Payment) -> _Record:
+        record = self.records.get(payment.id)
+        if record is None:
+            record = self.records[payment.id] = _Record(payment)
+            if len(self.records) > KEEP:
+                del self.records[next(iter(self.records))]
+        return record
 
     async def create_payment(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         return await self._create(payment, ctx)
@@ -100,13 +118,12 @@ class SimulatorConnector:
         scenario = scenario_of(payment)
         if scenario is Scenario.UNAVAILABLE:
             raise ProviderUnavailable("simulator: provider unavailable (scenario)")
-        self.calls.append(("create", payment.id))
-        if payment.id not in self.records:
-            self.records[payment.id] = _Record(payment)
+        self._called("create", payment)
+        record = self._record(payment)
         if scenario is Scenario.TIMEOUT:
             await asyncio.sleep(min(0.05, ctx.timeout(0.05)))
             raise ProviderOutcomeUnknown("simulator: timed out after sending (scenario)")
-        update = self._state(self.records[payment.id])
+        update = self._state(record)
         if update.status in (Status.PROCESSING, Status.ACTION_REQUIRED) and scenario in (
             Scenario.SUCCEED, Scenario.FAIL_LATER, Scenario.REDIRECT, Scenario.BANK_TRANSFER
         ):
@@ -149,33 +166,31 @@ class SimulatorConnector:
 
     async def confirm(self, payment: Payment, confirmation: Confirmation,
                       ctx: CallContext) -> ProviderUpdate:
-        self.calls.append(("confirm", payment.id))
-        record = self.records.setdefault(payment.id, _Record(payment))
+        self._called("confirm", payment)
+        record = self._record(payment)
         if confirmation.otp != OTP_CODE:
             raise InvalidRequest(FieldViolation("otp", "wrong code"), reason="WRONG_OTP")
         record.confirmed = True
         return ProviderUpdate(Status.SUCCEEDED, provider_status="success")
 
     async def fetch_status(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
-        self.calls.append(("status", payment.id))
-        record = self.records.get(payment.id)
-        if record is None:
-            if payment.status is Status.PENDING:
-                # Every create reaches `records` first, so this one never arrived.
-                raise ProviderNotFound("simulator: no such payment")
-            # A restarted simulator answers from the scenario alone.
-            record = self.records[payment.id] = _Record(payment)
-        return self._state(record)
+        self._called("status", payment)
+        if payment.id not in self.records and payment.status is Status.PENDING:
+            # Every create reaches `records` first, so this one never arrived (a PENDING
+            # payment is minutes old at most: far newer than the KEEP-th).
+            raise ProviderNotFound("simulator: no such payment")
+        # A restarted simulator (or one that forgot it) answers from the scenario alone.
+        return self._state(self._record(payment))
 
     async def refund(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
-        self.calls.append(("refund", payment.id))
-        self.records.setdefault(payment.id, _Record(payment)).refunded = True
+        self._called("refund", payment)
+        self._record(payment).refunded = True
         return ProviderUpdate(Status.REVERSED, provider_status="refunded",
                               failure_reason="REFUNDED")
 
     async def cancel(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
-        self.calls.append(("cancel", payment.id))
-        self.records.setdefault(payment.id, _Record(payment)).cancelled = True
+        self._called("cancel", payment)
+        self._record(payment).cancelled = True
         return ProviderUpdate(Status.CANCELLED, provider_status="cancelled",
                               failure_reason="CANCELLED")
 
@@ -190,7 +205,7 @@ class SimulatorConnector:
 
     async def _callback_later(self, payment: Payment) -> None:
         await asyncio.sleep(self.settle_after_s + 0.05)
-        update = self._state(self.records[payment.id])
+        update = self._state(self._record(payment))
         body = callback_body(payment, update)
         await self.post_callback(body)
 
