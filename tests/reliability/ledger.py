@@ -23,35 +23,26 @@ from tests.reliability.test_db_and_deadline_faults import has_retry_info
 OPEN = sorted({Status.PENDING.value, *(s.value for s in UNSETTLED)})
 
 
-async def wait_settled(conn: asyncpg.Connection, seconds: float = 30.0) -> dict[str, str]:
+async def wait_settled(conn: asyncpg.Connection, seconds: float = 30.0) -> None:
     """Until the relay has emptied the outbox and every payment is final (the service must
-    still run), except those the reconciler holds a lease on: a claim or release that a fault
-    cuts short is now undone or retried (test_reconciler_leases.py), but a lease that still
-    outlived one would hold its payment for up to LEASE_S (60 s), too long to wait for here.
-    Those are returned (id -> status) after checking they are still on the schedule, so the
-    lease's end brings them back."""
+    still run). No exception for reconciler leases: a claim or release that a fault cut
+    short is undone or retried (test_reconciler_leases.py), so a lease that outlived the
+    fault would hold its payment for LEASE_S (60 s), past this wait: that regression fails
+    here."""
+    assert seconds < LEASE_S, "a wait as long as a lease would hide a lease that outlived a fault"
     row: Any = None
     for _ in range(int(seconds / 0.1)):
         row = await conn.fetchrow(
-            "SELECT (SELECT count(*) FROM payments WHERE status = ANY($1::text[])"
-            " AND (claimed_until IS NULL OR claimed_until < now())) AS open,"
+            "SELECT (SELECT count(*) FROM payments WHERE status = ANY($1::text[])) AS open,"
             " (SELECT count(*) FROM outbox) AS outbox", OPEN)
         if row["open"] == 0 and row["outbox"] == 0:
-            break
+            return
         await asyncio.sleep(0.1)
-    else:
-        stuck = await conn.fetch("SELECT id, status, submit_state, next_poll_at, claimed_until,"
-                                 " needs_review, review_reason FROM payments"
-                                 " WHERE status = ANY($1::text[]) LIMIT 5", OPEN)
-        raise AssertionError(f"not settled in {seconds} s: {dict(row)} "
-                             f"{[dict(r) for r in stuck]}")
-    leased = await conn.fetch(
-        "SELECT id, status, next_poll_at, claimed_until - now() AS lease FROM payments"
-        " WHERE status = ANY($1::text[])", OPEN)
-    for r in leased:
-        assert r["next_poll_at"] is not None, f"dropped from the schedule: {dict(r)}"
-        assert r["lease"].total_seconds() <= LEASE_S, dict(r)
-    return {r["id"]: r["status"] for r in leased}
+    stuck = await conn.fetch("SELECT id, status, submit_state, next_poll_at, claimed_until,"
+                             " claimed_until - now() AS lease, needs_review, review_reason"
+                             " FROM payments WHERE status = ANY($1::text[]) LIMIT 5", OPEN)
+    raise AssertionError(f"not settled in {seconds} s: {dict(row)} "
+                         f"{[dict(r) for r in stuck]}")
 
 
 async def check_histories(conn: asyncpg.Connection) -> dict[str, str]:
