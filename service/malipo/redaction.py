@@ -22,6 +22,9 @@ _NUMBER_KEY = re.compile(
     r"document_number|wallet|bank_account|destination)",
     re.IGNORECASE,
 )
+# A number key naming a category, not a number ("wallet_type": "mpesa", "card_brand"):
+# nothing in it to hide, and masking it hid what a reader of an event most needs.
+_CATEGORY_KEY = re.compile(r"(type|kind|brand)$", re.IGNORECASE)
 _LONG_DIGITS = re.compile(r"(?<![\w.])\+?\d[\d ]{7,}\d(?![\w.])")
 _SECRET_IN_TEXT = re.compile(
     r"((?:secret|api_key|apikey|token|signature|password|private_key)=)[^&\s\"']+",
@@ -57,7 +60,7 @@ def mask_value(key: str, value: Any) -> Any:
         return value
     if is_secret_key(key):
         return MASK
-    if _NUMBER_KEY.search(key):
+    if _NUMBER_KEY.search(key) and not _CATEGORY_KEY.search(key):
         return mask_number(str(value))
     if isinstance(value, str):
         return mask_text(value)

@@ -1,6 +1,6 @@
 import json
 
-from malipo.redaction import mask_body, mask_headers, mask_text
+from malipo.redaction import mask_body, mask_headers, mask_mapping, mask_text
 
 
 def test_phone_numbers_and_secrets_are_masked_in_json() -> None:
@@ -19,3 +19,13 @@ def test_text_and_headers() -> None:
     assert "tok" not in mask_text("Authorization: Bearer tok.en-value")
     assert mask_headers({"X-API-KEY": "k", "Content-Type": "json"}) == {
         "x-api-key": "***", "content-type": "json"}
+
+
+def test_a_number_key_naming_a_category_is_not_masked() -> None:
+    masked = mask_mapping({"wallet_type": "mpesa", "card_brand": "VISA",
+                           "account_type": "savings", "wallet": "254712345678",
+                           "wallet_id": "254712345678", "card_number": "4111111111111111"})
+    assert masked == {"wallet_type": "mpesa", "card_brand": "VISA", "account_type": "savings",
+                      "wallet": "***678", "wallet_id": "***678", "card_number": "***111"}
+    # Digits under a category key are still caught as text.
+    assert mask_mapping({"card_type": "ref 254712345678"}) == {"card_type": "ref ***678"}
