@@ -85,3 +85,21 @@ async def test_watch_needs_credentials(malipo: Running) -> None:
             pass
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     await asyncio.sleep(0)
+
+
+async def test_a_change_answer_carries_a_cursor_to_watch_from(malipo: Running) -> None:
+    """CancelPayment (like Refund, Confirm, Refresh) answers with a last_event_sequence that
+    misses nothing: watching from it yields the change it made, never an older one."""
+    p = (await malipo.stub.CreatePayment(
+        create_request(f"w-{uuid.uuid4()}", phone="+254712345605"),  # stays PROCESSING
+        metadata=auth())).payment
+    before = await collect(malipo, "acme", after=0, payment_id=p.id, until_final=False, limit=2)
+    assert before[-1].new_status == payment_pb2.STATUS_PROCESSING
+    cancelled = (await malipo.stub.CancelPayment(payment_service_pb2.CancelPaymentRequest(
+        idempotency_key=f"c-{uuid.uuid4()}", payment_id=p.id, reason="test"),
+        metadata=auth())).payment
+    assert cancelled.status == payment_pb2.STATUS_CANCELLED
+    assert cancelled.last_event_sequence >= before[-1].sequence
+    after = await collect(malipo, "acme", after=cancelled.last_event_sequence,
+                          payment_id=p.id)
+    assert [e.new_status for e in after] == [payment_pb2.STATUS_CANCELLED]

@@ -81,11 +81,12 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
                                        schedule=Schedule(now + timedelta(
                                            seconds=policy.submit_grace_s)))
         holder = None if added else await uow.keys.holder(cmd.tenant, cmd.idempotency_key)
-    if not added:
+    if added is None:
         # Create keys are never released, so the key that beat ours is there.
         assert holder is not None
         return await _replay(svc, cmd.tenant, holder, record, deadline)
 
+    payment = replace(payment, last_event_sequence=added.cursor)
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     svc.inflight[payment.id] = done
     # Shielded: a caller who hangs up must not leave the call half-recorded.

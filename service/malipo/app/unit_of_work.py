@@ -60,11 +60,19 @@ class Written:
     callbacks_waiting: bool  # deferred callbacks name the reference it brought
 
 
+@dataclass(frozen=True, slots=True)
+class Added:
+    """A payment inserted. `cursor`: a log sequence before all of its events, for its
+    last_event_sequence (watching from it misses none of them)."""
+
+    cursor: int
+
+
 class PaymentRepository(Protocol):
     async def add(self, payment: Payment, *, actor: str, schedule: Schedule,
-                  key: IdempotencyRecord | None = None) -> bool:
+                  key: IdempotencyRecord | None = None) -> Added | None:
         """Insert a new payment and its creation event. With `key`, claim that idempotency
-        key atomically with the insert: False (nothing inserted) when it is taken."""
+        key atomically with the insert: None (nothing inserted) when it is taken."""
         ...
 
     async def get(self, payment_id: str, *, tenant: str | None = None) -> Payment | None: ...

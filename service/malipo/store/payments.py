@@ -11,6 +11,7 @@ import asyncpg
 
 from malipo.app.connector import Exchange
 from malipo.app.unit_of_work import (
+    Added,
     ExchangeKind,
     ExchangeRecord,
     IdempotencyRecord,
@@ -34,9 +35,6 @@ from malipo.store.rows import (
     payment_from_row,
 )
 
-# Reads whose payment goes back to a client: with the cursor it may watch from.
-_ANSWER_FIELDS = payment_fields("payments", cursor=True)
-
 
 class Statements(Protocol):
     """Where the repositories run SQL: the unit of work's connection (store.unit_of_work)."""
@@ -53,13 +51,18 @@ class Statements(Protocol):
 # $1..$28: the row's columns (PostgresPayments.add); $29 its creation event.
 _ROW_VALUES = ",".join(f"${i}" for i in range(1, 29))
 
+# The log head in the inserting statement's snapshot: the new payment's events commit
+# after it, so the relay gives them later sequences. A cursor that misses none of them and
+# is never older than retention (a create used to answer 0).
+_HEAD = "(SELECT head FROM event_log_state WHERE id = 1)"
+
 # The row and its creation event in one statement: one round trip per write.
 _INSERT = f"""
 WITH inserted AS (
     INSERT INTO payments ({PAYMENT_COLUMNS}, next_poll_at) VALUES ({_ROW_VALUES})
     RETURNING id
-)
-INSERT INTO outbox (payload) SELECT $29::jsonb FROM inserted
+), event AS (INSERT INTO outbox (payload) SELECT $29::jsonb FROM inserted)
+SELECT {_HEAD}
 """
 
 # A create's whole first unit of work in one statement, so it needs no BEGIN and COMMIT
@@ -74,7 +77,7 @@ WITH claimed AS (
     SELECT {_ROW_VALUES} WHERE EXISTS (SELECT 1 FROM claimed)
     RETURNING id
 ), event AS (INSERT INTO outbox (payload) SELECT $29::jsonb FROM inserted)
-SELECT EXISTS (SELECT 1 FROM claimed)
+SELECT CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN {_HEAD} END
 """
 
 def _reference_held_elsewhere(row: str, reference: str) -> str:
@@ -154,7 +157,7 @@ class PostgresPayments:
         self.wrote_events = False  # an outbox row is part of this transaction
 
     async def add(self, payment: Payment, *, actor: str, schedule: Schedule,
-                  key: IdempotencyRecord | None = None) -> bool:
+                  key: IdempotencyRecord | None = None) -> Added | None:
         p = payment
         args = (
             p.id, p.tenant, p.direction.value, p.provider, p.account, p.method.value,
@@ -167,18 +170,19 @@ class PostgresPayments:
             event_payload(None, p, reason="", actor=actor),
         )
         if key is None:
-            await self._conn.execute(_INSERT, *args)
+            cursor: int | None = await self._conn.fetchval(_INSERT, *args)
         else:
             assert (key.tenant, key.resource_id) == (p.tenant, p.id)
-            if not await self._conn.fetchval_alone(_INSERT_CLAIMED, *args, key.key,
-                                                    key.operation, key.fingerprint):
-                return False
+            cursor = await self._conn.fetchval_alone(_INSERT_CLAIMED, *args, key.key,
+                                                     key.operation, key.fingerprint)
+            if cursor is None:
+                return None
         self.wrote_events = True
-        return True
+        return Added(int(cursor or 0))
 
     async def get(self, payment_id: str, *, tenant: str | None = None) -> Payment | None:
         row = await self._conn.fetchrow(
-            f"SELECT {_ANSWER_FIELDS} FROM payments WHERE id = $1 "
+            f"SELECT {PAYMENT_FIELDS} FROM payments WHERE id = $1 "
             "AND ($2::text IS NULL OR tenant = $2)", payment_id, tenant,
         )
         return payment_from_row(row) if row else None
@@ -253,7 +257,7 @@ class PostgresPayments:
     async def list(self, query: ListQuery) -> Sequence[Payment]:
         before_at, before_id = query.before if query.before else (None, None)
         rows = await self._conn.fetch(
-            f"SELECT {_ANSWER_FIELDS} FROM payments WHERE tenant = $1 AND direction = $2 "
+            f"SELECT {PAYMENT_FIELDS} FROM payments WHERE tenant = $1 AND direction = $2 "
             "AND (cardinality($3::text[]) = 0 OR status = ANY($3::text[])) "
             "AND ($4 = '' OR provider = $4) "
             "AND ($5::timestamptz IS NULL OR created_at >= $5) "
@@ -290,7 +294,7 @@ class PostgresPayments:
 _KEY_HOLDER = f"""
 SELECT k.tenant AS k_tenant, k.key AS k_key, k.operation AS k_operation,
        k.fingerprint AS k_fingerprint, k.resource_id AS k_resource_id,
-       {payment_fields("p", cursor=True)},
+       {payment_fields("p")},
        (p.submit_state = 'SENT' OR p.status <> 'PENDING') AS submitted
 FROM idempotency_keys k LEFT JOIN payments p ON p.id = k.resource_id AND p.tenant = k.tenant
 WHERE k.tenant = $1 AND k.key = $2

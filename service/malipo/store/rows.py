@@ -53,11 +53,12 @@ def last_event_sequence(payment: str) -> str:
             f"{payment}.id)")
 
 
-def payment_fields(alias: str, *, cursor: bool = False) -> str:
-    """What a read of payment rows (under `alias`) selects for payment_from_row. With
-    `cursor`, its last_event_sequence (for answers a client may watch from); without, 0."""
-    sequence = last_event_sequence(alias) if cursor else "0::bigint"
-    return ", ".join(f"{alias}.{c}" for c in _READ) + f", {sequence} AS last_event_sequence"
+def payment_fields(alias: str) -> str:
+    """What a read of payment rows (under `alias`) selects for payment_from_row. Every read
+    carries the cursor: the payment a change (refund, cancel, a poll) answers with comes
+    from the read it was decided on."""
+    return (", ".join(f"{alias}.{c}" for c in _READ)
+            + f", {last_event_sequence(alias)} AS last_event_sequence")
 
 
 PAYMENT_FIELDS = payment_fields("payments")
