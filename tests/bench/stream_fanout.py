@@ -584,20 +584,8 @@ def _measure(m: Any, server: psutil.Process, sampler: ServerSampler, streams: li
     for r in results:
         errors.update(r.errors)
     logged = run_async(log_latency(m.database_url, since, until))
-    expected = expected_deliveries(streams, logged["per_key"])
     return {
-        "mode": "grpc",
-        "subscribers": len(streams),
-        "tenant_streams": len(streams) - o.payment_watchers,
-        "payment_streams": o.payment_watchers,
-        "tenants": tenants,
-        "fanout_per_event": round(expected / logged["events"], 1) if logged["events"] else None,
-        "transitions_per_s": round(logged["events"] / o.seconds, 1),
-        "delivered_msgs_per_s": round(delivered / o.seconds, 1),
-        "expected_msgs": expected,
-        "missing_msgs": expected - delivered,
-        "latency_ms": latency(histogram),
-        "writer_to_relay_ms": {"p50": logged["p50"], "p99": logged["p99"]},
+        **_delivery("grpc", streams, tenants, logged, delivered, histogram, o),
         "rss_mb": round(sampler.peak / 2**20, 1),
         "rss_idle_mb": round(rss_idle / 2**20, 1),
         "rss_streams_open_mb": round(rss_streams / 2**20, 1),
@@ -612,6 +600,27 @@ def _measure(m: Any, server: psutil.Process, sampler: ServerSampler, streams: li
         "clients": len(clients),
         "seconds": o.seconds,
         "synchronous_commit": not o.async_commit,
+    }
+
+
+def _delivery(mode: str, streams: list[Stream], tenants: int, logged: dict[str, Any],
+              delivered: int, histogram: array[int] | list[int], o: Options) -> dict[str, Any]:
+    """What both modes report of the run itself: the streams, what the writer committed,
+    what reached the streams and how late."""
+    expected = expected_deliveries(streams, logged["per_key"])
+    return {
+        "mode": mode,
+        "subscribers": len(streams),
+        "tenant_streams": len(streams) - o.payment_watchers,
+        "payment_streams": o.payment_watchers,
+        "tenants": tenants,
+        "fanout_per_event": round(expected / logged["events"], 1) if logged["events"] else None,
+        "transitions_per_s": round(logged["events"] / o.seconds, 1),
+        "delivered_msgs_per_s": round(delivered / o.seconds, 1),
+        "expected_msgs": expected,
+        "missing_msgs": expected - delivered,
+        "latency_ms": latency(histogram),
+        "writer_to_relay_ms": {"p50": logged["p50"], "p99": logged["p99"]},
     }
 
 
@@ -675,20 +684,8 @@ async def run_in_process(dsn: str, subscribers: int, o: Options) -> dict[str, An
         logged = await log_latency(url, window[0], window[1])
     finally:
         await drop_database(dsn, url)
-    expected = expected_deliveries(streams, logged["per_key"])
     return {
-        "mode": "in-process",
-        "subscribers": len(streams),
-        "tenant_streams": len(streams) - o.payment_watchers,
-        "payment_streams": o.payment_watchers,
-        "tenants": tenants,
-        "fanout_per_event": round(expected / logged["events"], 1) if logged["events"] else None,
-        "transitions_per_s": round(logged["events"] / o.seconds, 1),
-        "delivered_msgs_per_s": round(counts["delivered"] / o.seconds, 1),
-        "expected_msgs": expected,
-        "missing_msgs": expected - counts["delivered"],
-        "latency_ms": latency(histogram),
-        "writer_to_relay_ms": {"p50": logged["p50"], "p99": logged["p99"]},
+        **_delivery("in-process", streams, tenants, logged, counts["delivered"], histogram, o),
         "rss_mb": round(peak_rss / 2**20, 1),
         "rss_growth_for_streams_mb": round((peak_rss - rss_before) / 2**20, 1),
         "rss_per_stream_kb": round((peak_rss - rss_before) / len(streams) / 1024, 1),

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from malipo.store.callbacks import CallbackJournal
+from malipo.store.callbacks import CallbackJournal, Delivery
 
 
 async def _claim(journal: CallbackJournal, key: str) -> bool:
-    delivery = await journal.record_delivery("paykassma", "main", datetime.now(UTC), "", {},
-                                             b"{}")
+    delivery = await journal.record(Delivery("paykassma", "main", datetime.now(UTC), "", {},
+                                             b"{}"))
     return await journal.claim_event("paykassma", "main", key, delivery, "pay_1", "", {})
 
 
@@ -47,8 +47,8 @@ async def test_concurrent_outcomes_are_each_written_to_their_own_delivery(
     outcomes = ["APPLIED", "IGNORED", "MISMATCH", "DUPLICATE"]
     deliveries = []
     for i in range(40):
-        delivery = await journal.record_delivery("paykassma", "main", datetime.now(UTC), "",
-                                                 {}, f"{{\"n\":{i}}}".encode())
+        delivery = await journal.record(Delivery("paykassma", "main", datetime.now(UTC), "",
+                                                  {}, f"{{\"n\":{i}}}".encode()))
         assert await journal.claim_event("paykassma", "main", f"batch-{i}", delivery,
                                          f"pay_{i}", "", {})
         deliveries.append(delivery)

@@ -12,10 +12,18 @@ from malipo.app.lifecycle import flag_for_review, record_update
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.connectors import registry
-from malipo.domain.payments import ProviderUpdate
+from malipo.domain.payments import Payment, ProviderUpdate
 from malipo.domain.status import Status
 from malipo.store.unit_of_work import PostgresUnitOfWork, PostgresUnitOfWorkFactory
 from tests.integration.test_unit_of_work import a_payment, outbox_rows
+
+
+async def stored(pool: asyncpg.Pool) -> Payment:
+    """A new PENDING payment, committed (version 0)."""
+    p = a_payment()
+    async with PostgresUnitOfWork(pool) as uow:
+        await uow.payments.add(p, actor="test", schedule=Schedule(None))
+    return p
 
 
 def services(pool: asyncpg.Pool) -> Services:
@@ -25,9 +33,7 @@ def services(pool: asyncpg.Pool) -> Services:
 
 async def test_a_stale_copy_never_overwrites_a_review_flag(pool: asyncpg.Pool) -> None:
     svc = services(pool)
-    p = a_payment()
-    async with PostgresUnitOfWork(pool) as uow:
-        await uow.payments.add(p, actor="test", schedule=Schedule(None))
+    p = await stored(pool)
     await flag_for_review(svc, p.id, "MANUAL: someone looked", actor="test")  # version 1
 
     # `p` is version 0: the unlocked write must not apply, the locked one keeps the flag.
@@ -46,9 +52,7 @@ async def test_a_stale_copy_never_overwrites_a_review_flag(pool: asyncpg.Pool) -
 async def test_a_fresh_copy_is_written_in_one_statement_with_its_event(
         pool: asyncpg.Pool) -> None:
     svc = services(pool)
-    p = a_payment()
-    async with PostgresUnitOfWork(pool) as uow:
-        await uow.payments.add(p, actor="test", schedule=Schedule(None))
+    p = await stored(pool)
     change = await record_update(svc, p.id, ProviderUpdate(Status.SUCCEEDED,
                                                            provider_reference="SIM-2"),
                                  actor="test", known=p)
@@ -60,11 +64,7 @@ async def test_a_fresh_copy_is_written_in_one_statement_with_its_event(
 async def test_a_reference_held_by_another_payment_is_flagged_not_attached(
         pool: asyncpg.Pool) -> None:
     svc = services(pool)
-    first, second = a_payment(), a_payment()
-    async with PostgresUnitOfWork(pool) as uow:
-        await uow.payments.add(first, actor="test", schedule=Schedule(None))
-    async with PostgresUnitOfWork(pool) as uow:
-        await uow.payments.add(second, actor="test", schedule=Schedule(None))
+    first, second = await stored(pool), await stored(pool)
     await record_update(svc, first.id, ProviderUpdate(Status.PROCESSING,
                                                       provider_reference="SIM-SHARED"),
                         actor="test", known=first)
@@ -80,9 +80,7 @@ async def test_a_reference_held_by_another_payment_is_flagged_not_attached(
 async def test_a_copy_with_a_stale_status_is_decided_again_under_the_lock(
         pool: asyncpg.Pool) -> None:
     svc = services(pool)
-    p = a_payment()
-    async with PostgresUnitOfWork(pool) as uow:
-        await uow.payments.add(p, actor="test", schedule=Schedule(None))
+    p = await stored(pool)
     await record_update(svc, p.id, ProviderUpdate(Status.PROCESSING), actor="test", known=p)
     # The copy says PROCESSING at version 0; the row is PROCESSING at version 1.
     stale = replace(p, status=Status.PROCESSING)

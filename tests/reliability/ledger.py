@@ -118,3 +118,28 @@ async def check_same_key_retries(stub: Any, calls: Sequence[Call]) -> list[Call]
     assert [r for r in retried if r.code is not grpc.StatusCode.OK] == []
     assert all(first_ok.get(r.key, r.payment_id) == r.payment_id for r in retried)
     return retried
+
+
+async def check_ledger(url: str, retried: Sequence[Call], fake: GatewayFake) -> None:
+    """After a fault test (the service still running): everything settles; every history is
+    whole; every key made exactly the payment its creates returned, and no key points at
+    nothing; every payment SUCCEEDED, and the provider charged each exactly once, never one
+    we have no row for."""
+    conn = await asyncpg.connect(url)
+    try:
+        await wait_settled(conn)                  # by callbacks and the reconciler
+        statuses = await check_histories(conn)    # creation event, transition table, no gap
+        per_key = await conn.fetch("SELECT idempotency_key, array_agg(id) AS ids FROM payments"
+                                   " GROUP BY idempotency_key")
+        orphan_keys = await conn.fetchval(
+            "SELECT count(*) FROM idempotency_keys k WHERE NOT EXISTS"
+            " (SELECT 1 FROM payments p WHERE p.id = k.resource_id)")
+    finally:
+        await conn.close()
+    assert {r["idempotency_key"]: r["ids"] for r in per_key} == \
+        {r.key: [r.payment_id] for r in retried}
+    assert orphan_keys == 0
+    assert set(statuses.values()) == {"SUCCEEDED"}, statuses
+    charged = charges(fake)
+    assert set(charged) <= set(statuses) and max(charged.values()) == 1, charged
+    assert all(charged[p] == 1 for p in statuses)

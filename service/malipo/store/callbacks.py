@@ -169,10 +169,6 @@ class CallbackJournal:
         payment = payment_from_row(row) if row["id"] is not None else None
         return Claimed(int(row["journal_id"]), bool(row["fresh"]), payment)
 
-    async def record_delivery(self, provider: str, account: str, received_at: datetime,
-                              remote: str, headers: Mapping[str, str], body: bytes) -> int:
-        return await self.record(Delivery(provider, account, received_at, remote, headers, body))
-
     async def mark_delivery(self, journal_id: int, outcome: str, detail: str = "", *,
                             event: tuple[str, str, str] = ("", "", ""),
                             event_outcome: str = "") -> None:
