@@ -58,10 +58,12 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import psutil
+
+from tests.bench import servers
 
 # Latency histogram: 0.25 ms buckets up to 1 s, then 10 ms buckets up to 120 s (an
 # overloaded run still reports its real p50 rather than a cap).
@@ -87,11 +89,6 @@ def server_dsn(data_dir: Path) -> str:
     return start_embedded(data_dir)
 
 
-def with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
 def database_name(url: str) -> str:
     # The path, not the last "/": the embedded server's DSN ends in ?host=/its/socket/dir.
     return urlsplit(url).path.lstrip("/")
@@ -99,32 +96,18 @@ def database_name(url: str) -> str:
 
 async def fresh_database(dsn: str, *, async_commit: bool, migrated: bool) -> str:
     """A new database; the server migrates its own, the in-process mode needs it done."""
-    name = "bench_" + uuid.uuid4().hex[:12]
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = with_database(dsn, name)
+    url = await servers.create_database(dsn)
     conn = await asyncpg.connect(url)
     try:
         if migrated:
             from malipo.store.migrations import migrate
             await migrate(conn)
         if async_commit:  # isolates fan-out cost from this disk's fsync latency
-            await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+            await conn.execute(
+                f'ALTER DATABASE "{database_name(url)}" SET synchronous_commit = off')
     finally:
         await conn.close()
     return url
-
-
-async def drop_database(dsn: str, url: str) -> None:
-    name = database_name(url)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 # -- latency histogram ---------------------------------------------------------------------
@@ -478,8 +461,6 @@ def database_server(url: str) -> list[psutil.Process]:
 
 
 def run_grpc(dsn: str, subscribers: int, o: Options) -> dict[str, Any]:
-    from tests.bench import servers
-
     streams, tenants, payments = plan(subscribers, o)
     keys = {f"t{i}": f"bench{i}_{secrets.token_urlsafe(12)}" for i in range(tenants)}
     url = run_async(fresh_database(dsn, async_commit=o.async_commit, migrated=False))
@@ -515,7 +496,7 @@ def run_grpc(dsn: str, subscribers: int, o: Options) -> dict[str, Any]:
                         if proc.is_alive():
                             proc.kill()
     finally:
-        run_async(drop_database(dsn, url))
+        run_async(servers.drop_database(dsn, url))
 
 
 def stop_clients(pipes: list[Connection],
@@ -683,7 +664,7 @@ async def run_in_process(dsn: str, subscribers: int, o: Options) -> dict[str, An
         await pool.close()
         logged = await log_latency(url, window[0], window[1])
     finally:
-        await drop_database(dsn, url)
+        await servers.drop_database(dsn, url)
     return {
         **_delivery("in-process", streams, tenants, logged, counts["delivered"], histogram, o),
         "rss_mb": round(peak_rss / 2**20, 1),
