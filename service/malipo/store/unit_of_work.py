@@ -10,7 +10,9 @@ from typing import Any, Self
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from malipo.store.payments import PostgresExchangeLog, PostgresIdempotencyKeys, PostgresPayments
+from malipo.store.exchange_log import PostgresExchangeLog
+from malipo.store.idempotency_keys import PostgresIdempotencyKeys
+from malipo.store.payments import PostgresPayments
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
