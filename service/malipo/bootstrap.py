@@ -29,7 +29,7 @@ from malipo.connectors import registry
 from malipo.metrics import Sampler
 from malipo.payments.v1 import payment_service_pb2, payment_service_pb2_grpc
 from malipo.reconciler.loop import Reconciler
-from malipo.store.callbacks import CallbackJournal
+from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.embedded import start_embedded
 from malipo.store.failures import DATABASE_ERRORS
 from malipo.store.migrations import migrate
@@ -77,14 +77,14 @@ class App:
             [registry.build(a) for a in s.provider_accounts()], s.poll_policies())
         relay = EventRelay(pool, exporter=NatsExporter.from_url(s.nats_url))
         self.services = Services(PostgresUnitOfWorkFactory(pool, on_events=relay.nudge),
-                                 self.connectors)
+                                 self.connectors, PostgresCallbackJournal(pool))
         keys = s.tenant_keys()
         if not keys:
             self.dev_key = "dev_" + secrets.token_urlsafe(24)
             keys = {"dev": self.dev_key}
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
         self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
-        self.callbacks = processor = CallbackProcessor(self.services, CallbackJournal(pool))
+        self.callbacks = processor = CallbackProcessor(self.services)
 
         api_keys = ApiKeys(keys)
         self.edge = edge = Edge(api_keys, rate_per_s=s.rate_limit_per_s,

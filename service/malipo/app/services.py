@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from malipo.app.directory import ConnectorDirectory
+from malipo.app.journal import CallbackJournal
 from malipo.app.unit_of_work import UnitOfWorkFactory
-from malipo.domain.payments import Payment
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-ReferenceHook = Callable[[Payment], Awaitable[None]]
-
-
 @dataclass
 class Services:
     uow: UnitOfWorkFactory
     connectors: ConnectorDirectory
+    journal: CallbackJournal
     clock: Callable[[], datetime] = utc_now
-    # Hooks run after a payment first gets a provider reference that callbacks waiting in
-    # the journal named (they came before we knew it: deferred callbacks).
-    reference_hooks: list[ReferenceHook] = field(default_factory=list)
     # Create calls in flight in this process, so same-process duplicates wait on a future
     # instead of polling the database.
     inflight: dict[str, asyncio.Future[None]] = field(default_factory=dict)
