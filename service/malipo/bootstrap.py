@@ -31,7 +31,8 @@ from malipo.payments.v1 import payment_service_pb2, payment_service_pb2_grpc
 from malipo.reconciler.loop import Reconciler
 from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.embedded import start_embedded
-from malipo.store.failures import DATABASE_ERRORS
+from malipo.store.failures import CONNECTION_LOST, DATABASE_ERRORS
+from malipo.store.leases import PostgresPollLeases
 from malipo.store.migrations import migrate
 from malipo.store.retention import ExchangeRetention
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, create_pool
@@ -83,12 +84,14 @@ class App:
             self.dev_key = "dev_" + secrets.token_urlsafe(24)
             keys = {"dev": self.dev_key}
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
-        self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
+        leases = PostgresPollLeases(pool)
+        self.reconciler = Reconciler(self.services, leases, interval_s=s.reconcile_interval_s)
         self.callbacks = processor = CallbackProcessor(self.services)
 
         api_keys = ApiKeys(keys)
         self.edge = edge = Edge(api_keys, rate_per_s=s.rate_limit_per_s,
-                                burst=s.rate_limit_burst, max_concurrent=s.max_concurrent_rpcs)
+                                burst=s.rate_limit_burst, max_concurrent=s.max_concurrent_rpcs,
+                                connection_lost=CONNECTION_LOST)
         self._server = server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
@@ -133,7 +136,7 @@ class App:
                               interval_s=s.retention_interval_s).run(),
             EventRetention(pool, keep=timedelta(days=s.event_retention_days),
                            interval_s=s.retention_interval_s).run(),
-            Sampler(pool, breakers=lambda: self.reconciler.breakers if self.reconciler else {},
+            Sampler(leases, breakers=lambda: self.reconciler.breakers if self.reconciler else {},
                     hub_stats=lambda: self.hub.stats() if self.hub else None).run())]
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
