@@ -77,8 +77,8 @@ class App:
         self.connectors = ConnectorDirectory(
             [registry.build(a) for a in s.provider_accounts()], s.poll_policies())
         relay = EventRelay(pool, exporter=NatsExporter.from_url(s.nats_url))
-        self.services = Services(PostgresUnitOfWorkFactory(pool, on_events=relay.nudge),
-                                 self.connectors, PostgresCallbackJournal(pool))
+        self.services = Services(PostgresUnitOfWorkFactory(pool), self.connectors,
+                                 PostgresCallbackJournal(pool), outbox=relay)
         keys = s.tenant_keys()
         if not keys:
             self.dev_key = "dev_" + secrets.token_urlsafe(24)
@@ -165,8 +165,8 @@ class App:
             await self.hub.close()
         if self._server is not None:
             await self._server.stop(grace_s)
-        if self.services is not None and self.services.tasks:
-            await asyncio.wait(list(self.services.tasks), timeout=grace_s)
+        if self.services is not None:
+            await self.services.submissions.drain(grace_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -22,7 +22,7 @@ class PostgresExchangeLog:
     async def add(self, payment: Payment, exchanges: Sequence[Exchange]) -> None:
         if not exchanges:
             return
-        await self._conn.executemany(
+        await self._conn.executemany_tx(
             "INSERT INTO provider_exchanges (payment_id, tenant, provider, operation, method, "
             "path, request_body, status, response_body, latency_ms, error, at) "
             "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",

@@ -32,7 +32,7 @@ class PostgresIdempotencyKeys:
         return KeyHolder(record, payment, bool(row["submitted"]))
 
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
-        inserted = await self._conn.fetchval(
+        inserted = await self._conn.fetchval_tx(
             "INSERT INTO idempotency_keys (tenant, key, operation, fingerprint, resource_id) "
             "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
             record.tenant, record.key, record.operation, record.fingerprint, record.resource_id,
@@ -44,5 +44,5 @@ class PostgresIdempotencyKeys:
         return existing.record
 
     async def release(self, tenant: str, key: str) -> None:
-        await self._conn.execute(
+        await self._conn.execute_tx(
             "DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2", tenant, key)

@@ -150,7 +150,7 @@ class PostgresPayments:
             event_payload(None, p, reason="", actor=actor),
         )
         if key is None:
-            cursor: int | None = await self._conn.fetchval(_INSERT, *args)
+            cursor: int | None = await self._conn.fetchval_tx(_INSERT, *args)
         else:
             assert (key.tenant, key.resource_id) == (p.tenant, p.id)
             cursor = await self._conn.fetchval_alone(_INSERT_CLAIMED, *args, key.key,
@@ -168,13 +168,13 @@ class PostgresPayments:
         return payment_from_row(row) if row else None
 
     async def lock(self, payment_id: str) -> Payment | None:
-        row = await self._conn.fetchrow(
+        row = await self._conn.fetchrow_tx(
             f"SELECT {PAYMENT_FIELDS} FROM payments WHERE id = $1 FOR UPDATE", payment_id
         )
         return payment_from_row(row) if row else None
 
     async def lock_for_reference(self, payment_id: str, reference: str) -> LockedPayment | None:
-        row = await self._conn.fetchrow(_LOCK_CHECKING_REFERENCE, payment_id, reference)
+        row = await self._conn.fetchrow_tx(_LOCK_CHECKING_REFERENCE, payment_id, reference)
         if row is None:
             return None
         return LockedPayment(payment_from_row(row), reference_taken=row["taken"],
@@ -204,7 +204,7 @@ class PostgresPayments:
     async def write(self, change: Change, *, actor: str, schedule: Schedule | None = None,
                     submitted: bool = False) -> bool:
         args = self._write_args(change, actor, schedule, submitted, unlocked=False)
-        updated = await self._conn.fetchval(_UPDATE_WITH_EVENT, *args)
+        updated = await self._conn.fetchval_tx(_UPDATE_WITH_EVENT, *args)
         self.wrote_events |= _has_event(change) and updated == 1
         return updated == 1
 
@@ -228,7 +228,7 @@ class PostgresPayments:
         return bool(submitted)
 
     async def schedule(self, payment_id: str, schedule: Schedule) -> None:
-        await self._conn.execute(
+        await self._conn.execute_tx(
             "UPDATE payments SET next_poll_at = $2, claimed_until = NULL, "
             "poll_attempts = CASE WHEN $3 THEN 0 ELSE poll_attempts END WHERE id = $1",
             payment_id, schedule.next_poll_at, schedule.reset_attempts,
