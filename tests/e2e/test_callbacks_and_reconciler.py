@@ -11,7 +11,7 @@ import uuid
 import aiohttp
 import asyncpg
 
-from malipo.connectors.simulator.connector import SIGNATURE_HEADER, sign
+from malipo.connectors.simulator.signing import SIGNATURE_HEADER, sign
 from malipo.payments.v1 import payment_pb2, payment_service_pb2
 from tests.e2e.test_payments_api import wait_status
 from tests.harness import Running, auth, create_request

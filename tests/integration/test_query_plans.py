@@ -27,7 +27,7 @@ from malipo.app.payments import create_payment, get_payment
 from malipo.app.services import Services
 from malipo.callbacks.processing import CallbackProcessor
 from malipo.connectors import registry
-from malipo.connectors.simulator.connector import SIGNATURE_HEADER, sign
+from malipo.connectors.simulator.signing import SIGNATURE_HEADER, sign
 from malipo.domain.payments import Customer
 from malipo.domain.status import Direction, Status
 from malipo.store.callbacks import PostgresCallbackJournal
