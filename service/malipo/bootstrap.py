@@ -1,4 +1,4 @@
-"""The composition root: builds every real dependency once and runs them under one TaskGroup."""
+"""The composition root: builds every real dependency once and runs its background loops."""
 
 from __future__ import annotations
 
