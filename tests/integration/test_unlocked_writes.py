@@ -8,7 +8,8 @@ import asyncpg
 
 from malipo.app.connector import ProviderAccount
 from malipo.app.directory import ConnectorDirectory
-from malipo.app.lifecycle import flag_for_review, record_update
+from malipo.app.provider_events import record_update
+from malipo.app.recording import flag_for_review
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.connectors import registry

@@ -96,5 +96,4 @@ async def expire(svc: Services, payment: Payment) -> Change:
                                  actor="reconciler", schedule=Schedule(None))
 
 
-__all__ = ["ProviderNotFound", "expire", "flag_for_review", "poll", "record_update", "resume",
-           "submit"]
+__all__ = ["expire", "poll", "resume", "submit"]

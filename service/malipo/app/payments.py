@@ -19,7 +19,8 @@ from malipo.app.commands import (
     check_payment_id,
 )
 from malipo.app.connector import CallContext, Confirmation
-from malipo.app.lifecycle import poll, record_update, submit
+from malipo.app.lifecycle import poll, submit
+from malipo.app.provider_events import record_update
 from malipo.app.services import Services
 from malipo.app.unit_of_work import IdempotencyRecord, KeyHolder, ListQuery, Schedule
 from malipo.domain.errors import (
