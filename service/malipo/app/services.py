@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Protocol
 
 from malipo.app.directory import ConnectorDirectory
@@ -34,13 +34,28 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     submissions: Submissions = field(default_factory=Submissions)
 
-    @asynccontextmanager
-    async def uow(self) -> AsyncGenerator[UnitOfWork]:
+    def uow(self) -> _Nudging:
         """A unit of work; once it committed outbox rows, the outbox is nudged."""
-        unit = self.units()
+        return _Nudging(self.units(), self.outbox)
+
+
+class _Nudging:
+    """The unit of work's context, then the outbox's wake-up after a commit that wrote
+    events (a class, not a generator: this wraps every unit of work on the hot paths)."""
+
+    __slots__ = ("_outbox", "_unit")
+
+    def __init__(self, unit: UnitOfWork, outbox: OutboxSignal | None) -> None:
+        self._unit = unit
+        self._outbox = outbox
+
+    async def __aenter__(self) -> UnitOfWork:
+        return await self._unit.__aenter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
         try:
-            async with unit:
-                yield unit
+            await self._unit.__aexit__(exc_type, exc, tb)
         finally:
-            if unit.committed_events and self.outbox is not None:
-                self.outbox.nudge()
+            if self._unit.committed_events and self._outbox is not None:
+                self._outbox.nudge()
