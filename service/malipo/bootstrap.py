@@ -72,6 +72,7 @@ class App:
 
     async def start(self) -> None:
         s = self.settings
+        api_keys = self._api_keys()  # before anything starts: no keys is a config mistake
         self.database_url = s.database_url or await asyncio.to_thread(
             start_embedded, s.data_dir / "postgres")
         conn = await asyncpg.connect(self.database_url)
@@ -80,7 +81,6 @@ class App:
         finally:
             await conn.close()
         self.pool = pool = await create_pool(self.database_url, max_size=s.db_pool_max)
-        api_keys = self._api_keys()
         # With no accounts configured, the embedded development setup serves the simulator
         # to its own tenants; against a real DATABASE_URL nobody gets one unasked.
         dev_tenants = () if s.database_url else api_keys.tenants()

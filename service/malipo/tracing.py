@@ -39,7 +39,8 @@ def otlp_protocol() -> str:
     return protocol
 
 
-def _otlp_exporter() -> Any:
+def otlp_exporter() -> Any:
+    """The OTLP span exporter for the protocol asked for (endpoint from the standard variables)."""
     if otlp_protocol() == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter as HttpExporter,
@@ -68,7 +69,7 @@ def configure(*, exporter: Any = None, set_global: bool = True) -> Shutdown | No
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "malipo")})
     provider = TracerProvider(resource=resource)
     if exporter is None:
-        provider.add_span_processor(BatchSpanProcessor(_otlp_exporter()))
+        provider.add_span_processor(BatchSpanProcessor(otlp_exporter()))
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     if set_global:

@@ -10,6 +10,7 @@ keys to every worker, forwards SIGINT/SIGTERM, and exits when they have all drai
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -51,6 +52,11 @@ def supervise(settings: Settings) -> int:
     env["MALIPO_GRPC_LISTEN"] = settings.grpc_listen
     env["MALIPO_HTTP_LISTEN"] = settings.http_listen
     env["MALIPO_DATA_DIR"] = str(settings.data_dir)
+    if not settings.database_url and not settings.accounts:
+        # The embedded development default (bootstrap's): the simulator for its own tenants.
+        # Workers are handed DATABASE_URL, so they must be told rather than infer it.
+        tenants = sorted({t for t, _ in pairs}) or ["dev"]
+        env["MALIPO_ACCOUNTS"] = json.dumps([{"provider": "simulator", "tenants": tenants}])
     if not pairs:
         dev_key = "dev_" + secrets.token_urlsafe(24)
         env["MALIPO_API_KEYS"] = f"dev={dev_key}"
