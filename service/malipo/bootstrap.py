@@ -240,8 +240,9 @@ class App:
                else "/metrics"),
             "Database      "
             + ("DATABASE_URL" if self.settings.database_url else "embedded PostgreSQL"),
-            "Providers     " + ", ".join(sorted({f"{c.provider}/{c.account.name}"
-                                                 for c in (self.connectors or [])})),
+            "Providers     " + (", ".join(sorted({f"{c.provider}/{c.account.name}"
+                                                  for c in (self.connectors or [])}))
+                                 or "none: add [[accounts]] to the MALIPO_CONFIG file"),
         ]
         if self.dev_key:
             lines.append(f"Development API key (tenant 'dev'): {self.dev_key}")
