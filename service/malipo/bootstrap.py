@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import platform
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
+from ssl import SSLContext
 from typing import Any
 
 import asyncpg
@@ -15,6 +18,7 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from pydantic import ValidationError
 
 from malipo.api import tls
 from malipo.api.auth import ApiKeys
@@ -22,11 +26,11 @@ from malipo.api.edge import Edge, guarded
 from malipo.api.servicer import PaymentServicer
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.services import Services
-from malipo.callbacks.listener import build_app
+from malipo.callbacks.listener import build_app, metrics_app
 from malipo.callbacks.processing import CallbackProcessor
-from malipo.config import Settings
+from malipo.config import ConfigError, Settings
 from malipo.connectors import registry
-from malipo.metrics import Sampler
+from malipo.metrics import BUILD_INFO, Sampler, version
 from malipo.payments.v1 import payment_service_pb2, payment_service_pb2_grpc
 from malipo.reconciler.loop import Reconciler
 from malipo.store.callbacks import CallbackJournal
@@ -59,12 +63,16 @@ class App:
     callbacks: CallbackProcessor | None = None
     edge: Edge | None = None
     _server: grpc.aio.Server | None = None
+    metrics_address: str = ""
+    api_keys: ApiKeys | None = None
     _runner: web.AppRunner | None = None
+    _metrics_runner: web.AppRunner | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _health: Any = None
 
     async def start(self) -> None:
         s = self.settings
+        api_keys = self._api_keys()  # before anything starts: no keys is a config mistake
         self.database_url = s.database_url or await asyncio.to_thread(
             start_embedded, s.data_dir / "postgres")
         conn = await asyncpg.connect(self.database_url)
@@ -73,20 +81,18 @@ class App:
         finally:
             await conn.close()
         self.pool = pool = await create_pool(self.database_url, max_size=s.db_pool_max)
+        # With no accounts configured, the embedded development setup serves the simulator
+        # to its own tenants; against a real DATABASE_URL nobody gets one unasked.
+        dev_tenants = () if s.database_url else api_keys.tenants()
         self.connectors = ConnectorDirectory(
-            [registry.build(a) for a in s.provider_accounts()], s.poll_policies())
+            [registry.build(a) for a in s.provider_accounts(dev_tenants)], s.poll_policies())
         relay = EventRelay(pool, exporter=NatsExporter.from_url(s.nats_url))
         self.services = Services(PostgresUnitOfWorkFactory(pool, on_events=relay.nudge),
                                  self.connectors)
-        keys = s.tenant_keys()
-        if not keys:
-            self.dev_key = "dev_" + secrets.token_urlsafe(24)
-            keys = {"dev": self.dev_key}
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
         self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
         self.callbacks = processor = CallbackProcessor(self.services, CallbackJournal(pool))
 
-        api_keys = ApiKeys(keys)
         self.edge = edge = Edge(api_keys, rate_per_s=s.rate_limit_per_s,
                                 burst=s.rate_limit_burst, max_concurrent=s.max_concurrent_rpcs)
         self._server = server = grpc.aio.server(options=[
@@ -96,6 +102,7 @@ class App:
             # grpc core cancels calls waiting to be accepted beyond this (default 3,000): a
             # reconnect storm of WatchStatus streams after a restart would be refused.
             ("grpc.server.max_pending_requests_hard_limit", 50_000),
+            *_connection_age(s),
         ])
         payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
             guarded(PaymentServicer(self.services, self.hub), edge), server)
@@ -114,17 +121,15 @@ class App:
         await server.start()
 
         app = build_app(self.connectors, processor, max_body=s.max_callback_bytes,
-                        healthy=self._db_healthy)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        http_host, http_port = s.http_listen.rsplit(":", 1)
-        site = web.TCPSite(self._runner, http_host, int(http_port), reuse_port=s.workers > 1,
-                           ssl_context=tls.ssl_context(s.tls_cert, s.tls_key, s.http_tls_client_ca)
-                           if s.tls_cert and s.tls_key else None)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        bound = sockets[0].getsockname()[1] if sockets else int(http_port)
-        self.http_address = f"{http_host}:{bound}"
+                        healthy=self._db_healthy, serve_metrics=not s.metrics_listen)
+        ssl = (tls.ssl_context(s.tls_cert, s.tls_key, s.http_tls_client_ca)
+               if s.tls_cert and s.tls_key else None)
+        self._runner, self.http_address = await _listen(app, s.http_listen, s.workers > 1, ssl)
+        if s.metrics_listen:
+            self._metrics_runner, self.metrics_address = await _listen(
+                metrics_app(), s.metrics_listen, s.workers > 1, None)
+        BUILD_INFO.labels(version=version(), python=platform.python_version(),
+                          grpc=grpc.__version__).set(1)
 
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(c) for c in (
@@ -133,10 +138,59 @@ class App:
                               interval_s=s.retention_interval_s).run(),
             EventRetention(pool, keep=timedelta(days=s.event_retention_days),
                            interval_s=s.retention_interval_s).run(),
+            self._watch_keys_file(),
             Sampler(pool, breakers=lambda: self.reconciler.breakers if self.reconciler else {},
                     hub_stats=lambda: self.hub.stats() if self.hub else None).run())]
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def _api_keys(self) -> ApiKeys:
+        """The configured keys; a development key only on the embedded database (against a
+        real DATABASE_URL, no keys is a mistake, not an invitation)."""
+        s = self.settings
+        pairs = s.api_key_pairs()
+        if not pairs:
+            if s.database_url:
+                raise ConfigError("no API keys: with DATABASE_URL set, give MALIPO_API_KEYS or "
+                                  "MALIPO_API_KEYS_FILE (a development key is made only with "
+                                  "the embedded database)")
+            self.dev_key = "dev_" + secrets.token_urlsafe(24)
+            pairs = [("dev", self.dev_key)]
+        try:
+            self.api_keys = ApiKeys(pairs)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return self.api_keys
+
+    def reload_keys(self) -> bool:
+        """Re-read the keys (file, TOML) without a restart; a broken set keeps the old one."""
+        if self.api_keys is None or self.dev_key:
+            return False
+        try:
+            pairs = Settings.load(**self.settings.model_dump(
+                include={"config", "api_keys", "api_keys_file"})).api_key_pairs()
+            if not pairs:
+                raise ConfigError("the new key set is empty")
+            self.api_keys.replace(pairs)
+        except (ValueError, ValidationError) as exc:
+            log.error("API keys not reloaded, the previous ones stay in force: %s", exc)
+            return False
+        log.info("API keys reloaded: %d keys for %d tenants", len(self.api_keys),
+                 len(self.api_keys.tenants()))
+        return True
+
+    async def _watch_keys_file(self) -> None:
+        """Reload when MALIPO_API_KEYS_FILE changes (a rotated Kubernetes Secret, an edit)."""
+        path = self.settings.api_keys_file
+        if path is None:
+            return
+        seen = _mtime(path)
+        while True:
+            await asyncio.sleep(self.settings.api_keys_reload_s)
+            now = _mtime(path)
+            if now != seen:
+                seen = now
+                self.reload_keys()
 
     async def _watch_health(self, interval_s: float = 5.0) -> None:
         """Readiness (SERVICE_NAME) follows the database; liveness ("") stays SERVING, so an
@@ -169,8 +223,9 @@ class App:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in (self._runner, self._metrics_runner):
+            if runner is not None:
+                await runner.cleanup()
         if self.connectors is not None:
             await self.connectors.close()
         if self.pool is not None:
@@ -180,13 +235,43 @@ class App:
         lines = [
             f"Malipo gRPC   listening on {self.grpc_address}",
             f"Callbacks     listening on http://{self.http_address}/callbacks/<provider>/<account>",
-            f"Health        http://{self.http_address}/healthz   metrics: /metrics",
+            f"Health        http://{self.http_address}/healthz   metrics: "
+            + (f"http://{self.metrics_address}/metrics" if self.metrics_address
+               else "/metrics"),
             "Database      "
             + ("DATABASE_URL" if self.settings.database_url else "embedded PostgreSQL"),
-            "Providers     " + ", ".join(sorted({f"{c.provider}/{c.account.name}"
-                                                 for c in (self.connectors or [])})),
+            "Providers     " + (", ".join(sorted({f"{c.provider}/{c.account.name}"
+                                                  for c in (self.connectors or [])}))
+                                 or "none: add [[accounts]] to the MALIPO_CONFIG file"),
         ]
         if self.dev_key:
             lines.append(f"Development API key (tenant 'dev'): {self.dev_key}")
             lines.append(f"  try: MALIPO_API_KEY={self.dev_key} .venv/bin/malipo demo")
         return "\n".join(lines)
+
+
+def _connection_age(s: Settings) -> list[tuple[str, int]]:
+    if s.grpc_max_connection_age_s <= 0:
+        return []
+    return [("grpc.max_connection_age_ms", int(s.grpc_max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(s.grpc_max_connection_age_grace_s * 1000))]
+
+
+async def _listen(app: web.Application, listen: str, reuse_port: bool,
+                  ssl: SSLContext | None) -> tuple[web.AppRunner, str]:
+    """Serve `app` on host:port (port 0: any); returns the runner and the bound address."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = listen.rsplit(":", 1)
+    site = web.TCPSite(runner, host, int(port), reuse_port=reuse_port, ssl_context=ssl)
+    await site.start()
+    sockets = getattr(site._server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else int(port)
+    return runner, f"{host}:{bound}"
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None

@@ -1,7 +1,7 @@
 """Every Prometheus metric Malipo exports, served by the callback listener's GET /metrics.
 
 Counters and histograms are updated where things happen (the gRPC interceptor in
-api/interceptors.py, ProviderHttp, the callback listener); gauges that describe state
+api/edge.py, ProviderHttp, the callback listener); gauges that describe state
 (reconciler backlog, circuit breakers, stream subscribers) are sampled by `Sampler`.
 This module imports neither grpc nor asyncpg so that connectors may use it.
 With `--workers N` each process has its own registry: scrape pods, not a shared port.
@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
+from importlib import metadata
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -47,10 +48,21 @@ SUBSCRIBERS = Gauge("malipo_stream_subscribers", "WatchStatus streams open on th
                     ["mode"])
 STREAM_LAG = Gauge("malipo_stream_event_lag", "Committed events not yet dispatched to streams")
 
+BUILD_INFO = Gauge("malipo_build_info", "1, labelled with the running Malipo version and the "
+                   "Python and grpcio it runs on", ["version", "python", "grpc"])
+
 WORKER = Gauge("malipo_worker_info", "1 for this process; `worker` is its index under "
                "`serve --workers N` (scrapes of a shared port reach any worker)", ["worker"])
 
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def version() -> str:
+    """The installed malipo distribution's version (also `malipo --version`)."""
+    try:
+        return metadata.version("malipo")
+    except metadata.PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
 
 
 def observe_provider_call(provider: str, operation: str, seconds: float, error: str) -> None:

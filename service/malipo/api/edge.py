@@ -20,6 +20,7 @@ new method handlers every time, which was a tenth of a CreatePayment's server ti
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import re
@@ -117,7 +118,7 @@ class Edge:
 
     def streaming(self, name: str, method: Streaming) -> Streaming:
         async def call(request: Any, context: Context) -> AsyncIterator[Any]:
-            started, ok = time.perf_counter(), False
+            started, code = time.perf_counter(), ""
             request_id, tenant, refused = self._enter(context, counted=False)
             _annotate(tenant, "")
             with logs.bound(request_id=request_id, tenant=tenant):
@@ -127,7 +128,11 @@ class Edge:
                         raise refused
                     async for message in method(request, context):
                         yield message
-                    ok = True
+                    code = "OK"
+                except (asyncio.CancelledError, GeneratorExit):
+                    # The client went away (or the server is stopping): not an error.
+                    code = "CANCELLED"
+                    raise
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:
@@ -135,7 +140,7 @@ class Edge:
                 finally:
                     with contextlib.suppress(ValueError):  # closed from another context
                         _TENANT.reset(token)
-                    _record(name, "OK" if ok else _code(context), started)
+                    _record(name, code or _code(context), started)
 
         return call
 
