@@ -294,13 +294,15 @@ async def test_insufficient_balance_is_a_failed_payout(paykassma: Running,
 
 # --- phone numbers ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("phone", ["+254712344321", "254712344321", "0712344321",
-                                   "0712 344 321"])
-async def test_accepted_phone_forms_are_sent_as_2547(paykassma: Running, fake: PaykassmaFake,
-                                                     phone: str) -> None:
+@pytest.mark.parametrize(("phone", "msisdn"), [
+    ("+254712344321", "254712344321"), ("254712344321", "254712344321"),
+    ("0712344321", "254712344321"), ("0712 344 321", "254712344321"),
+    ("254112344321", "254112344321"), ("0112344321", "254112344321")])
+async def test_accepted_phone_forms_are_sent_as_12_digit_msisdns(
+        paykassma: Running, fake: PaykassmaFake, phone: str, msisdn: str) -> None:
     created = await create(paykassma, deposit(customer=customer(phone)))
     assert created.status == S.STATUS_PROCESSING
-    assert sent(fake, DEPOSIT, created.id)[0]["phone_number"] == "254712344321"
+    assert sent(fake, DEPOSIT, created.id)[0]["phone_number"] == msisdn
 
 
 @pytest.mark.parametrize("phone", ["+254812344321", "0812344321", "+255712344321",

@@ -33,7 +33,7 @@ from aiohttp import web
 from malipo.connectors.paykassma import signing
 from malipo.sandbox.fake_provider import Callback, Delivery, FakeProvider
 
-_MSISDN = re.compile(r"^2547\d{8}$")
+_MSISDN = re.compile(r"^254[17]\d{8}$")
 # Rates for the converted_amount map: a few of the dozens the real postback carries, with
 # the document's mix of integers, two-decimal and eight-decimal values.
 _RATES = {"USD": Decimal("0.00678"), "EUR": Decimal("0.00641"), "INR": Decimal("0.5647"),

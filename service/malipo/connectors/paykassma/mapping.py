@@ -1,7 +1,7 @@
 """Paykassma request builders and answer readers, with the exhaustive status tables.
 
 Wire facts from paykassma-mpesa.txt: amounts are whole units ("amount": 3000 is KES 3,000);
-MSISDNs are 12 digits, 2547XXXXXXXX; answers are {"status":"ok",...} or
+MSISDNs are 12 digits, e.g. 2547XXXXXXXX (2541XXXXXXXX is the other Kenyan mobile range); answers are {"status":"ok",...} or
 {"status":"fail","message":...} where message is a string or a {field: [texts]} map.
 The document's own examples are not strict JSON (single quotes, a trailing comma), so the
 answer reader accepts Python-literal syntax as a fallback rather than calling them garbage.
@@ -51,7 +51,9 @@ FAILURE_REASONS: tuple[tuple[str, str], ...] = (
 DEFAULT_FAILURE_REASON = "PROVIDER_DECLINED"
 WITHDRAWAL_REJECTED = "WITHDRAWAL_REJECTED"
 
-_MSISDN = re.compile(r"^(?:\+254|254|0)(7\d{8})$")
+# A Kenyan mobile number: 254 then 7XXXXXXXX or 1XXXXXXXX (the 010x/011x ranges). The
+# document's "e.g. 2547XXXXXXXX" is one example of its "12-digit cell phone number".
+_MSISDN = re.compile(r"^(?:\+254|254|0)([17]\d{8})$")
 
 
 def answer_status(value: object) -> Status:
@@ -66,14 +68,15 @@ def withdrawal_status(code: object) -> Status:
 
 
 def msisdn(raw: str) -> str:
-    """2547XXXXXXXX from 07XXXXXXXX, +2547XXXXXXXX or 2547XXXXXXXX; anything else refused."""
+    """254XXXXXXXXX from 07XXXXXXXX/01XXXXXXXX, +254... or 254...; anything else refused."""
     compact = re.sub(r"[\s-]", "", raw)
     match = _MSISDN.match(compact)
     if match is None:
         raise InvalidRequest(FieldViolation(
             "customer.phone_number",
-            "rule phone_format: Paykassma M-Pesa takes a Kenyan mobile number 2547XXXXXXXX "
-            "(07XXXXXXXX and +2547XXXXXXXX are accepted and normalised)"))
+            "rule phone_format: Paykassma M-Pesa takes a 12-digit Kenyan mobile number "
+            "254XXXXXXXXX starting 2547 or 2541 (07/01XXXXXXXX and +254... are accepted "
+            "and normalised)"))
     return "254" + match.group(1)
 
 

@@ -33,18 +33,24 @@ def payment(minor: int = 300000, phone: str = "0712344321", *, direction: Direct
     ("+254712344321", "254712344321"),
     ("254712344321", "254712344321"),
     ("0712 344-321", "254712344321"),
+    # Safaricom's and Airtel's 01xx ranges are 12-digit 254 MSISDNs too: the document's
+    # 2547XXXXXXXX is an example ("e.g."), not the only form.
+    ("254112344321", "254112344321"),
+    ("+254110344321", "254110344321"),
+    ("0101344321", "254101344321"),
 ])
 def test_msisdn_normalised(raw: str, expected: str) -> None:
     assert mapping.msisdn(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["712344321", "0112344321", "+255712344321", "07123443",
-                                 "254812344321", "+2547123443210", "", "07l2344321"])
+@pytest.mark.parametrize("raw", ["712344321", "0812344321", "+255712344321", "07123443",
+                                 "254812344321", "254202344321", "+2547123443210", "",
+                                 "07l2344321", "25411234432"])
 def test_msisdn_refused_with_a_field_violation(raw: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         mapping.msisdn(raw)
     assert caught.value.violations[0].field == "customer.phone_number"
-    assert "2547XXXXXXXX" in caught.value.violations[0].description
+    assert "254XXXXXXXXX" in caught.value.violations[0].description
 
 
 def test_amounts_are_whole_units() -> None:
