@@ -1,8 +1,9 @@
 """Paykassma request builders and answer readers, with the exhaustive status tables.
 
 Wire facts from paykassma-mpesa.txt: amounts are whole units ("amount": 3000 is KES 3,000);
-MSISDNs are 12 digits, e.g. 2547XXXXXXXX (2541XXXXXXXX is the other Kenyan mobile range); answers are {"status":"ok",...} or
-{"status":"fail","message":...} where message is a string or a {field: [texts]} map.
+MSISDNs are 12 digits, e.g. 2547XXXXXXXX (2541XXXXXXXX is the other Kenyan mobile range);
+answers are {"status":"ok",...} or {"status":"fail","message":...} where message is a
+string or a {field: [texts]} map.
 The document's own examples are not strict JSON (single quotes, a trailing comma), so the
 answer reader accepts Python-literal syntax as a fallback rather than calling them garbage.
 """
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,6 +23,8 @@ from malipo.domain.errors import FieldViolation, InvalidRequest
 from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Status
+
+log = logging.getLogger(__name__)
 
 WALLET_TYPE = "mpesa"
 
@@ -56,15 +61,29 @@ WITHDRAWAL_REJECTED = "WITHDRAWAL_REJECTED"
 _MSISDN = re.compile(r"^(?:\+254|254|0)([17]\d{8})$")
 
 
+@lru_cache(maxsize=256)
+def _report_unlisted(table: str, raw: str) -> None:
+    """Once per value (per process): a new status is worth one line, not one per postback."""
+    log.warning("paykassma %s status %s is not in the document's table: treated as UNKNOWN",
+                table, raw)
+
+
+def _unlisted(table: str, value: object) -> Status:
+    _report_unlisted(table, repr(value)[:80])
+    return Status.UNKNOWN
+
+
 def answer_status(value: object) -> Status:
-    return ANSWER_STATUS.get(str(value).lower(), Status.UNKNOWN)
+    status = ANSWER_STATUS.get(str(value).lower())
+    return _unlisted("answer", value) if status is None else status
 
 
 def withdrawal_status(code: object) -> Status:
     try:
-        return WITHDRAWAL_STATUS.get(int(str(code)), Status.UNKNOWN)
+        status = WITHDRAWAL_STATUS.get(int(str(code)))
     except ValueError:
-        return Status.UNKNOWN
+        status = None
+    return _unlisted("withdrawal", code) if status is None else status
 
 
 def msisdn(raw: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -213,3 +214,23 @@ def test_misconfigured_names_fail_at_start() -> None:
             PaykassmaConnector(ProviderAccount("paykassma", "main", settings))
     assert signing.DEFAULT_SIGNED_FORM == "additional_data"
     assert Decimal("0.00077816") == signing.parse_ordered("0.00077816")
+
+
+def test_unlisted_statuses_are_unknown_and_logged_once_with_the_raw_value(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="malipo.connectors.paykassma")
+    for _ in range(3):
+        assert mapping.withdrawal_status(7) is Status.UNKNOWN
+        assert mapping.withdrawal_status("in review") is Status.UNKNOWN
+        assert mapping.answer_status("queued") is Status.UNKNOWN
+    body = (b'{"amount":15944,"currency_code":"KES","direction":"outgoing","additional_data":'
+            b'[{"amount":"15944","currency_code":"KES","withdrawal_id":"pay_03",'
+            b'"withdrawal_status":9,"comment":""}]}')
+    [event] = postbacks.events(postbacks.read_postback(body))
+    assert event.update.status is Status.UNKNOWN  # never FAILED, never PROCESSING
+    assert event.update.provider_status == "9"
+    assert mapping.withdrawal_status(1) is Status.SUCCEEDED  # listed: not logged
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4
+    for raw in ("7", "'in review'", "'queued'", "9"):
+        assert sum(raw in line for line in lines) == 1, (raw, lines)
