@@ -107,6 +107,7 @@ def _deposit(item: Mapping[str, Any], postback: Mapping[str, Any],
         fulfilment=fulfilment,
         amount=_amount(item, postback),
         raw=raw,
+        customer_number=_text(item.get("account_number")),
     )
     key = _text(item.get("stockpiling_id")) or receipt or ours
     return CallbackEvent(update=update, payment_id=ours, event_key=f"ingoing:{key}",
@@ -132,6 +133,7 @@ def _withdrawal(item: Mapping[str, Any], postback: Mapping[str, Any],
         fulfilment={"transaction_id": t} if (t := _text(item.get("transaction_id"))) else {},
         amount=_amount(item, postback),
         raw=raw,
+        customer_number=_text(item.get("account_number")),
     )
     return CallbackEvent(update=update, payment_id=ours, event_key=f"outgoing:{ours}:{code}",
                          direction=Direction.PAYOUT.value, raw=raw)

@@ -234,3 +234,42 @@ def test_unlisted_statuses_are_unknown_and_logged_once_with_the_raw_value(
     assert len(lines) == 4
     for raw in ("7", "'in review'", "'queued'", "9"):
         assert sum(raw in line for line in lines) == 1, (raw, lines)
+
+
+def _withdrawal_to(account_number: str, amount: str = "15944") -> bytes:
+    return (b'{"amount":15944,"currency_code":"KES","direction":"outgoing","additional_data":'
+            b'[{"amount":"' + amount.encode() + b'","currency_code":"KES",'
+            b'"withdrawal_id":"pay_01","withdrawal_status":1,"comment":"",'
+            b'"account_number":"' + account_number.encode() + b'"}]}')
+
+
+@pytest.mark.parametrize(("ours", "theirs", "kind"), [
+    ("0790916213", "254790916213", ChangeKind.TRANSITION),
+    ("+254 790 916 213", "254790916213", ChangeKind.TRANSITION),
+    ("0790916213", "", ChangeKind.TRANSITION),   # not named (the deposit example): no check
+    ("0790916213", "254790916214", ChangeKind.REVIEW),
+    ("0790916213", "254112344321", ChangeKind.REVIEW),
+])
+def test_postback_applies_only_when_its_number_is_the_payments(
+        ours: str, theirs: str, kind: ChangeKind) -> None:
+    # plugin_custom_order_id / withdrawal_id finds the payment; the number it names must be
+    # the payment's own too, or the money went to (or came from) someone else.
+    subject = payment(1594400, ours, direction=Direction.PAYOUT, status=Status.PROCESSING)
+    [event] = postbacks.events(postbacks.read_postback(_withdrawal_to(theirs)))
+    change = apply_update(subject, event.update, NOW)
+    assert change.kind is kind
+    if kind is ChangeKind.REVIEW:
+        assert change.after.status is Status.PROCESSING
+        assert change.after.review_reason.startswith("ACCOUNT_MISMATCH")
+        assert theirs not in change.after.review_reason  # numbers are never echoed
+    else:
+        assert change.after.status is Status.SUCCEEDED
+
+
+def test_deposit_postback_naming_another_payer_is_flagged() -> None:
+    body = _deposit_postback().replace(b'"comment":""', b'"comment":"","account_number":'
+                                       b'"254700000001"')
+    [event] = postbacks.events(postbacks.read_postback(body))
+    change = apply_update(payment(status=Status.PROCESSING), event.update, NOW)
+    assert change.kind is ChangeKind.REVIEW
+    assert change.after.needs_review
