@@ -91,7 +91,7 @@ async def test_declined_deposit_is_failed_with_a_reason(world: World) -> None:
 
 
 async def test_decline_in_the_documents_single_quoted_dialect(world: World) -> None:
-    world.fake.single_quoted_fail = True
+    world.fake.document_dialect = True
     payment = build_payment()
     await world.connector.create_payment(payment, CallContext())
     update = await world.connector.create_payment(payment, CallContext())  # same id again
