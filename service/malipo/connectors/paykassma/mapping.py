@@ -11,7 +11,6 @@ answer reader accepts Python-literal syntax as a fallback rather than calling th
 from __future__ import annotations
 
 import ast
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -19,10 +18,12 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
+from malipo.connectors.exact_json import loads, plain
 from malipo.domain.errors import FieldViolation, InvalidRequest
 from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Status
+from malipo.redaction import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _report_unlisted(table: str, raw: str) -> None:
 
 
 def _unlisted(table: str, value: object) -> Status:
-    _report_unlisted(table, repr(value)[:80])
+    _report_unlisted(table, mask_text(repr(value)[:80]))
     return Status.UNKNOWN
 
 
@@ -171,9 +172,10 @@ def hosted_update(url: str) -> ProviderUpdate:
 
 
 def lenient_json(body: bytes) -> Any:
-    """JSON, or the Python-literal dialect the document's examples are written in."""
+    """JSON (decimals exact), or the Python-literal dialect the document's examples are
+    written in."""
     try:
-        return json.loads(body)
+        return loads(body)
     except ValueError:
         pass
     text = body.decode("utf-8", "replace").strip()
@@ -210,11 +212,11 @@ def read_answer(answer: Mapping[str, Any], *, reference: str) -> ProviderUpdate:
     raw_status = str(answer.get("status", ""))
     status = answer_status(raw_status)
     if status is Status.FAILED:
-        plain, named = fail_texts(answer.get("message"))
+        text, named = fail_texts(answer.get("message"))
         return ProviderUpdate(status=Status.FAILED, provider_status=raw_status,
                               provider_message=named, failure_reason=failure_reason(named),
-                              failure_message=plain or "declined without a message",
-                              raw=dict(answer))
+                              failure_message=text or "declined without a message",
+                              raw=plain(answer))
     data = answer.get("data")
     data = data if isinstance(data, Mapping) else {}
     return ProviderUpdate(
@@ -222,5 +224,5 @@ def read_answer(answer: Mapping[str, Any], *, reference: str) -> ProviderUpdate:
         provider_reference=str(data.get("order_id") or reference),  # type: ignore[union-attr]
         provider_status=raw_status,
         provider_message=str(data.get("message", "")),  # type: ignore[union-attr]
-        raw=dict(answer),
+        raw=plain(answer),
     )

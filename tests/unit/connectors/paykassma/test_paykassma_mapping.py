@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import pytest
 
 from malipo.app.catalogue import check_payment
 from malipo.app.connector import CallbackOutcome, ProviderAccount
-from malipo.connectors.paykassma import PaykassmaConnector, mapping, postbacks, signing
+from malipo.connectors.paykassma import PaykassmaConnector, callbacks, mapping, settings
 from malipo.domain.errors import CallbackRejected, InvalidRequest
 from malipo.domain.money import Money
 from malipo.domain.payments import ChangeKind, Customer, Payment, apply_update
@@ -144,7 +143,7 @@ def _deposit_postback(amount: str = "3000") -> bytes:
 
 
 def test_deposit_postback_event() -> None:
-    [event] = postbacks.events(postbacks.read_postback(_deposit_postback()))
+    [event] = callbacks.events(callbacks.read_postback(_deposit_postback()))
     assert event.payment_id == "pay_01"
     assert event.direction == "COLLECTION"
     assert event.event_key == "ingoing:4822019"
@@ -160,7 +159,7 @@ def test_withdrawal_postback_failed_status() -> None:
     body = (b'{"amount":15944,"currency_code":"KES","direction":"outgoing","additional_data":'
             b'[{"amount":"15944","currency_code":"KES","withdrawal_id":"pay_02",'
             b'"withdrawal_status":5,"comment":"rejected by operator"}]}')
-    [event] = postbacks.events(postbacks.read_postback(body))
+    [event] = callbacks.events(callbacks.read_postback(body))
     assert (event.payment_id, event.direction) == ("pay_02", "PAYOUT")
     assert event.update.status is Status.FAILED
     assert event.update.failure_reason == "WITHDRAWAL_REJECTED"
@@ -177,11 +176,11 @@ def test_withdrawal_postback_failed_status() -> None:
 ])
 def test_malformed_postbacks_are_rejected(body: bytes) -> None:
     with pytest.raises(CallbackRejected):
-        postbacks.events(postbacks.read_postback(body))
+        callbacks.events(callbacks.read_postback(body))
 
 
 def test_amount_mismatch_is_flagged_not_applied() -> None:
-    [event] = postbacks.events(postbacks.read_postback(_deposit_postback("2999")))
+    [event] = callbacks.events(callbacks.read_postback(_deposit_postback("2999")))
     change = apply_update(payment(status=Status.PROCESSING), event.update, NOW)
     assert change.kind is ChangeKind.REVIEW
     assert change.after.status is Status.PROCESSING
@@ -208,12 +207,29 @@ def test_callback_answers() -> None:
 
 
 def test_misconfigured_names_fail_at_start() -> None:
-    for settings in ({"withdrawal_signature_algorithm": "md5"},
-                     {"postback_signed_form": "all"}, {"unknown_postback_answer": "maybe"}):
+    for values in ({"withdrawal_signature_algorithm": "md5"},
+                   {"postback_signed_form": "all"}, {"unknown_postback_answer": "maybe"}):
         with pytest.raises(ValueError, match="one of"):
-            PaykassmaConnector(ProviderAccount("paykassma", "main", settings))
-    assert signing.DEFAULT_SIGNED_FORM == "additional_data"
-    assert Decimal("0.00077816") == signing.parse_ordered("0.00077816")
+            PaykassmaConnector(ProviderAccount("paykassma", "main", values))
+    defaults = PaykassmaConnector(ProviderAccount("paykassma", "main")).settings
+    assert (defaults.postback_signed_form, defaults.withdrawal_signature_algorithm) == (
+        settings.DEFAULT_SIGNED_FORM, settings.DEFAULT_WITHDRAWAL_ALGORITHM) == (
+        "additional_data", "sha1_private_md5_json")
+
+
+def test_settings_never_show_their_secrets() -> None:
+    keys = {"pluginapi_secret": "s-one", "withdrawal_private_key": "s-two",
+            "postback_access_key": "s-three", "postback_private_key": "s-four",
+            "postback_private_key_previous": "s-five"}
+    shown = repr(settings.PaykassmaSettings.from_account(
+        ProviderAccount("paykassma", "main", keys)))
+    assert not [v for v in keys.values() if v in shown]
+
+
+def test_a_flow_without_its_credential_refuses_before_any_call() -> None:
+    bare = settings.PaykassmaSettings.from_account(ProviderAccount("paykassma", "main"))
+    with pytest.raises(KeyError, match="pluginapi_secret"):
+        bare.require("pluginapi_secret")
 
 
 def test_unlisted_statuses_are_unknown_and_logged_once_with_the_raw_value(
@@ -226,7 +242,7 @@ def test_unlisted_statuses_are_unknown_and_logged_once_with_the_raw_value(
     body = (b'{"amount":15944,"currency_code":"KES","direction":"outgoing","additional_data":'
             b'[{"amount":"15944","currency_code":"KES","withdrawal_id":"pay_03",'
             b'"withdrawal_status":9,"comment":""}]}')
-    [event] = postbacks.events(postbacks.read_postback(body))
+    [event] = callbacks.events(callbacks.read_postback(body))
     assert event.update.status is Status.UNKNOWN  # never FAILED, never PROCESSING
     assert event.update.provider_status == "9"
     assert mapping.withdrawal_status(1) is Status.SUCCEEDED  # listed: not logged
@@ -255,7 +271,7 @@ def test_postback_applies_only_when_its_number_is_the_payments(
     # plugin_custom_order_id / withdrawal_id finds the payment; the number it names must be
     # the payment's own too, or the money went to (or came from) someone else.
     subject = payment(1594400, ours, direction=Direction.PAYOUT, status=Status.PROCESSING)
-    [event] = postbacks.events(postbacks.read_postback(_withdrawal_to(theirs)))
+    [event] = callbacks.events(callbacks.read_postback(_withdrawal_to(theirs)))
     change = apply_update(subject, event.update, NOW)
     assert change.kind is kind
     if kind is ChangeKind.REVIEW:
@@ -269,7 +285,7 @@ def test_postback_applies_only_when_its_number_is_the_payments(
 def test_deposit_postback_naming_another_payer_is_flagged() -> None:
     body = _deposit_postback().replace(b'"comment":""', b'"comment":"","account_number":'
                                        b'"254700000001"')
-    [event] = postbacks.events(postbacks.read_postback(body))
+    [event] = callbacks.events(callbacks.read_postback(body))
     change = apply_update(payment(status=Status.PROCESSING), event.update, NOW)
     assert change.kind is ChangeKind.REVIEW
     assert change.after.needs_review
