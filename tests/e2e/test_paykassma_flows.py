@@ -273,6 +273,36 @@ async def test_withdrawal_rejected_by_postback(paykassma: Running, fake: Paykass
     assert done.failure_reason == "WITHDRAWAL_REJECTED"
 
 
+async def test_unlisted_withdrawal_status_changes_nothing_until_a_listed_one_comes(
+        paykassma: Running, fake: PaykassmaFake) -> None:
+    # The document lists 1 SUCCESS and 5 FAIL only: a 3 is UNKNOWN, never FAILED; it is kept
+    # in the journal and the payout waits for a status the document names.
+    payout = await create_payout(paykassma, withdrawal(120000))
+    odd = read_json(fake.withdrawal_postback(payout.id, 1).body)
+    odd["additional_data"][0]["withdrawal_status"] = 3
+    assert statuses(await fake.post(fake.signed(odd))) == [(200, OK)]
+    assert await journal(paykassma, payout.id) == ["IGNORED"]
+    assert (await get(paykassma, payout.id)).status == S.STATUS_PROCESSING
+    assert statuses(await fake.settle_withdrawal(payout.id, 1)) == [(200, OK)]
+    await wait_for(paykassma, payout.id, S.STATUS_SUCCEEDED)
+    assert await journal(paykassma, payout.id) == ["IGNORED", "APPLIED"]
+
+
+async def test_withdrawal_postback_naming_another_number_is_flagged(
+        paykassma: Running, fake: PaykassmaFake) -> None:
+    # withdrawal_id names our payout, but the money went to another number: not applied.
+    payout = await create_payout(paykassma, withdrawal(110000))
+    other = read_json(fake.withdrawal_postback(payout.id, 1).body)
+    other["additional_data"][0]["account_number"] = "254799999999"
+    assert statuses(await fake.post(fake.signed(other))) == [(200, OK)]
+    assert await journal(paykassma, payout.id) == ["MISMATCH"]
+    got = await get(paykassma, payout.id)
+    assert got.status == S.STATUS_PROCESSING
+    assert got.needs_review
+    assert got.review_reason.startswith("ACCOUNT_MISMATCH")
+    assert "254799999999" not in got.review_reason
+
+
 async def test_insufficient_balance_is_a_failed_payout(paykassma: Running,
                                                        fake: PaykassmaFake) -> None:
     balance, fake.balance = fake.balance, 0
