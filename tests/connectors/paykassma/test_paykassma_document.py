@@ -255,3 +255,24 @@ def test_fake_writes_json_the_way_php_json_encode_does() -> None:
         '{"u":"a/b ké \\u2028 \\u001f \\"q\\" \\\\","f":[2.6e-7,41.0,0.0001,20.34],"n":null}')
     assert fake_reading.php_json(value) == (
         '{"u":"a/b ké \\u2028 \\u001f \\"q\\" \\\\","f":[2.6e-7,41.0,0.0001,20.34],"n":null}')
+
+
+@pytest.mark.parametrize(("drop", "add", "status"), [
+    (("withdrawal_id", "comment"), {}, 200),  # optional per the table / absent from it
+    ((), {"callback_url": "https://x.example"}, 400),  # not a documented field
+    (("is_test",), {}, 400),  # required
+])
+async def test_fake_takes_exactly_the_documented_withdrawal_fields(
+        world: World, drop: tuple[str, ...], add: dict[str, str], status: int) -> None:
+    body = {k: v for k, v in json.loads(doc.WITHDRAWAL_REQUEST).items()
+            if k not in drop and k != "signature"} | add
+    unsigned = json.dumps(body, separators=(",", ":"))  # ASCII values: PHP writes the same
+    inner = hashlib.md5(unsigned.encode(), usedforsecurity=False).hexdigest()
+    body["signature"] = hashlib.sha1((world.fake.withdrawal_private_key + inner).encode(),
+                                     usedforsecurity=False).hexdigest()
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{world.fake.base_url}/v2/withdrawal/create", json=body) as resp:
+        answer = await resp.json()
+    assert resp.status == status
+    assert answer["status"] == ("ok" if status == 200 else "fail")
+    assert len(world.fake.withdrawals) == (1 if status == 200 else 0)
