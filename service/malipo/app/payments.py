@@ -50,10 +50,14 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
     check_create(cmd)
     connector = svc.connectors.resolve(cmd.provider, cmd.account, cmd.tenant)
     caps = connector.capabilities
+    # A well-formed request the provider cannot serve: FAILED_PRECONDITION, as ListProviders'
+    # capabilities announce, not a field error.
     if cmd.direction is Direction.COLLECTION and not caps.collections:
-        raise InvalidRequest(FieldViolation("provider", f"{cmd.provider} takes no collections"))
+        raise Unsupported(f"{cmd.provider} takes no collections (capabilities.collections is "
+                          "false in ListProviders)")
     if cmd.direction is Direction.PAYOUT and not caps.payouts:
-        raise InvalidRequest(FieldViolation("provider", f"{cmd.provider} makes no payouts"))
+        raise Unsupported(f"{cmd.provider} makes no payouts (capabilities.payouts is false in "
+                          "ListProviders)")
     now = svc.clock()
     payment = Payment(
         id=new_payment_id() if cmd.direction is Direction.COLLECTION else new_payout_id(),

@@ -2,7 +2,7 @@
 
 What it enforces: the three key headers (X-API-KEY, X-PRIVATE-KEY, X-SECRET-KEY) on every
 admin call (401 otherwise), a `transactionId` in status and revert bodies (JSON or form, as
-the Node.js and Python SDKs send them), the payout schedule's fields. What it answers: the
+the Node.js and Python SDKs send them), What it answers: the
 status call's shape as KKiaPay's SDK users see it (`status`, `amount`, `state` echoing the
 widget's `data`, `failureCode`, ...), 404 for an unknown transaction.
 
@@ -103,7 +103,6 @@ class KkiapayFake(FakeProvider):
         self.webhook_url = webhook_url
         self.retry_delay_s = retry_delay_s
         self.transactions: dict[str, FakeTransaction] = {}
-        self.payout_requests: list[dict[str, str]] = []
         self._revert_refusal: tuple[str, str] | None = None
         super().__init__()
 
@@ -111,7 +110,6 @@ class KkiapayFake(FakeProvider):
         return [
             web.post("/api/v1/transactions/status", self._status),
             web.post("/api/v1/transactions/revert", self._revert),
-            web.post("/merchant/payouts/schedule", self._schedule_payout),
             web.post("/_test/webhook", self._t_webhook),
             web.post("/_test/widget", self._t_widget),
             web.post("/_test/transactions/{tid}/settle", self._t_settle),
@@ -223,22 +221,6 @@ class KkiapayFake(FakeProvider):
         return web.json_response({"code": "SUCCESS", "description": "REFUND_SUCCESS",
                                   "transactionId": tx.transaction_id})
 
-    async def _schedule_payout(self, request: web.Request) -> web.Response:
-        fields = await self._admin(request)
-        if isinstance(fields, web.Response):
-            return fields
-        problem = _payout_problem(fields)
-        if problem:
-            return web.json_response({"status": 4000, "reason": problem}, status=400)
-        self.payout_requests.append({k: str(v) for k, v in fields.items()})
-        amount = int(fields.get("roof_amount") or 0)
-        tx = FakeTransaction(self._new_id(), amount, "PENDING", None, kind="PAYOUT",
-                             phone=str(fields["destination"]), performed_at=_now())
-        self.transactions[tx.transaction_id] = tx
-        return web.json_response({"transactionId": tx.transaction_id, "status": "PENDING",
-                                  "algorithm": fields["algorithm"],
-                                  "destination_type": fields["destination_type"]})
-
     # --- HTTP test surface ---------------------------------------------------------------
 
     async def _t_webhook(self, request: web.Request) -> web.Response:
@@ -277,23 +259,6 @@ class KkiapayFake(FakeProvider):
     @staticmethod
     def _new_id() -> str:
         return str(100000000 + secrets.randbelow(900000000))
-
-
-def _payout_problem(fields: dict[str, Any]) -> str:
-    algorithm = str(fields.get("algorithm", ""))
-    if algorithm not in ("rate", "roof"):
-        return "algorithm must be rate or roof"
-    if str(fields.get("destination_type", "")) not in ("MOBILE_MONEY", "BANK_ACCOUNT"):
-        return "destination_type must be MOBILE_MONEY or BANK_ACCOUNT"
-    if not str(fields.get("destination", "")).strip():
-        return "destination is required"
-    if str(fields.get("send_notification", "")) not in ("0", "1"):
-        return "send_notification must be 0 or 1"
-    if algorithm == "roof" and not str(fields.get("roof_amount", "")).isdigit():
-        return "roof_amount must be a whole amount"
-    if algorithm == "rate" and str(fields.get("rate_frequency", "")) not in ("3d", "1w", "1m"):
-        return "rate_frequency must be 3d, 1w or 1m"
-    return ""
 
 
 def _now() -> str:

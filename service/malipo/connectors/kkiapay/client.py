@@ -90,10 +90,5 @@ class KkiapayClient:
         return await self._post(self._s.revert_path, {"transactionId": transaction_id}, ctx,
                                 operation="kkiapay.revert", mutating=True)
 
-    async def schedule_payout(self, body: dict[str, Any], ctx: CallContext) -> Answer:
-        """`POST /merchant/payouts/schedule`."""
-        return await self._post(self._s.payout_path, body, ctx,
-                                operation="kkiapay.schedule_payout", mutating=True)
-
     async def close(self) -> None:
         await self._http.close()

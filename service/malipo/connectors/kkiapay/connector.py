@@ -12,7 +12,9 @@ Flows
   The verified transaction id is the update's provider_reference, so the service can refuse
   one already used by another payment.
 - Refund: `POST /api/v1/transactions/revert`; REVERSED only on a success code.
-- Payout: `POST /merchant/payouts/schedule`, then webhooks and status calls.
+- Payout: not offered. The document makes a merchant-initiated transfer a dashboard action,
+  and the admin API's payout schedule (NOTES.md section 3) sweeps the merchant's whole balance
+  to one destination: it is not a transfer to one customer, so it must never carry a payout.
 - Webhooks: `x-kkiapay-secret` header (a shared secret, not a signature), so every webhook is
   a trigger the service confirms with a status call (callbacks_need_confirmation).
 
@@ -29,10 +31,6 @@ each choice is a setting (settings.py) or stated here:
 - The revert answer's shape is not documented: `code` in `revert_success_codes` (SUCCESS)
   means REVERSED; another 2xx code is no opinion; a 4xx is a refusal (REFUND_REFUSED). After a
   revert the status call is assumed to say REVERTED.
-- The payout endpoint schedules a sweep of the merchant balance to a destination (algorithm
-  `roof` with the payout amount as roof_amount, or `rate`): it is not a per-customer transfer
-  API. Its answer's shape is not documented: `transactionId` (or `id`) becomes the reference
-  and status calls/webhooks follow it; no answer status means PROCESSING.
 - Cancel is unsupported: the widget has no server-side session to cancel; an abandoned
   payment expires through the reconciler's expiry rule.
 - Every callback we could journal is answered 200 (KKiaPay retries non-2xx five times, which
@@ -45,7 +43,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from malipo.app.catalogue import ProviderCatalogue, load_catalogue, national_number, render_phone
+from malipo.app.catalogue import ProviderCatalogue, load_catalogue
 from malipo.app.connector import (
     CallbackAnswer,
     CallbackEvent,
@@ -74,14 +72,16 @@ from . import webhooks
 from .client import Answer, KkiapayClient
 from .mapping import (
     REFERENCE_MISMATCH,
-    payout_request,
-    payout_update,
     provider_text,
     read_transaction,
     verified_update,
     widget_action,
 )
 from .settings import KkiapaySettings
+
+PAYOUTS_UNSUPPORTED = (
+    "KKiaPay payouts are not offered: KKiaPay pays a customer only from its dashboard, and its "
+    "API's payout schedule sweeps the whole merchant balance, not one transfer")
 
 
 @cache
@@ -92,7 +92,7 @@ def _catalogue() -> ProviderCatalogue:
 class KkiapayConnector:
     provider = "kkiapay"
     capabilities = Capabilities(
-        collections=True, payouts=True, refunds=True, cancellations=False,
+        collections=True, payouts=False, refunds=True, cancellations=False,
         status_polling=True, callbacks=True, status_by_our_reference=False,
         idempotent_submit=False, callbacks_need_confirmation=True,
     )
@@ -106,22 +106,8 @@ class KkiapayConnector:
         return _catalogue()
 
     def validate(self, payment: Payment) -> None:
-        """KKiaPay takes whole francs, and pays out only to a +229 mobile money number."""
+        """KKiaPay takes whole francs."""
         payment.amount.whole_units()
-        if payment.direction is Direction.PAYOUT and self._destination(payment) is None:
-            raise InvalidRequest(FieldViolation(
-                "customer.phone_number",
-                "rule phone_format: a payout needs a Benin mobile money number, +229 and 10 digits",
-            ))
-
-    def _destination(self, payment: Payment) -> str | None:
-        catalogue = self.catalogue()
-        channel = catalogue.channel(payment.channel) or catalogue.channel("mtn-bj")
-        phone = channel.phone if channel else None
-        if phone is None or not payment.customer.phone_number:
-            return None
-        national = national_number(payment.customer.phone_number, phone)
-        return render_phone(national, phone) if national else None
 
     async def create_payment(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         """No HTTP call: KKiaPay learns of the payment when the customer opens the widget."""
@@ -133,18 +119,7 @@ class KkiapayConnector:
         )
 
     async def create_payout(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
-        self.validate(payment)
-        destination = self._destination(payment)
-        assert destination is not None  # validate() refused it otherwise
-        s = self.settings
-        answer = await self._client.schedule_payout(
-            payout_request(payment, destination, algorithm=s.payout_algorithm,
-                           rate_frequency=s.payout_rate_frequency,
-                           send_notification=s.payout_send_notification), ctx)
-        if not answer.ok:
-            raise ProviderRejectedRequest(
-                f"KKiaPay refused the payout: {provider_text(answer.body) or answer.status}")
-        return payout_update(self._object(answer, mutating=True))
+        raise Unsupported(PAYOUTS_UNSUPPORTED)
 
     async def confirm(self, payment: Payment, confirmation: Confirmation,
                       ctx: CallContext) -> ProviderUpdate:

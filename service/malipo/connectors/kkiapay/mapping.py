@@ -174,39 +174,6 @@ def widget_action(payment: Payment, *, public_key: str, sandbox: bool,
     return NextAction(NextActionKind.WIDGET, details)
 
 
-def payout_request(payment: Payment, destination: str, *, algorithm: str,
-                   rate_frequency: str, send_notification: bool) -> dict[str, Any]:
-    """The schedule body as KKiaPay's admin SDKs send it (Python SDK field names)."""
-    body: dict[str, Any] = {
-        "algorithm": algorithm,
-        "destination": destination,
-        "destination_type": "MOBILE_MONEY",
-        "send_notification": 1 if send_notification else 0,
-    }
-    if algorithm == "roof":
-        body["roof_amount"] = str(payment.amount.whole_units())
-    else:
-        body["rate_frequency"] = rate_frequency
-    return body
-
-
-def payout_update(body: Mapping[str, Any]) -> ProviderUpdate:
-    """The schedule answer: accepted means PROCESSING until a webhook or status call says more."""
-    reference = _text(body.get("transactionId") or body.get("id"))
-    raw_status = _text(body.get("status")).upper()
-    status = status_of(raw_status) if raw_status else Status.PROCESSING
-    if status is Status.FAILED:
-        message = _text(body.get("failureMessage") or body.get("message")) or "payout failed"
-        return ProviderUpdate(status=Status.FAILED, provider_reference=reference,
-                              provider_status=raw_status, provider_message=message,
-                              failure_reason=failure_reason(_text(body.get("failureCode"))),
-                              failure_message=message, raw=dict(body))
-    if status is Status.SUCCEEDED and not reference:
-        status = Status.PROCESSING  # nothing to verify it by: wait for a webhook
-    return ProviderUpdate(status=status, provider_reference=reference,
-                          provider_status=raw_status or "SCHEDULED", raw=dict(body))
-
-
 def provider_text(body: object) -> str:
     """KKiaPay's own words from an error body, for messages (never credentials)."""
     if isinstance(body, Mapping):

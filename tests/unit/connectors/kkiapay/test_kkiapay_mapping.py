@@ -13,8 +13,6 @@ from malipo.connectors.kkiapay.mapping import (
     TRANSACTION_STATUS,
     failure_reason,
     loads,
-    payout_request,
-    payout_update,
     read_amount,
     read_transaction,
     status_of,
@@ -105,12 +103,6 @@ def test_mismatches_are_reported_never_credited(overrides: dict[str, object],
     assert update.provider_reference == ""
 
 
-def test_payout_checks_amount_but_not_widget_reference() -> None:
-    tx = read_transaction(answer(state=None), "123", "XOF")
-    assert verified_update(payment(direction=Direction.PAYOUT), tx,
-                           retry_failed=False).status is Status.SUCCEEDED
-
-
 def test_failed_and_retry_mode() -> None:
     tx = read_transaction(answer(status="FAILED", failureCode="processing_error",
                                  failureMessage="busy"), "123", "XOF")
@@ -133,29 +125,6 @@ def test_widget_action_carries_our_id_and_no_secret() -> None:
     assert dict(action.details) == {"key": "pk", "amount": "5000", "currency": "XOF",
                                     "data": "pay_01J0000000000000000000000",
                                     "sandbox": "true", "phone": "2290197000000"}
-
-
-def test_payout_request_shapes() -> None:
-    roof = payout_request(payment(15000), "2290197000000", algorithm="roof",
-                          rate_frequency="3d", send_notification=True)
-    assert roof == {"algorithm": "roof", "destination": "2290197000000",
-                    "destination_type": "MOBILE_MONEY", "send_notification": 1,
-                    "roof_amount": "15000"}
-    rate = payout_request(payment(), "2290197000000", algorithm="rate", rate_frequency="1m",
-                          send_notification=False)
-    assert rate["rate_frequency"] == "1m"
-    assert rate["send_notification"] == 0
-    assert "roof_amount" not in rate
-
-
-def test_payout_answers() -> None:
-    assert payout_update({"transactionId": "9", "status": "PENDING"}).status is Status.PROCESSING
-    assert payout_update({"id": "9"}).provider_reference == "9"
-    assert payout_update({}).status is Status.PROCESSING
-    failed = payout_update({"transactionId": "9", "status": "FAILED", "message": "no"})
-    assert failed.status is Status.FAILED
-    assert failed.failure_message == "no"
-    assert payout_update({"status": "SUCCESS"}).status is Status.PROCESSING  # nothing to verify
 
 
 def test_settings_defaults_and_sandbox() -> None:
@@ -183,5 +152,5 @@ def test_registry_builds_the_connector() -> None:
     caps = connector.capabilities
     assert caps.callbacks_need_confirmation
     assert caps.refunds
-    assert caps.payouts
+    assert not caps.payouts  # the payout schedule sweeps the balance: never offered
     assert not caps.status_by_our_reference
