@@ -4,13 +4,15 @@ Flows
 - Collection: nothing is sent to KKiaPay. create_payment answers ACTION_REQUIRED with a WIDGET
   next action (public key, amount, our payment id as the widget's `data`, sandbox flag). The
   front end opens KKiaPay's widget and gets a transaction id; confirm() (or a webhook) brings
-  it back and `POST /api/v1/transactions/status` decides: only SUCCESS with our amount, our
-  currency and our id echoed as `state` is SUCCEEDED. A mismatch is never credited: a
-  transaction that is not ours makes confirm() raise ProviderRejectedRequest
-  (TRANSACTION_MISMATCH); one under our reference with another amount or currency comes back
-  with status None, failure_reason *_MISMATCH and the claimed amount, which the service flags.
-  The verified transaction id is the update's provider_reference, so the service can refuse
-  one already used by another payment.
+  it back and `POST /api/v1/transactions/status` decides: only SUCCESS for the transaction id
+  we asked about, with our amount (and our currency, when one is given) is SUCCEEDED. The
+  documented answer (type, status, source, performed_at, amount) names neither the
+  transaction nor our payment; a `state` (the widget's `data`) or `transactionId` KKiaPay adds
+  must agree, but neither is required. A mismatch is never credited: a transaction that is
+  not ours makes confirm() raise ProviderRejectedRequest (TRANSACTION_MISMATCH); one with
+  another amount or currency comes back with status None, failure_reason *_MISMATCH and the
+  claimed amount, which the service flags. The verified transaction id is the update's
+  provider_reference, so the service refuses one already credited to another payment.
 - Refund: `POST /api/v1/transactions/revert`; REVERSED only on a success code.
 - Payout: not offered. The document makes a merchant-initiated transfer a dashboard action,
   and the admin API's payout schedule (NOTES.md section 3) sweeps the merchant's whole balance
@@ -22,8 +24,8 @@ Where the document (a five-line page) and NOTES.md are silent, this connector ch
 each choice is a setting (settings.py) or stated here:
 - Bodies are JSON (Node.js SDK); headers use the Python SDK's names X-API-KEY, X-PRIVATE-KEY,
   X-SECRET-KEY. Unknown transaction: HTTP 404 -> ProviderNotFound; 401/403: keys refused.
-- Our reference is read back from the status answer's `state` (the widget's `data`); KKiaPay
-  cannot be searched by our id, so fetch_status needs the transaction id (no opinion before).
+- KKiaPay cannot be searched by our id, so fetch_status needs the transaction id (no opinion
+  before one is known).
 - Status answers carry no currency (KKiaPay is XOF-only): the account's `currency` setting
   is assumed, and a `currency` field, when present, must match.
 - A FAILED attempt fails the payment (`failed_attempt=fail`), or leaves it ACTION_REQUIRED for

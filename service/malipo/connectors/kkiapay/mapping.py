@@ -78,11 +78,12 @@ def read_amount(value: object, currency: str) -> Money | None:
 class Transaction:
     """One verified transaction as KKiaPay's status call describes it."""
 
-    transaction_id: str
+    transaction_id: str  # the one we asked about
     status: str
     amount: Money | None
     currency: str  # as KKiaPay gave it; "" when absent (KKiaPay is XOF-only)
-    reference: str  # the widget's `data`, echoed as `state`
+    reference: str  # the widget's `data` as `state`, when KKiaPay adds it; "" otherwise
+    named_id: str = ""  # a `transactionId` in the answer, when KKiaPay adds one
     failure_code: str = ""
     failure_message: str = ""
     source: str = ""
@@ -92,7 +93,8 @@ class Transaction:
 def read_transaction(body: Mapping[str, Any], asked_id: str, currency: str) -> Transaction:
     given_currency = _text(body.get("currency")).upper()
     return Transaction(
-        transaction_id=_text(body.get("transactionId")) or asked_id,
+        transaction_id=asked_id,
+        named_id=_text(body.get("transactionId")),
         status=_text(body.get("status")).upper(),
         amount=read_amount(body.get("amount"), given_currency or currency),
         currency=given_currency,
@@ -105,8 +107,14 @@ def read_transaction(body: Mapping[str, Any], asked_id: str, currency: str) -> T
 
 
 def integrity_problem(payment: Payment, tx: Transaction) -> str:
-    """Why this transaction cannot settle this payment, or "" when it can."""
-    if payment.direction is Direction.COLLECTION and tx.reference != payment.id:
+    """Why this transaction cannot settle this payment, or "" when it can.
+
+    The documented status answer (type, status, source, performed_at, amount) names neither
+    the transaction nor our payment: the transaction id we asked about and the amount are what
+    must agree. A `state` (the widget's `data`) or a `transactionId`, when KKiaPay adds one,
+    must agree too; a transaction id already credited to another payment is the service's to
+    refuse."""
+    if tx.named_id not in ("", tx.transaction_id) or tx.reference not in ("", payment.id):
         return REFERENCE_MISMATCH
     if tx.currency and tx.currency != payment.amount.currency.code:
         return CURRENCY_MISMATCH

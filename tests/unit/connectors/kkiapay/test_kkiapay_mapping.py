@@ -25,6 +25,7 @@ from malipo.domain.errors import InvalidRequest
 from malipo.domain.money import Money
 from malipo.domain.payments import Customer, Payment
 from malipo.domain.status import Direction, Method, Status
+from tests.connectors.kkiapay.kkiapay_document_samples import STATUS_ANSWER_FIELDS, status_answer
 
 KEYS = {"public_key": "pk", "private_key": "tpk", "secret_key": "tsk"}
 
@@ -88,7 +89,7 @@ def test_verified_success() -> None:
 
 @pytest.mark.parametrize(("overrides", "reason"), [
     ({"state": "pay_someone_else"}, "REFERENCE_MISMATCH"),
-    ({"state": None}, "REFERENCE_MISMATCH"),
+    ({"transactionId": "999"}, "REFERENCE_MISMATCH"),  # an answer about another transaction
     ({"amount": 4999}, "AMOUNT_MISMATCH"),
     ({"amount": "5000.5"}, "AMOUNT_MISMATCH"),
     ({"currency": "XAF"}, "CURRENCY_MISMATCH"),
@@ -154,3 +155,17 @@ def test_registry_builds_the_connector() -> None:
     assert caps.refunds
     assert not caps.payouts  # the payout schedule sweeps the balance: never offered
     assert not caps.status_by_our_reference
+
+
+def test_documented_status_answer_without_state_confirms_when_amount_and_id_agree() -> None:
+    # NOTES.md's status answer names type, status, source, performed_at, amount: no `state`.
+    body = status_answer("SUCCESS", 5000)
+    assert tuple(body) == STATUS_ANSWER_FIELDS
+    update = verified_update(payment(), read_transaction(body, "123", "XOF"), retry_failed=False)
+    assert update.status is Status.SUCCEEDED
+    assert update.provider_reference == "123"
+    assert update.amount == Money.of(5000, "XOF")
+    short = verified_update(payment(), read_transaction(status_answer("SUCCESS", 4000), "123",
+                                                        "XOF"), retry_failed=False)
+    assert short.status is None
+    assert short.failure_reason == "AMOUNT_MISMATCH"
