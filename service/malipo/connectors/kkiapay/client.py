@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from malipo.app.connector import CallContext
+from malipo.connectors.exact_json import loads
 from malipo.connectors.http import HttpReply, ProviderHttp
 from malipo.domain.errors import (
     ProviderNotFound,
@@ -19,7 +20,7 @@ from malipo.domain.errors import (
     ProviderUnavailable,
 )
 
-from .mapping import loads, provider_text
+from .mapping import provider_text
 from .settings import KkiapaySettings
 
 

@@ -32,7 +32,7 @@ each choice is a setting (settings.py) or stated here:
   another widget attempt (`failed_attempt=retry`, Stripe's PaymentIntent behaviour).
 - The revert answer's shape is not documented: `code` in `revert_success_codes` (SUCCESS)
   means REVERSED; another 2xx code is no opinion; a 4xx is a refusal (REFUND_REFUSED). After a
-  revert the status call is assumed to say REVERTED.
+  revert the status call is assumed to say REVERTED (`reverted_status`).
 - Cancel is unsupported: the widget has no server-side session to cancel; an abandoned
   payment expires through the reconciler's expiry rule.
 - Every callback we could journal is answered 200 (KKiaPay retries non-2xx five times, which
@@ -56,6 +56,7 @@ from malipo.app.connector import (
     InboundCallback,
     ProviderAccount,
 )
+from malipo.connectors.exact_json import plain
 from malipo.connectors.http import ProviderHttp
 from malipo.domain.errors import (
     FailedPrecondition,
@@ -160,7 +161,8 @@ class KkiapayConnector:
                 f"KKiaPay refused the status call: {provider_text(answer.body) or answer.status}")
         body = self._object(answer, mutating=False)
         tx = read_transaction(body, transaction_id, self.settings.currency)
-        return verified_update(payment, tx, retry_failed=self.settings.failed_attempt == "retry")
+        return verified_update(payment, tx, retry_failed=self.settings.failed_attempt == "retry",
+                               reverted=self.settings.reverted_status)
 
     async def refund(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         if payment.direction is not Direction.COLLECTION:
@@ -179,7 +181,7 @@ class KkiapayConnector:
             status=Status.REVERSED if confirmed else None,
             provider_reference=payment.provider_reference,
             provider_status=code, provider_message=str(body.get("description") or text),
-            raw=body,
+            raw=plain(body),
         )
 
     async def cancel(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:

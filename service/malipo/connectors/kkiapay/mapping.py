@@ -8,24 +8,28 @@ credited: see `verified_update`.
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from malipo.connectors.exact_json import plain
 from malipo.domain.money import InexactAmount, Money, UnknownCurrency
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Direction, Status
+from malipo.redaction import mask_text
 
-# Every transaction status KKiaPay's admin SDKs and NOTES.md name. REVERTED is not in the
-# document: it is what the status call is assumed to say after a revert (see the fake);
-# anything else is UNKNOWN, never FAILED.
+log = logging.getLogger(__name__)
+
+# Every transaction status NOTES.md section 3 names for the status call. Anything else,
+# including what the status call says after a revert (a setting: `reverted_status`), is
+# UNKNOWN, never FAILED, and logged once with the raw value.
 TRANSACTION_STATUS: Mapping[str, Status] = {
     "SUCCESS": Status.SUCCEEDED,
     "FAILED": Status.FAILED,
     "PENDING": Status.PROCESSING,
-    "REVERTED": Status.REVERSED,
 }
 
 # `failureCode` values the JS SDK documents (with KKiaPay's own spelling), and ours.
@@ -47,13 +51,20 @@ CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
 AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
 
 
-def loads(body: bytes) -> Any:
-    """JSON with decimals kept exact: an amount must never pass through a float."""
-    return json.loads(body, parse_float=Decimal)
+@lru_cache(maxsize=1024)
+def unlisted(kind: str, raw: str) -> Status:
+    """UNKNOWN for a value no table lists, logged once per raw value (cached), masked."""
+    log.warning("KKiaPay %s %r is not one its document lists: UNKNOWN", kind, mask_text(raw))
+    return Status.UNKNOWN
 
 
-def status_of(raw: str) -> Status:
-    return TRANSACTION_STATUS.get(raw.strip().upper(), Status.UNKNOWN)
+def status_of(raw: str, *, reverted: str = "") -> Status:
+    """`reverted`: the status word the status call is assumed to give after a revert."""
+    word = raw.strip().upper()
+    if reverted and word == reverted.strip().upper():
+        return Status.REVERSED
+    status = TRANSACTION_STATUS.get(word)
+    return status if status is not None else unlisted("transaction status", raw)
 
 
 def failure_reason(code: str) -> str:
@@ -102,7 +113,7 @@ def read_transaction(body: Mapping[str, Any], asked_id: str, currency: str) -> T
         failure_code=_text(body.get("failureCode")),
         failure_message=_text(body.get("failureMessage") or body.get("reason")),
         source=_text(body.get("source")),
-        raw=dict(body),
+        raw=plain(body),
     )
 
 
@@ -123,7 +134,8 @@ def integrity_problem(payment: Payment, tx: Transaction) -> str:
     return ""
 
 
-def verified_update(payment: Payment, tx: Transaction, *, retry_failed: bool) -> ProviderUpdate:
+def verified_update(payment: Payment, tx: Transaction, *, retry_failed: bool,
+                    reverted: str = "") -> ProviderUpdate:
     """The neutral answer for one verified transaction.
 
     A mismatch gives status None (no opinion on OUR payment) with the reason in
@@ -141,7 +153,7 @@ def verified_update(payment: Payment, tx: Transaction, *, retry_failed: bool) ->
             status=None, failure_reason=problem, failure_message=why, provider_message=why,
             amount=tx.amount if problem != REFERENCE_MISMATCH else None, raw=tx.raw,
         )
-    status = status_of(tx.status)
+    status = status_of(tx.status, reverted=reverted)
     if status is Status.FAILED:
         reason = failure_reason(tx.failure_code)
         message = tx.failure_message or tx.failure_code or "failed at KKiaPay"

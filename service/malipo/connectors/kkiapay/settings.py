@@ -14,6 +14,7 @@ KKiaPay if the live API turns out to differ from what the public SDKs show.
   timeout_s               "30"
   failed_attempt          "fail" (FAILED) | "retry" (stay ACTION_REQUIRED for a new attempt)
   revert_success_codes    "SUCCESS" (comma-separated revert `code`s that mean REVERSED)
+  reverted_status         "REVERTED" (the status call's word for a reverted transaction)
   widget_callback_url     "" (the widget's `callback` redirect, when set)
 """
 
@@ -49,6 +50,7 @@ class KkiapaySettings:
     timeout_s: float = 30.0
     failed_attempt: str = "fail"
     revert_success_codes: frozenset[str] = frozenset({"SUCCESS"})
+    reverted_status: str = "REVERTED"
     widget_callback_url: str = ""
 
     @classmethod
@@ -73,6 +75,7 @@ class KkiapaySettings:
                 c.strip().upper() for c in s.get("revert_success_codes", "SUCCESS").split(",")
                 if c.strip()
             ),
+            reverted_status=s.get("reverted_status", "REVERTED").strip().upper(),
             widget_callback_url=s.get("widget_callback_url", ""),
         )
         out._check()

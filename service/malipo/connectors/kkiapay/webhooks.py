@@ -14,11 +14,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from malipo.app.connector import CallbackEvent, InboundCallback
+from malipo.connectors.exact_json import loads, plain
 from malipo.domain.errors import CallbackRejected
 from malipo.domain.payments import ProviderUpdate
 from malipo.domain.status import Status
 
-from .mapping import WEBHOOK_EVENTS, failure_reason, loads, read_amount
+from .mapping import WEBHOOK_EVENTS, failure_reason, read_amount, unlisted
 
 SECRET_HEADER = "x-kkiapay-secret"  # noqa: S105 (a header name, not a secret)
 
@@ -44,7 +45,11 @@ def _claim(body: Mapping[str, Any]) -> Status | None:
     flag = body.get("isPaymentSucces", body.get("isPaymentSuccess"))  # KKiaPay's spelling first
     if isinstance(flag, bool):
         return Status.SUCCEEDED if flag else Status.FAILED
-    return WEBHOOK_EVENTS.get(str(body.get("event", "")).strip().lower())
+    event = str(body.get("event", "")).strip().lower()
+    if not event:
+        return None
+    status = WEBHOOK_EVENTS.get(event)
+    return status if status is not None else unlisted("webhook event", event)
 
 
 def parse(callback: InboundCallback, currency: str) -> list[CallbackEvent]:
@@ -73,12 +78,12 @@ def parse(callback: InboundCallback, currency: str) -> list[CallbackEvent]:
         failure_reason=failure_reason(failure_code) if claim is Status.FAILED else "",
         failure_message=failure_message if claim is Status.FAILED else "",
         amount=read_amount(data.get("amount"), currency),
-        raw=data,
+        raw=plain(data),
     )
     event = str(data.get("event") or (claim.value if claim else "unknown"))
     return [CallbackEvent(
         update=update,
         payment_id=state.strip() if isinstance(state, str) else "",
         event_key=f"{tx_id}:{event}",
-        raw=data,
+        raw=plain(data),
     )]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from malipo.app.connector import ProviderAccount
+from malipo.connectors.exact_json import loads
 from malipo.connectors.kkiapay import KkiapayConnector
 from malipo.connectors.kkiapay.mapping import (
     TRANSACTION_STATUS,
     failure_reason,
-    loads,
     read_amount,
     read_transaction,
     status_of,
@@ -25,7 +27,11 @@ from malipo.domain.errors import InvalidRequest
 from malipo.domain.money import Money
 from malipo.domain.payments import Customer, Payment
 from malipo.domain.status import Direction, Method, Status
-from tests.connectors.kkiapay.kkiapay_document_samples import STATUS_ANSWER_FIELDS, status_answer
+from tests.connectors.kkiapay.kkiapay_document_samples import (
+    STATUS_ANSWER_FIELDS,
+    STATUSES,
+    status_answer,
+)
 
 KEYS = {"public_key": "pk", "private_key": "tpk", "secret_key": "tsk"}
 
@@ -45,14 +51,30 @@ def answer(**overrides: object) -> dict[str, object]:
     return body
 
 
-def test_every_named_status_is_mapped_and_unknown_is_never_failed() -> None:
-    assert set(TRANSACTION_STATUS) == {"SUCCESS", "FAILED", "PENDING", "REVERTED"}
+def test_every_documented_status_is_mapped_and_unknown_is_never_failed() -> None:
+    assert set(TRANSACTION_STATUS) == set(STATUSES)  # SUCCESS/FAILED/PENDING, NOTES.md
     assert status_of("SUCCESS") is Status.SUCCEEDED
     assert status_of("failed") is Status.FAILED
     assert status_of("PENDING") is Status.PROCESSING
-    assert status_of("REVERTED") is Status.REVERSED
-    for odd in ("", "CANCELLED", "INITIATED", "success?"):
+    for odd in ("", "CANCELLED", "INITIATED", "success?", "REVERTED"):
         assert status_of(odd) is Status.UNKNOWN
+
+
+def test_the_status_after_a_revert_is_a_setting_not_a_table_entry() -> None:
+    assert status_of("REVERTED", reverted="REVERTED") is Status.REVERSED
+    assert status_of("REFUNDED", reverted="REVERTED") is Status.UNKNOWN
+
+
+def test_an_unlisted_status_is_logged_once_with_its_raw_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raw = f"ON_HOLD_{uuid.uuid4().hex[:8]}"
+    with caplog.at_level(logging.WARNING, logger="malipo.connectors.kkiapay.mapping"):
+        for _ in range(3):
+            assert status_of(raw) is Status.UNKNOWN
+    said = [r.getMessage() for r in caplog.records if raw in r.getMessage()]
+    assert len(said) == 1
+    assert "UNKNOWN" in said[0]
 
 
 def test_failure_codes() -> None:

@@ -66,11 +66,11 @@ def test_failed_body() -> None:
     assert event.update.failure_message == "balance too low"
 
 
-def test_event_name_alone_is_a_claim_and_unknown_events_claim_nothing() -> None:
+def test_event_name_alone_is_a_claim_and_unknown_events_claim_unknown() -> None:
     [event] = parse(callback(b'{"transactionId":"1","event":"transaction.failed"}'), "XOF")
     assert event.update.status is Status.FAILED
     [event] = parse(callback(b'{"transactionId":1,"event":"payout.whatever"}'), "XOF")
-    assert event.update.status is None
+    assert event.update.status is Status.UNKNOWN
     assert event.update.provider_reference == "1"
 
 
