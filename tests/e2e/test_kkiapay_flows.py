@@ -164,14 +164,15 @@ async def test_used_transaction_id_is_refused_for_a_second_payment(
     assert (await moves(malipo, first.id)).count(("ACTION_REQUIRED", "SUCCEEDED")) == 1
 
 
-async def test_failed_transaction_fails_the_payment_with_its_reason(
+async def test_failed_transaction_fails_the_payment(
         malipo: Running, fake: KkiapayFake) -> None:
     p = await widget_payment(malipo)
     tx = fake.widget_payment(5000, p.id, status="FAILED", failure_code="insufficent_fund",
                              notify=False)
     got = await confirm(malipo, p.id, tx.transaction_id)
     assert got.status == payment_pb2.STATUS_FAILED
-    assert got.failure_reason == "INSUFFICIENT_FUNDS"
+    assert got.failure_reason == "DECLINED"  # the documented status answer has no code
+    assert got.provider_reference == tx.transaction_id
 
 
 async def test_pending_transaction_waits_then_the_webhook_settles_it(
@@ -271,7 +272,7 @@ async def test_webhook_claim_contradicted_by_the_status_call_loses(
     await settled(fake)
     got = await wait_status(malipo, p.id, payment_pb2.STATUS_FAILED)
     assert got.status == payment_pb2.STATUS_FAILED
-    assert got.failure_reason == "PROVIDER_PROCESSING_ERROR"
+    assert got.failure_reason == "DECLINED"
     assert status_calls(fake, tx.transaction_id) >= 1
     assert ("ACTION_REQUIRED", "SUCCEEDED") not in await moves(malipo, p.id)
 

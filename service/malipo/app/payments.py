@@ -229,9 +229,29 @@ async def confirm_payment(svc: Services, cmd: ConfirmPayment, deadline: float | 
             raise FailedPrecondition(f"the provider refused the confirmation: {exc.message}",
                                      reason="CONFIRMATION_REFUSED") from None
         raise
+    holder = await _reference_holder(svc, payment, update.provider_reference)
+    if holder:
+        # A provider transaction the caller names (KKiaPay's widget id) that already backs
+        # another payment: refused outright. Two racing confirms are still caught under the
+        # row lock (REFERENCE_REUSED review); this answers the plain case with an error.
+        await record_update(svc, payment.id, ProviderUpdate(None), actor=f"tenant:{cmd.tenant}",
+                            exchanges=ctx.exchanges)
+        await _release_key(svc, cmd.tenant, cmd.idempotency_key)
+        raise FailedPrecondition(f"provider transaction {update.provider_reference} already "
+                                 "backs another payment", reason="CONFIRMATION_REFUSED")
     change = await record_update(svc, payment.id, update, actor=f"tenant:{cmd.tenant}",
                                  exchanges=ctx.exchanges)
     return change.after
+
+
+async def _reference_holder(svc: Services, payment: Payment, reference: str) -> str:
+    """The id of another payment that holds `reference` at the same provider account."""
+    if not reference or reference == payment.provider_reference:
+        return ""
+    async with svc.uow() as uow:
+        other = await uow.payments.by_provider_reference(payment.provider, payment.account,
+                                                         reference)
+    return other.id if other is not None and other.id != payment.id else ""
 
 
 async def refund_payment(svc: Services, cmd: ChangePayment, deadline: float | None) -> Payment:
