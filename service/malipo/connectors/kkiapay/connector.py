@@ -41,7 +41,6 @@ each choice is a setting (settings.py) or stated here:
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,7 @@ from malipo.domain.errors import (
 from malipo.domain.payments import Payment, ProviderUpdate
 from malipo.domain.status import Direction, Status
 
-from . import webhooks
+from . import callbacks
 from .client import Answer, KkiapayClient
 from .mapping import (
     REFERENCE_MISMATCH,
@@ -87,9 +86,7 @@ PAYOUTS_UNSUPPORTED = (
     "API's payout schedule sweeps the whole merchant balance, not one transfer")
 
 
-@cache
-def _catalogue() -> ProviderCatalogue:
-    return load_catalogue(Path(__file__).with_name("catalogue.toml"))
+CATALOGUE = load_catalogue(Path(__file__).with_name("catalogue.toml"))
 
 
 class KkiapayConnector:
@@ -106,7 +103,7 @@ class KkiapayConnector:
         self._client = KkiapayClient(self.settings, http)
 
     def catalogue(self) -> ProviderCatalogue:
-        return _catalogue()
+        return CATALOGUE
 
     def validate(self, payment: Payment) -> None:
         """KKiaPay takes whole francs."""
@@ -188,10 +185,10 @@ class KkiapayConnector:
         raise Unsupported("KKiaPay has no cancel: refund a successful payment instead")
 
     def verify_callback(self, callback: InboundCallback) -> None:
-        webhooks.verify(callback, self.settings.webhook_secrets)
+        callbacks.verify(callback, self.settings.webhook_secrets)
 
     def parse_callback(self, callback: InboundCallback) -> list[CallbackEvent]:
-        return webhooks.parse(callback, self.settings.currency)
+        return callbacks.parse(callback, self.settings.currency)
 
     def callback_answer(self, outcome: CallbackOutcome) -> CallbackAnswer:
         if outcome is CallbackOutcome.REJECTED:

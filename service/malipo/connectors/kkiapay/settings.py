@@ -1,20 +1,22 @@
 """The account settings the KKiaPay connector reads, parsed once, with documented defaults.
 
 Credentials come from the account's `settings` mapping (config or files), never from code.
-Every choice the provider document leaves open is a setting here, so an operator can follow
-KKiaPay if the live API turns out to differ from what the public SDKs show.
+NOTES.md section 3 gives the base URLs, the key headers and the two admin paths; every choice
+it and kkiapay-transactions.txt leave open is marked "assumed" and is a setting, so the
+README's provider-assumptions table can name it and an operator can follow the live API.
 
   public_key, private_key, secret_key   required; sent as X-API-KEY, X-PRIVATE-KEY, X-SECRET-KEY
   sandbox                 "false"; also picks the default base_url and the widget's flag
   base_url                https://api.kkiapay.me (sandbox: https://api-sandbox.kkiapay.me)
   webhook_secret          the dashboard's hash secret; no secret: every webhook is refused
   webhook_secret_previous also accepted while rotating
-  currency                "XOF" (status answers carry none)
+  currency                "XOF" (assumed: the status answer carries no currency)
   status_path / revert_path   /api/v1/transactions/status, /api/v1/transactions/revert
   timeout_s               "30"
   failed_attempt          "fail" (FAILED) | "retry" (stay ACTION_REQUIRED for a new attempt)
-  revert_success_codes    "SUCCESS" (comma-separated revert `code`s that mean REVERSED)
-  reverted_status         "REVERTED" (the status call's word for a reverted transaction)
+  revert_success_codes    "SUCCESS" (assumed: comma-separated revert `code`s meaning REVERSED)
+  reverted_status         "REVERTED" (assumed: the status call's word for a reverted
+                          transaction; the documents name only SUCCESS, FAILED, PENDING)
   widget_callback_url     "" (the widget's `callback` redirect, when set)
 """
 
