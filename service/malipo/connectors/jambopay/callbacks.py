@@ -16,14 +16,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from malipo.app.connector import CallbackEvent, InboundCallback
+from malipo.connectors.exact_json import loads, plain
 from malipo.connectors.jambopay.mapping import (
     AGENT_REFUNDED_REASON,
     FAILURE_REASON,
-    loads,
     money_of,
-    plain,
     status_of,
     text,
+    unlisted,
 )
 from malipo.domain.errors import CallbackRejected, ProviderRejectedRequest
 from malipo.domain.payments import ProviderUpdate
@@ -93,8 +93,11 @@ def parse(callback: InboundCallback, currency: str) -> list[CallbackEvent]:
 def _status(raw_status: str, action: str) -> Status:
     """"Agent Refunded" is the money coming back after the fact: a succeeded payout is
     REVERSED (one that never succeeded is refused that move by the transition table, and the
-    confirming status call says FAILED or CANCELLED)."""
-    by_action = _ACTIONS_FOLDED.get(action.casefold())
-    if by_action is not None:
-        return by_action
-    return status_of(raw_status)
+    confirming status call says FAILED or CANCELLED). An Action the document does not name
+    makes the whole claim UNKNOWN, whatever its TransactionStatus says."""
+    if not action:
+        return status_of(raw_status)
+    folded = action.casefold()
+    if folded not in _ACTIONS_FOLDED:
+        return unlisted("callback Action", action)
+    return _ACTIONS_FOLDED[folded] or status_of(raw_status)

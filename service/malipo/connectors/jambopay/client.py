@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from malipo.app.connector import CallContext, ProviderAccount
+from malipo.connectors.exact_json import loads
 from malipo.connectors.http import HttpReply, ProviderHttp
-from malipo.connectors.jambopay.mapping import loads
 from malipo.domain.errors import ProviderRejectedRequest
 
 FORM = "application/x-www-form-urlencoded"

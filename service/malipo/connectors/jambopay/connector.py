@@ -19,7 +19,7 @@ Where the transaction-status document is silent (choices, each a setting where i
   issue calls it "airtime"): `kplc_stream`, `airtime_stream`. OperatorCode (1 Airtel,
   2 Telkom, 4 Safaricom) is channel data in catalogue.toml.
 - Presentment/commit fields follow the biller API pages (Stream, PhoneNumber, Amount,
-  MeterNumber or OperatorCode, CallbackUrl; commit: Stream, TransactionID, PaidBy), and the
+  MeterNumber or OperatorCode, CallbackUrl; commit: Stream and TransactionID only), and the
   commit error codes come from JamboPay's airtime commit page (mapping.ERRORS).
 - A presentment's lifetime is not documented: `presentment_ttl_s` (0: no expires_at shown).
 - JamboPay takes no reference of ours, so polls go by its TransactionID only, and a lost
@@ -51,13 +51,13 @@ from malipo.app.connector import (
     ProviderAccount,
     default_callback_answer,
 )
+from malipo.connectors.exact_json import plain
 from malipo.connectors.jambopay import callbacks
 from malipo.connectors.jambopay.client import ApiReply, JambopayClient, JambopaySettings
 from malipo.connectors.jambopay.mapping import (
     ErrorKind,
     commit_form,
     confirm_action,
-    plain,
     presentment_form,
     read_commit,
     read_fault,
@@ -234,8 +234,7 @@ class JambopayConnector:
 
     async def _commit(self, payment: Payment, txid: str, channel: Channel,
                       ctx: CallContext) -> ProviderUpdate:
-        form = commit_form(stream=self._stream(channel), transaction_id=txid,
-                           paid_by=payment.customer.name)
+        form = commit_form(stream=self._stream(channel), transaction_id=txid)
         reply = await self._client.commit(form, ctx)
         if reply.ok:
             if reply.data is None:
