@@ -1,6 +1,6 @@
 """JamboPay's callback: an unsigned JSON notice sent to the presentment's CallbackUrl.
 
-Shape (biller API, KPLC bill preparation): TransactionId, MeterNumber, PhoneNumber, Amount,
+Shape (NOTES.md section 4): TransactionId, MeterNumber, PhoneNumber, Amount,
 TransactionStatus ("completed" when the third party vended, "cancelled" when it failed and the
 agent float was reversed), ThirdPartyRef, Action ("Token Vending" or "Agent Refunded").
 
@@ -11,12 +11,12 @@ the token reaches the payout through that confirming status call.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from malipo.app.connector import CallbackEvent, InboundCallback
 from malipo.connectors.exact_json import loads, plain
+from malipo.connectors.jambopay import signing
 from malipo.connectors.jambopay.mapping import (
     AGENT_REFUNDED_REASON,
     FAILURE_REASON,
@@ -40,18 +40,8 @@ ACTIONS: Mapping[str, Status | None] = {
 _ACTIONS_FOLDED = {name.casefold(): status for name, status in ACTIONS.items()}
 
 
-def check_source(callback: InboundCallback, allowed: Sequence[str]) -> None:
-    """The only check an unsigned callback allows: where it came from (when configured)."""
-    if not allowed:
-        return
-    try:
-        remote = ipaddress.ip_address(callback.remote)
-    except ValueError:
-        raise CallbackRejected("callback from an unreadable address") from None
-    for entry in allowed:
-        if remote in ipaddress.ip_network(entry, strict=False):
-            return
-    raise CallbackRejected("callback from an address outside callback_allowed_ips")
+def verify(callback: InboundCallback, allowed: Sequence[str]) -> None:
+    signing.check_source(callback.remote, allowed)
 
 
 def parse(callback: InboundCallback, currency: str) -> list[CallbackEvent]:

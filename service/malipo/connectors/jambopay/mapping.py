@@ -47,7 +47,8 @@ class ErrorKind(StrEnum):
     INTERNAL = "INTERNAL"    # JamboPay's own failure: outcome of a mutation is unknown
 
 
-# Error codes of JamboPay's commit documentation (the status document lists none).
+# Error codes assumed for presentment and commit answers (the documents list none); an
+# unlisted code is read by HTTP status in read_fault.
 ERRORS: Mapping[int, tuple[ErrorKind, str]] = {
     1000: (ErrorKind.DECLINE, "PROVIDER_RESERVED_ERROR"),
     1010: (ErrorKind.AUTH, "INVALID_USERNAME"),
@@ -128,7 +129,7 @@ def read_fault(http_status: int, data: object) -> Fault:
 
 def presentment_form(*, stream: str, phone: str, amount: Money, callback_url: str,
                      meter_number: str = "", operator_code: str = "") -> dict[str, str]:
-    """Bill preparation (biller API): KPLC takes MeterNumber, airtime takes OperatorCode."""
+    """Presentment (NOTES.md section 4): KPLC takes MeterNumber, airtime (assumed) OperatorCode."""
     form = {"Stream": stream, "PhoneNumber": phone, "Amount": amount.format()}
     if meter_number:
         form["MeterNumber"] = meter_number
@@ -230,7 +231,7 @@ def status_fulfilment(data: object) -> dict[str, str]:
 
 
 def read_commit(data: object, payment: Payment, transaction_id: str) -> ProviderUpdate:
-    """A receipt confirms completion (commit documentation); KPLC also needs its token.
+    """A receipt confirms completion (NOTES.md: token, units, receipt); KPLC also needs its token.
     Without them the commit was taken but not finished: PROCESSING until callback or poll."""
     body = _mapping(data)
     fulfilment = commit_fulfilment(body)

@@ -29,7 +29,7 @@ each choice is a setting (settings.py) or stated here:
 - Status answers carry no currency (KKiaPay is XOF-only): the account's `currency` setting
   is assumed, and a `currency` field, when present, must match.
 - A FAILED attempt fails the payment (`failed_attempt=fail`), or leaves it ACTION_REQUIRED for
-  another widget attempt (`failed_attempt=retry`, Stripe's PaymentIntent behaviour).
+  another widget attempt (`failed_attempt=retry`).
 - The revert answer's shape is not documented: `code` in `revert_success_codes` (SUCCESS)
   means REVERSED; another 2xx code is no opinion; a 4xx is a refusal (REFUND_REFUSED). After a
   revert the status call is assumed to say REVERTED (`reverted_status`).
