@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 from jambopay_document_samples import (
     CALLBACK_ACTIONS,
     CALLBACK_FIELDS,
@@ -23,8 +24,12 @@ from jambopay_document_samples import (
     STATUS_URL,
     STATUSES,
 )
-from jambopay_support import Listener
+from jambopay_support import Listener, PayoutFactory, account_for
 
+from malipo.app.connector import CallContext
+from malipo.connectors.jambopay import JambopayConnector
+from malipo.domain.errors import ProviderRejectedRequest
+from malipo.domain.status import Status
 from malipo.sandbox import jambopay
 from malipo.sandbox.jambopay import JambopayFake
 
@@ -134,3 +139,30 @@ async def test_only_documented_requests_are_accepted(fake: JambopayFake) -> None
         assert (await commit(http, fake, headers, {"Stream": "kplc",
                                                    "TransactionID": kplc["TransactionID"]}))[0] \
             == 200
+
+
+@pytest.mark.parametrize("setting", [
+    {"grant_type": "client_credentials"},
+    {"app_key_header": "X-App-Key"},
+    {"airtime_stream": "airtime"},
+    {"token_url": "/oauth/token"},
+])
+async def test_the_fake_accepts_only_its_own_default_where_the_documents_are_silent(
+    fake: JambopayFake, listener: Listener, payout: PayoutFactory, setting: dict[str, str],
+) -> None:
+    # Each assumption is a connector setting; a connector that assumes otherwise than the
+    # fake's one reading fails, so a shared assumption is visible, not silently agreed.
+    if "token_url" in setting:
+        setting = {"token_url": fake.api_base + setting["token_url"]}
+    conn = JambopayConnector(account_for(fake, listener, **setting))
+    try:
+        update = await conn.create_payout(payout(channel="airtime_safaricom", amount_minor=5000),
+                                          CallContext())
+    except ProviderRejectedRequest:  # the token or the app key refused
+        refused = True
+    else:  # the presentment refused: the payout fails before any money moves
+        refused = update.status is Status.FAILED and update.failure_message == "Invalid stream"
+    finally:
+        await conn.close()
+    assert refused
+    assert not fake.transactions

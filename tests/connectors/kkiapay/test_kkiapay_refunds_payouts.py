@@ -129,3 +129,15 @@ async def test_cancel_is_unsupported(connector: KkiapayConnector,
     assert not connector.capabilities.cancellations
     with pytest.raises(Unsupported):
         await connector.cancel(make_payment(), CallContext())
+
+
+async def test_the_word_after_a_revert_is_the_fakes_own_default_only(
+    fake: KkiapayFake, make_payment: PaymentFactory,
+) -> None:
+    # The documents name no status for a reverted transaction: `reverted_status` assumes
+    # REVERTED, the fake's one reading; a connector assuming another word learns nothing.
+    conn = KkiapayConnector(account_for(fake, reverted_status="REFUNDED"))
+    payment = await succeeded(conn, fake, make_payment)
+    await conn.refund(payment, CallContext())
+    assert (await conn.fetch_status(payment, CallContext())).status is Status.UNKNOWN
+    await conn.close()
