@@ -32,7 +32,8 @@ TRANSACTION_STATUS: Mapping[str, Status] = {
     "PENDING": Status.PROCESSING,
 }
 
-# `failureCode` values the JS SDK documents (with KKiaPay's own spelling), and ours.
+# `failureCode` values the webhook body is assumed to carry (KKiaPay's own spelling), and ours;
+# the documented status answer carries none, so a FAILED status alone is DECLINED.
 FAILURE_REASONS: Mapping[str, str] = {
     "processing_error": "PROVIDER_PROCESSING_ERROR",
     "insufficent_fund": "INSUFFICIENT_FUNDS",
