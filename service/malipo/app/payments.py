@@ -50,10 +50,14 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
     check_create(cmd)
     connector = svc.connectors.resolve(cmd.provider, cmd.account, cmd.tenant)
     caps = connector.capabilities
+    # A well-formed request the provider cannot serve: FAILED_PRECONDITION, as ListProviders'
+    # capabilities announce, not a field error.
     if cmd.direction is Direction.COLLECTION and not caps.collections:
-        raise InvalidRequest(FieldViolation("provider", f"{cmd.provider} takes no collections"))
+        raise Unsupported(f"{cmd.provider} takes no collections (capabilities.collections is "
+                          "false in ListProviders)")
     if cmd.direction is Direction.PAYOUT and not caps.payouts:
-        raise InvalidRequest(FieldViolation("provider", f"{cmd.provider} makes no payouts"))
+        raise Unsupported(f"{cmd.provider} makes no payouts (capabilities.payouts is false in "
+                          "ListProviders)")
     now = svc.clock()
     payment = Payment(
         id=new_payment_id() if cmd.direction is Direction.COLLECTION else new_payout_id(),
@@ -225,9 +229,29 @@ async def confirm_payment(svc: Services, cmd: ConfirmPayment, deadline: float | 
             raise FailedPrecondition(f"the provider refused the confirmation: {exc.message}",
                                      reason="CONFIRMATION_REFUSED") from None
         raise
+    holder = await _reference_holder(svc, payment, update.provider_reference)
+    if holder:
+        # A provider transaction the caller names (KKiaPay's widget id) that already backs
+        # another payment: refused outright. Two racing confirms are still caught under the
+        # row lock (REFERENCE_REUSED review); this answers the plain case with an error.
+        await record_update(svc, payment.id, ProviderUpdate(None), actor=f"tenant:{cmd.tenant}",
+                            exchanges=ctx.exchanges)
+        await _release_key(svc, cmd.tenant, cmd.idempotency_key)
+        raise FailedPrecondition(f"provider transaction {update.provider_reference} already "
+                                 "backs another payment", reason="CONFIRMATION_REFUSED")
     change = await record_update(svc, payment.id, update, actor=f"tenant:{cmd.tenant}",
                                  exchanges=ctx.exchanges)
     return change.after
+
+
+async def _reference_holder(svc: Services, payment: Payment, reference: str) -> str:
+    """The id of another payment that holds `reference` at the same provider account."""
+    if not reference or reference == payment.provider_reference:
+        return ""
+    async with svc.uow() as uow:
+        other = await uow.payments.by_provider_reference(payment.provider, payment.account,
+                                                         reference)
+    return other.id if other is not None and other.id != payment.id else ""
 
 
 async def refund_payment(svc: Services, cmd: ChangePayment, deadline: float | None) -> Payment:
