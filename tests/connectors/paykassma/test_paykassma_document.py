@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime
 
 import aiohttp
-import document_samples as doc
+import paykassma_document_samples as doc
 import pytest
 from paykassma_support import World, build_payment
 
