@@ -1,4 +1,4 @@
-"""The document's own samples (document_samples.py, verbatim) fed to both readings: the
+"""The document's own samples (paykassma_document_samples.py, verbatim) fed to both readings: the
 connector's parsing, mapping and verification, and the fake's checks and signing.
 
 The postback signature formula, sha1(access_key . private_key . md5(json)), is written out
