@@ -36,7 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from malipo.app.catalogue import Channel, ProviderCatalogue
-from malipo.connectors.gateway.connector import gateway_catalogue
+from malipo.connectors.gateway.connector import CATALOGUE
 from malipo.connectors.gateway.mapping import EXTRA_FIELDS, ORDER_ID
 from malipo.connectors.gateway.signing import signed, verify
 from malipo.domain.money import Money
@@ -95,7 +95,7 @@ class GatewayFake(FakeProvider):
                  catalogue: ProviderCatalogue | None = None) -> None:
         self.merchant_id, self.secret_key, self.public_id = merchant_id, secret_key, public_id
         self.otp, self.complete_after_s, self.callback_url = otp, complete_after_s, callback_url
-        self.catalogue = catalogue or gateway_catalogue()
+        self.catalogue = catalogue or CATALOGUE
         self.orders: dict[str, Order] = {}
         self.scenarios: dict[str, Outcome] = {}
         self.default_outcome = Outcome.SUCCESS

@@ -28,16 +28,13 @@ Where the document is silent (each choice is data or a setting):
 - Status for an unknown order: HTTP 404 -> ProviderNotFound; other HTTP 4xx -> rejected.
 - Submit with status -1 and a non-zero result.code: UNKNOWN, not FAILED (an undefined
   outcome must be asked again, never guessed).
-- Callbacks carry no currency: the amount is read in the currency of the catalogue channel
-  named by provider_id (or a `currency` field when present), numbers and strings alike.
-- Responses are not signed in the document, so only callbacks are verified; callbacks whose
-  merchant_id is not ours are rejected even when correctly signed.
+- Callbacks carry no currency (callbacks.py says how the amount is read).
+- Responses are not signed in the document, so only callbacks are verified.
 - Refunds and cancellations are not in the document: Unsupported.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,11 +50,10 @@ from malipo.app.connector import (
     ProviderAccount,
     default_callback_answer,
 )
-from malipo.connectors.gateway import mapping
-from malipo.connectors.gateway.client import GatewayClient, GatewaySettings
-from malipo.connectors.gateway.signing import verify
+from malipo.connectors.gateway import callbacks, mapping
+from malipo.connectors.gateway.client import GatewayClient
+from malipo.connectors.gateway.settings import GatewaySettings
 from malipo.domain.errors import (
-    CallbackRejected,
     FieldViolation,
     InvalidRequest,
     ProviderError,
@@ -66,12 +62,7 @@ from malipo.domain.errors import (
 from malipo.domain.payments import NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Direction, Status
 
-CATALOGUE = Path(__file__).with_name("catalogue.toml")
-
-
-@functools.cache
-def gateway_catalogue() -> ProviderCatalogue:
-    return load_catalogue(CATALOGUE)
+CATALOGUE = load_catalogue(Path(__file__).with_name("catalogue.toml"))
 
 
 class GatewayConnector:
@@ -89,7 +80,7 @@ class GatewayConnector:
         self._client = GatewayClient(self.settings)
 
     def catalogue(self) -> ProviderCatalogue:
-        return gateway_catalogue()
+        return CATALOGUE
 
     def _channel(self, payment: Payment) -> Channel:
         catalogue = self.catalogue()
@@ -185,25 +176,14 @@ class GatewayConnector:
     async def cancel(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         raise Unsupported("the gateway's document has no cancel operation")
 
-    def _body(self, callback: InboundCallback) -> dict[str, object]:
-        try:
-            return mapping.loads(callback.body)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejected("gateway callback is not a JSON object") from None
-
     def verify_callback(self, callback: InboundCallback) -> None:
         """The signature is over the fields as received (order, PHP rendering), parsed from
         the raw bytes with exact decimals; both the current and the previous key count."""
-        body = self._body(callback)
-        if not verify(body, self.settings.secrets):
-            raise CallbackRejected("gateway callback signature does not match")
-        if str(body.get("merchant_id", "")) != self.settings.merchant_id:
-            raise CallbackRejected("gateway callback is for another merchant")
+        callbacks.verify_callback(callback.body, self.settings.secrets,
+                                  self.settings.merchant_id)
 
     def parse_callback(self, callback: InboundCallback) -> list[CallbackEvent]:
-        body = self._body(callback)
-        channel = self.catalogue().channel(str(body.get("provider_id", "")))
-        return [mapping.read_callback(body, channel.currency if channel else "")]
+        return callbacks.parse_callback(callback.body, CATALOGUE)
 
     def callback_answer(self, outcome: CallbackOutcome) -> CallbackAnswer:
         # "Payment gateway considers the Merchant system response as successful if HTTP 200."
