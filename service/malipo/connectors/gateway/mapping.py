@@ -191,15 +191,19 @@ def _next_action(body: Mapping[str, Any], payment: Payment) -> NextAction | None
 def read_reply(body: Mapping[str, Any], payment: Payment, *, submit: bool) -> ProviderUpdate:
     """A payment or status answer as a neutral update.
 
-    On submit a non-zero result.code is a decline (FAILED, message kept), except with status
-    -1: an undefined outcome is never reported as FAILED; the reconciler asks again."""
+    `status` decides; result.code only explains it. A submit answered with a non-zero
+    result.code and status 3 is a decline (GATEWAY_DECLINED, message kept). Initiated and in
+    progress (0, 1) stay PROCESSING whatever result.code says: the gateway still has the
+    operation. A success (2) beside a non-zero result.code contradicts itself, so it is
+    UNKNOWN and the reconciler asks again, as for -1 and any undocumented status."""
     code, result_message, provider_message = messages(body)
     raw_status = body.get("status")
     status = status_of(raw_status)
     reason, failure = "", ""
-    if submit and code != 0 and status is not Status.UNKNOWN:
-        status, reason = Status.FAILED, FAILURE_DECLINED
-        failure = result_message or provider_message
+    if status is Status.SUCCEEDED and code != 0:
+        status = Status.UNKNOWN
+    elif status is Status.FAILED and submit and code != 0:
+        reason, failure = FAILURE_DECLINED, result_message or provider_message
     elif status is Status.FAILED:
         reason, failure = FAILURE_FAILED, provider_message or result_message
     elif status is Status.CANCELLED:

@@ -177,3 +177,30 @@ def test_read_callback(make_payment: MakePayment) -> None:
         read_callback(body, "XOF")  # 100.5 XOF is not a whole franc
     with pytest.raises(CallbackRejected):
         read_callback({"status": 2}, "KES")
+
+
+@pytest.mark.parametrize("status", [0, 1])
+@pytest.mark.parametrize("result", [{"code": 5, "message": "Awaiting operator"},
+                                    {"code": -1, "message": "error"}])
+def test_initiated_or_in_progress_is_never_failed_whatever_result_code_says(
+        make_payment: MakePayment, status: int, result: dict[str, Any]) -> None:
+    payment = make_payment()
+    for submit in (True, False):
+        update = mapping.read_reply(_reply(status=status, result=result), payment, submit=submit)
+        assert update.status is Status.PROCESSING
+        assert update.failure_reason == ""
+        assert update.provider_message == "Good"
+
+
+def test_a_declined_submit_still_fails_with_the_gateway_message(make_payment: MakePayment) -> None:
+    update = mapping.read_reply(_reply(status=3, result={"code": 5, "message": "No funds"},
+                                       provider_result={"code": 5, "message": ""}),
+                                make_payment(), submit=True)
+    assert (update.status, update.failure_reason, update.failure_message) == (
+        Status.FAILED, "GATEWAY_DECLINED", "No funds")
+
+
+def test_success_beside_an_error_code_is_unknown_not_settled(make_payment: MakePayment) -> None:
+    update = mapping.read_reply(_reply(status=2, result={"code": 7, "message": "error"}),
+                                make_payment(), submit=True)
+    assert update.status is Status.UNKNOWN
