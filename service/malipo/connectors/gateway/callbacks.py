@@ -17,8 +17,7 @@ from malipo.connectors.exact_json import loads, plain
 from malipo.connectors.gateway.mapping import (
     FAILURE_CANCELLED,
     FAILURE_FAILED,
-    OPERATION_TYPES,
-    integer,
+    direction_of,
     messages,
     parse_amount,
     status_of,
@@ -72,8 +71,7 @@ def read_callback(body: Mapping[str, Any], currency: str) -> CallbackEvent:
         except (InexactAmount, UnknownCurrency) as exc:
             raise CallbackRejected(f"gateway callback amount is not exact: {exc}") from None
     reason = {Status.FAILED: FAILURE_FAILED, Status.CANCELLED: FAILURE_CANCELLED}.get(status, "")
-    op = integer(body.get("operation_type"))
-    direction = OPERATION_TYPES.get(op) if op is not None else None
+    direction = direction_of(body.get("operation_type"))
     ref = text(body.get("transaction_ref"))
     update = ProviderUpdate(
         status=status,

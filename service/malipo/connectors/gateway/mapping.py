@@ -12,6 +12,7 @@ Our Payment -> the gateway's fields:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -23,6 +24,9 @@ from malipo.domain.errors import FieldViolation, InvalidRequest
 from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Direction, Status
+from malipo.redaction import mask_text
+
+log = logging.getLogger(__name__)
 
 # Every status the document names. Anything else is UNKNOWN, never FAILED.
 STATUS: Mapping[int, Status] = {
@@ -71,8 +75,25 @@ def parse_amount(value: object, currency: str) -> Money:
 
 
 def status_of(code: object) -> Status:
+    """The table's status; a code the document does not list is UNKNOWN, logged once here
+    with its raw value so that a new gateway status is noticed, never guessed."""
     number = integer(code)
-    return Status.UNKNOWN if number is None else STATUS.get(number, Status.UNKNOWN)
+    status = STATUS.get(number) if number is not None else None
+    if status is None:
+        log.warning("gateway status %r is not in the document's table: read as UNKNOWN",
+                    mask_text(repr(code)))
+        return Status.UNKNOWN
+    return status
+
+
+def direction_of(code: object) -> Direction | None:
+    """The operation_type's direction; an undocumented one names none and is logged once."""
+    number = integer(code)
+    direction = OPERATION_TYPES.get(number) if number is not None else None
+    if direction is None and code is not None:
+        log.warning("gateway operation_type %r is not in the document's table",
+                    mask_text(repr(code)))
+    return direction
 
 
 def integer(value: object) -> int | None:

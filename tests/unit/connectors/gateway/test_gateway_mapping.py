@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -198,6 +199,32 @@ def test_a_declined_submit_still_fails_with_the_gateway_message(make_payment: Ma
                                 make_payment(), submit=True)
     assert (update.status, update.failure_reason, update.failure_message) == (
         Status.FAILED, "GATEWAY_DECLINED", "No funds")
+
+
+@pytest.mark.parametrize("raw", [7, "9", -2, None, "in progress"])
+def test_an_undocumented_status_is_unknown_and_logged_once_with_its_raw_value(
+        make_payment: MakePayment, caplog: pytest.LogCaptureFixture, raw: object) -> None:
+    with caplog.at_level(logging.WARNING, logger="malipo.connectors.gateway"):
+        reply = mapping.read_reply(_reply(status=raw, result={"code": 3, "message": "x"}),
+                                   make_payment(), submit=True)
+    assert reply.status is Status.UNKNOWN
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 1
+    assert repr(raw) in logged[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="malipo.connectors.gateway"):
+        event = read_callback({"order_id": "o1", "status": raw, "amount": 100}, "KES")
+    assert event.update.status is Status.UNKNOWN
+    assert event.update.failure_reason == ""
+    assert [repr(raw) in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_an_undocumented_operation_type_names_no_direction_and_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="malipo.connectors.gateway"):
+        event = read_callback({"order_id": "o1", "operation_type": 18, "status": 2}, "KES")
+    assert event.direction == ""
+    assert [("18" in r.getMessage()) for r in caplog.records] == [True]
 
 
 def test_success_beside_an_error_code_is_unknown_not_settled(make_payment: MakePayment) -> None:
