@@ -287,6 +287,8 @@ class GatewayFake(FakeProvider):
         """Move an order to `status` and call back (never for the simulator, id 14)."""
         order = self.orders[order_id]
         order.status, order.confirm_type, order.extra = status, 0, {}
+        if status == 2:
+            order.result = (0, "OK")
         order.transaction_id = order.transaction_id or str(next(self._ids))
         text = message or {2: "OK", 3: "Transaction failed", 4: "Cancelled"}.get(status, "")
         order.provider_result = (0 if status == 2 else status, text)

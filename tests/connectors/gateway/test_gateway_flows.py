@@ -226,11 +226,13 @@ async def test_b2c_with_required_extra_fields(
         await connector.create_payment(payout, CallContext())
 
 
-async def test_fake_enforces_required_extras(
+async def test_a_4xx_saying_status_minus_1_is_an_unknown_outcome_not_a_refusal(
         connector: GatewayConnector, make_payment: MakePayment) -> None:
+    """The document's -1 is "undefined (for example in an error situation)": whatever the
+    HTTP status, the gateway does not say that nothing happened, so it is never FAILED."""
     payout = make_payment(channel="2303", currency="XOF", amount="1000", phone="+2250701234567",
                           direction=Direction.PAYOUT)  # no customer.name: the service would stop it
-    with pytest.raises(ProviderRejectedRequest, match=r"extra\.customer_name"):
+    with pytest.raises(ProviderOutcomeUnknown, match=r"HTTP 400.*extra\.customer_name"):
         await connector.create_payout(payout, CallContext())
 
 
@@ -340,11 +342,14 @@ async def test_duplicate_and_out_of_order_callbacks(
     assert late[0].events[0].event_key != late[1].events[0].event_key
 
 
-async def test_bad_credentials_are_a_rejected_request(
+async def test_bad_credentials_are_an_unknown_outcome_or_an_unavailable_read(
         make_connector: MakeConnector, make_payment: MakePayment) -> None:
     wrong = make_connector(secret_key="not-the-secret")
-    with pytest.raises(ProviderRejectedRequest, match="401"):
-        await wrong.create_payment(make_payment(), CallContext())
+    payment = make_payment()
+    with pytest.raises(ProviderOutcomeUnknown, match="401"):
+        await wrong.create_payment(payment, CallContext())
+    with pytest.raises(ProviderUnavailable, match="401"):
+        await wrong.fetch_status(payment, CallContext())
 
 
 async def test_phases_of_http_failures(
@@ -423,3 +428,13 @@ async def test_fake_control_over_http(
     event = (await receiver.wait_for(1))[0].events[0]
     assert event.update.status is Status.CANCELLED
     assert event.update.failure_reason == "CANCELLED_BY_PROVIDER"
+
+
+async def test_a_path_other_than_the_default_is_refused_before_anything_happens(
+        make_connector: MakeConnector, make_payment: MakePayment, fake: GatewayFake) -> None:
+    """The document names no paths: the fake serves only the settings' defaults, so a
+    changed default shows here, and a 4xx without a gateway status is a plain refusal."""
+    moved = make_connector(c2b_path="/api/v2/{public_id}/payment_c2b")
+    with pytest.raises(ProviderRejectedRequest, match="HTTP 404"):
+        await moved.create_payment(make_payment(), CallContext())
+    assert fake.orders == {}

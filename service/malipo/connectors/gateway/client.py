@@ -8,6 +8,7 @@ from typing import Any
 
 from malipo.app.connector import CallContext
 from malipo.connectors.exact_json import loads
+from malipo.connectors.gateway.mapping import status_of
 from malipo.connectors.gateway.settings import GatewaySettings
 from malipo.connectors.gateway.signing import signed
 from malipo.connectors.http import ProviderHttp
@@ -17,6 +18,7 @@ from malipo.domain.errors import (
     ProviderRejectedRequest,
     ProviderUnavailable,
 )
+from malipo.domain.status import Status
 from malipo.redaction import mask_text
 
 
@@ -50,9 +52,13 @@ class GatewayClient:
             raise ProviderNotFound(f"status: the gateway does not know order "
                                    f"{payload.get('order_id')}")
         if reply.status >= 400:
-            raise ProviderRejectedRequest(
-                f"{operation}: the gateway refused the request (HTTP {reply.status}"
-                f"{_reason(reply.body)})")
+            refused = f"{operation}: HTTP {reply.status}{_reason(reply.body)}"
+            if not _says_refused(reply.body):
+                # -1 is "undefined (for example in an error situation)": not "nothing happened".
+                if mutating:
+                    raise ProviderOutcomeUnknown(f"{refused}; the gateway's status is undefined")
+                raise ProviderUnavailable(refused)
+            raise ProviderRejectedRequest(f"the gateway refused the request: {refused}")
         try:
             parsed = loads(reply.body)
             if not isinstance(parsed, dict):
@@ -72,6 +78,18 @@ class GatewayClient:
 
     async def close(self) -> None:
         await self._http.close()
+
+
+def _says_refused(body: bytes) -> bool:
+    """A 4xx is a refusal when its body carries no status, or one that is final and not a
+    success (3 failed, 4 cancelled); -1 or any other status leaves the outcome open."""
+    try:
+        parsed = loads(body)
+    except ValueError:
+        return True
+    if not isinstance(parsed, dict) or "status" not in parsed:
+        return True
+    return status_of(parsed.get("status")) in (Status.FAILED, Status.CANCELLED)  # type: ignore[union-attr]
 
 
 def _reason(body: bytes) -> str:
