@@ -120,11 +120,11 @@ async def test_failure_arrives_by_callback(
     assert event.update.failure_message == "Transaction failed"
 
 
-@pytest.mark.parametrize("confirm_via", ["repeat", "status"])
-async def test_otp_confirmation(
-        make_connector: MakeConnector, fake: GatewayFake, receiver: Receiver,
-        make_payment: MakePayment, confirm_via: str) -> None:
-    connector = make_connector(confirm_via=confirm_via)
+async def test_c2b_otp_is_confirmed_by_a_status_request_as_the_document_shows(
+        connector: GatewayConnector, fake: GatewayFake, receiver: Receiver,
+        make_payment: MakePayment) -> None:
+    """A repeated payment_c2b gets the identical first answer (order_id is the idempotency
+    key), so it cannot carry the code: the document's C2B example sends it in `status`."""
     fake.scenarios["254712345678"] = Outcome.OTP
     payment = make_payment()
     update = await connector.create_payment(payment, CallContext())
@@ -135,8 +135,30 @@ async def test_otp_confirmation(
         await connector.confirm(payment, Confirmation(otp=" "), CallContext())
     confirmed = await connector.confirm(payment, Confirmation(otp=fake.otp), CallContext())
     assert confirmed.status is Status.PROCESSING
-    suffix = "/payment_c2b" if confirm_via == "repeat" else "/status"
-    assert _sent(fake, suffix)["extra"] == {"otp": fake.otp}
+    assert len(fake.calls_to("/payment_c2b")) == 1
+    sent = _sent(fake, "/status")
+    assert list(sent) == ["merchant_id", "order_id", "customer_id", "extra", "signature"]
+    assert sent["customer_id"] == "254712345678"
+    assert sent["extra"] == {"otp": fake.otp}
+    event = (await receiver.wait_for(1))[0].events[0]
+    assert event.update.status is Status.SUCCEEDED
+
+
+async def test_b2c_otp_is_confirmed_by_a_second_payment_b2c(
+        connector: GatewayConnector, fake: GatewayFake, receiver: Receiver,
+        make_payment: MakePayment) -> None:
+    """The document's payment_b2c: "send the second payment_b2c request with confirmation
+    data"."""
+    fake.scenarios["254712345678"] = Outcome.OTP
+    payout = make_payment(direction=Direction.PAYOUT, amount="300.00")
+    update = await connector.create_payout(payout, CallContext())
+    assert update.status is Status.ACTION_REQUIRED
+    confirmed = await connector.confirm(payout, Confirmation(otp=fake.otp), CallContext())
+    assert confirmed.status is Status.PROCESSING
+    first, second = (json.loads(c.body) for c in fake.calls_to("/payment_b2c"))
+    assert "extra" not in first
+    assert second == {**first, "extra": {"otp": fake.otp}, "signature": second["signature"]}
+    assert fake.calls_to("/status") == []
     event = (await receiver.wait_for(1))[0].events[0]
     assert event.update.status is Status.SUCCEEDED
 
@@ -406,9 +428,6 @@ async def test_contract_surface(connector: GatewayConnector, fake: GatewayFake,
     built = build(connector.account)
     assert isinstance(built, GatewayConnector)
     await built.close()
-    with pytest.raises(ValueError, match="confirm_via"):
-        GatewayConnector(replace(connector.account, settings={
-            **connector.account.settings, "confirm_via": "sms"}))
 
 
 async def test_fake_control_over_http(

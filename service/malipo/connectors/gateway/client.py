@@ -39,7 +39,7 @@ class GatewayClient:
 
     async def status(self, payload: Mapping[str, Any], ctx: CallContext, *,
                      mutating: bool = False) -> dict[str, Any]:
-        """A status read; `mutating` when it carries an OTP (confirm_via = "status")."""
+        """A status read; `mutating` when it carries a C2B OTP (extra.otp)."""
         return await self._post("status", self._settings.status_path, payload, ctx,
                                 mutating=mutating)
 

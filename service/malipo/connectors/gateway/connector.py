@@ -22,9 +22,10 @@ calls back; nothing special is coded for it, the reconciler polls and expires it
 
 Where the document is silent (each choice is data or a setting):
 - URL paths: settings c2b_path, b2c_path, status_path.
-- Confirmation Types: the section is missing. Any non-zero confirm_type is an OTP, sent with
-  the same order_id in a repeat of the original operation (setting confirm_via="repeat"), or in
-  a status request as in the Ivory Coast example (confirm_via="status").
+- Confirmation Types: the section is missing. Any non-zero confirm_type is an OTP: C2B sends
+  it in a status request with customer_id and extra.otp (the document's C2B example; a
+  repeated payment_c2b would get the identical first answer), B2C in a second payment_b2c
+  with the same order_id and extra.otp (the document's payment_b2c text).
 - Status for an unknown order: HTTP 404 -> ProviderNotFound; other HTTP 4xx -> rejected.
 - Submit with status -1 and a non-zero result.code: UNKNOWN, not FAILED (an undefined
   outcome must be asked again, never guessed).
@@ -155,8 +156,11 @@ class GatewayConnector:
         if not otp:
             raise InvalidRequest(FieldViolation("otp", "rule required_field: the gateway "
                                                 "confirms with extra.otp"))
-        if self.settings.confirm_via == "repeat":
+        if payment.direction is Direction.PAYOUT:
+            # "send the second payment_b2c request with confirmation data" (payment_b2c).
             return await self._submit(payment, ctx, otp)
+        # A repeated payment_c2b is answered identically (order_id is the idempotency key),
+        # so C2B confirms as the document's "Example of a status request" does.
         payload = {
             **mapping.status_request(self.settings.merchant_id, payment.id),
             "customer_id": mapping.customer_id(payment, self._channel(payment)),

@@ -12,9 +12,6 @@ gateway-c2b-b2c-api.txt is silent.
   status_path          default /api/v1/{public_id}/status
   timeout_s            default 30 (seconds per call, capped by the caller's deadline)
   send_country         default true (the document lists `country` without "required")
-  confirm_via          default "repeat": the OTP goes in a second request of the original
-                       operation (the document's B2C text); "status": in a status request
-                       with customer_id and extra.otp (the document's Ivory Coast example)
   redirect_lookup      default true: after a C2B on a redirect_c2b channel, ask status once
                        for extra.customer_redirect
 """
@@ -43,16 +40,11 @@ class GatewaySettings:
     status_path: str = STATUS_PATH
     timeout_s: float = 30.0
     send_country: bool = True
-    confirm_via: str = "repeat"
     redirect_lookup: bool = True
 
     @classmethod
     def from_account(cls, account: ProviderAccount) -> GatewaySettings:
         s = account.setting
-        confirm_via = s("confirm_via", "repeat")
-        if confirm_via not in ("repeat", "status"):
-            raise ValueError(f"gateway account {account.name}: confirm_via must be "
-                             "'repeat' or 'status'")
         return cls(
             base_url=s("base_url").rstrip("/"),
             public_id=s("public_id"),
@@ -64,7 +56,6 @@ class GatewaySettings:
             status_path=s("status_path", STATUS_PATH),
             timeout_s=float(s("timeout_s", "30")),
             send_country=s("send_country", "true").lower() in _TRUE,
-            confirm_via=confirm_via,
             redirect_lookup=s("redirect_lookup", "true").lower() in _TRUE,
         )
 
