@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+from document_samples import C2B_STATUS_REQUEST_WITH_OTP, CALLBACK, as_json
 from gateway_receiver import MakeConnector, MakePayment, Receiver
 
 from malipo.app.connector import (
@@ -68,6 +69,7 @@ async def test_c2b_success_with_signed_callback(
     got = (await receiver.wait_for(1))[0]
     assert got.outcome is CallbackOutcome.APPLIED
     assert got.answer_status == 200
+    assert list(json.loads(got.callback.body)) == list(as_json(CALLBACK))  # the document's shape
     assert await _delivered(fake) == 200
     event = got.events[0]
     assert event.payment_id == payment.id
@@ -137,7 +139,7 @@ async def test_c2b_otp_is_confirmed_by_a_status_request_as_the_document_shows(
     assert confirmed.status is Status.PROCESSING
     assert len(fake.calls_to("/payment_c2b")) == 1
     sent = _sent(fake, "/status")
-    assert list(sent) == ["merchant_id", "order_id", "customer_id", "extra", "signature"]
+    assert list(sent) == list(as_json(C2B_STATUS_REQUEST_WITH_OTP))  # the document's example
     assert sent["customer_id"] == "254712345678"
     assert sent["extra"] == {"otp": fake.otp}
     event = (await receiver.wait_for(1))[0].events[0]
