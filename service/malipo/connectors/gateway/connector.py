@@ -1,6 +1,6 @@
 """The white-label Payment API Gateway (gateway-c2b-b2c-api.txt, NOTES.md section 1).
 
-One connector serves every brand: an account's settings (client.py lists them with defaults)
+One connector serves every brand: an account's settings (settings.py lists them, defaults too)
 name the brand's base URL, public_id, merchant_id and secret key. Channels are the gateway's
 provider ids, kept as data in catalogue.toml with each country's phone format, limits and
 required fields; the service checks them before calling validate() and then us.
@@ -14,11 +14,12 @@ sent when the channel requires it for the payment's direction, or when the calle
 provider_fields. customer_id is the phone in the channel's format, or the field the channel
 names (bank account number for bank transfers, customer.reference for Nigerian C2B).
 
-Flows: payment_c2b / payment_b2c -> PROCESSING, FAILED (result.code non-zero: a decline, its
-message kept) or ACTION_REQUIRED: a non-zero confirm_type asks for an OTP (confirm() sends it),
-`extra` bank details (Nigerian bank transfer) become BANK_TRANSFER, extra.customer_redirect in
-a status answer becomes REDIRECT. Provider id 14 (simulator) stays in progress and never
-calls back; nothing special is coded for it, the reconciler polls and expires it.
+Flows: payment_c2b / payment_b2c -> the status table decides (mapping.STATUS): PROCESSING,
+FAILED (with a non-zero result.code: a decline, its message kept), UNKNOWN or
+ACTION_REQUIRED: a non-zero confirm_type asks for an OTP (confirm() sends it), `extra` bank
+details (Nigerian bank transfer) become BANK_TRANSFER, extra.customer_redirect in a status
+answer becomes REDIRECT. Provider id 14 (simulator) stays in progress and never calls back;
+nothing special is coded for it, the reconciler polls and expires it.
 
 Where the document is silent (each choice is data or a setting):
 - URL paths: settings c2b_path, b2c_path, status_path.
@@ -26,9 +27,10 @@ Where the document is silent (each choice is data or a setting):
   it in a status request with customer_id and extra.otp (the document's C2B example; a
   repeated payment_c2b would get the identical first answer), B2C in a second payment_b2c
   with the same order_id and extra.otp (the document's payment_b2c text).
-- Status for an unknown order: HTTP 404 -> ProviderNotFound; other HTTP 4xx -> rejected.
-- Submit with status -1 and a non-zero result.code: UNKNOWN, not FAILED (an undefined
-  outcome must be asked again, never guessed).
+- Status for an unknown order: HTTP 404 -> ProviderNotFound.
+- HTTP 4xx: a refusal only when the body carries no status or says failed/cancelled; -1
+  ("undefined, for example in an error situation") or any other status leaves the outcome
+  UNKNOWN (client.py), never FAILED: the reconciler asks again.
 - Callbacks carry no currency (callbacks.py says how the amount is read).
 - Responses are not signed in the document, so only callbacks are verified.
 - Refunds and cancellations are not in the document: Unsupported.
