@@ -266,7 +266,13 @@ def with_signature(data: Mapping[str, Any], secret: str) -> dict[str, Any]:
 
 def signature_ok(data: Mapping[str, Any], secret: str) -> bool:
     sent = data.get("signature")
-    return isinstance(sent, str) and hmac.compare_digest(sent, signature(data, secret))
+    if not isinstance(sent, str):
+        return False
+    try:
+        expected = signature(data, secret)
+    except ValueError:  # nested deeper than the sample's 16 levels
+        return False
+    return hmac.compare_digest(sent.encode(), expected.encode())
 
 
 # --- orders ---------------------------------------------------------------------------------

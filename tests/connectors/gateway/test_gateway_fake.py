@@ -97,3 +97,21 @@ async def test_a_repeated_c2b_with_an_otp_gets_the_identical_first_answer(
     assert answer == fake.orders[payment.id].first_response
     assert answer["confirm_type"] == 1
     assert fake.orders[payment.id].confirm_type == 1  # still waiting for its confirmation
+
+
+@pytest.mark.parametrize("signature", ["é" * 128, 5, None])
+def test_a_hostile_signature_is_a_401_not_a_crash(offline: GatewayFake, signature: Any) -> None:
+    body = _body() | {"signature": signature}
+    with pytest.raises(Refused) as refused:
+        offline.check_payment(as_bytes(body), C2B)
+    assert refused.value.http == 401
+
+
+def test_nesting_deeper_than_the_php_sample_allows_is_refused(offline: GatewayFake) -> None:
+    deep: dict[str, Any] = {"otp": "1"}
+    for _ in range(16):
+        deep = {"n": deep}
+    body = _body(extra=deep) | {"signature": "0" * 128}
+    with pytest.raises(Refused) as refused:
+        offline.check_payment(as_bytes(body), C2B)
+    assert refused.value.http == 401
