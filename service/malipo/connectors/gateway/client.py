@@ -53,7 +53,7 @@ class GatewayClient:
                                    f"{payload.get('order_id')}")
         if reply.status >= 400:
             refused = f"{operation}: HTTP {reply.status}{_reason(reply.body)}"
-            if not _says_refused(reply.body):
+            if not is_refusal(reply.body):
                 # -1 is "undefined (for example in an error situation)": not "nothing happened".
                 if mutating:
                     raise ProviderOutcomeUnknown(f"{refused}; the gateway's status is undefined")
@@ -80,7 +80,7 @@ class GatewayClient:
         await self._http.close()
 
 
-def _says_refused(body: bytes) -> bool:
+def is_refusal(body: bytes) -> bool:
     """A 4xx is a refusal when its body carries no status, or one that is final and not a
     success (3 failed, 4 cancelled); -1 or any other status leaves the outcome open."""
     try:
