@@ -19,8 +19,9 @@ Where the document is silent, the fake's own choices: only the paths
 (malformed), 401 (signature, merchant) and 404 (status of an unknown order), each with body
 {"status": -1, "result": {...}} (-1: "undefined, for example in an error situation"); a limit
 breach is a decline (HTTP 200, status 3); confirm_type 1 asks for an OTP, which C2B sends in a
-status request (the document's example) and B2C in a second payment_b2c; status answers carry
-confirm_type while it waits.
+status request (the document's example) and B2C in a second payment_b2c. Status answers have
+the document's status sample's shape: no confirm_type, no bank details (those come only in
+the "synchronized response"), extra.customer_redirect where the section says so.
 
 Test control (Python or HTTP):
 - outcome per customer_id: `fake.scenarios[customer_id] = Outcome.X` or
@@ -495,7 +496,7 @@ class GatewayFake(FakeProvider):
 
     def _answer(self, order: Order, *, payment: bool) -> dict[str, Any]:
         """The document's response: the customer_redirect only in status answers, bank
-        details in the payment's own answer, confirm_type while a confirmation is awaited."""
+        details and confirm_type only in the payment's own answer."""
         answer: dict[str, Any] = {
             "order_id": order.order_id, "transaction_id": order.transaction_id,
             "transaction_ref": order.transaction_ref, "status": order.status,
@@ -508,7 +509,7 @@ class GatewayFake(FakeProvider):
         redirect = "customer_redirect" in order.extra
         if order.extra and order.status in OPEN and redirect is not payment:
             answer["extra"] = order.extra
-        if payment or order.confirm_type:
+        if payment:
             answer["confirm_type"] = order.confirm_type
         return answer
 

@@ -165,6 +165,26 @@ async def test_b2c_otp_is_confirmed_by_a_second_payment_b2c(
     assert event.update.status is Status.SUCCEEDED
 
 
+async def test_a_poll_while_a_code_or_a_transfer_is_awaited_keeps_the_action(
+        connector: GatewayConnector, fake: GatewayFake, make_payment: MakePayment) -> None:
+    """The document's status answer carries neither confirm_type nor the bank details of the
+    "synchronized response": "in progress" there does not mean the customer has acted."""
+    fake.scenarios["254712345678"] = Outcome.OTP
+    awaiting = [make_payment(),
+                make_payment(channel="2311", currency="NGN", amount="2500", phone="",
+                             customer={"reference": "cust-77"})]
+    for payment in awaiting:
+        created = await connector.create_payment(payment, CallContext())
+        assert created.status is Status.ACTION_REQUIRED
+        shown = replace(payment, status=created.status, next_action=created.next_action)
+        polled = await connector.fetch_status(shown, CallContext())
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{fake.base_url}/_gateway/orders/{payment.id}") as resp:
+            assert not {"confirm_type", "extra"} & set(await resp.json())  # status's shape
+        assert (polled.status, polled.next_action) == (Status.ACTION_REQUIRED,
+                                                       created.next_action)
+
+
 async def test_wrong_otp_fails(connector: GatewayConnector, fake: GatewayFake,
                                make_payment: MakePayment) -> None:
     fake.scenarios["254712345678"] = Outcome.OTP

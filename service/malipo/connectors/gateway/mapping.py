@@ -209,6 +209,17 @@ def _next_action(body: Mapping[str, Any], payment: Payment) -> NextAction | None
     return None
 
 
+def _still_awaited(payment: Payment, *, submit: bool) -> NextAction | None:
+    """A status read never shows confirm_type nor the bank details of the submit's answer
+    (the document's status sample), so "in progress" there leaves an awaited code or
+    transfer awaited; only the answer to the confirmation itself (submit) moves it on."""
+    if submit or payment.status is not Status.ACTION_REQUIRED or payment.next_action is None:
+        return None
+    if payment.next_action.kind in (NextActionKind.OTP, NextActionKind.BANK_TRANSFER):
+        return payment.next_action
+    return None
+
+
 def read_reply(body: Mapping[str, Any], payment: Payment, *, submit: bool) -> ProviderUpdate:
     """A payment or status answer as a neutral update.
 
@@ -231,7 +242,7 @@ def read_reply(body: Mapping[str, Any], payment: Payment, *, submit: bool) -> Pr
         reason, failure = FAILURE_CANCELLED, provider_message or result_message
     next_action = None
     if status is Status.PROCESSING:
-        next_action = _next_action(body, payment)
+        next_action = _next_action(body, payment) or _still_awaited(payment, submit=submit)
         if next_action is not None:
             status = Status.ACTION_REQUIRED
     ref = text(body.get("transaction_ref"))
