@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from document_samples import C2B_REQUEST, as_bytes, as_json
+from gateway_document_samples import C2B_REQUEST, as_bytes, as_json
 from gateway_receiver import MakePayment
 
 from malipo.app.connector import CallContext

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 import pytest
-from document_samples import C2B_STATUS_REQUEST_WITH_OTP, CALLBACK, as_json
+from gateway_document_samples import C2B_STATUS_REQUEST_WITH_OTP, CALLBACK, as_json
 from gateway_receiver import MakeConnector, MakePayment, Receiver
 
 from malipo.app.connector import (

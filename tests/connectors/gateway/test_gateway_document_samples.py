@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from document_samples import (
+from gateway_document_samples import (
     B2C_REQUEST,
     B2C_RESPONSE,
     BF_C2B_REQUEST,
