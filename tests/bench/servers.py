@@ -109,6 +109,29 @@ def floor(kind: str, database_url: str, api_key: str) -> Generator[tuple[str, in
         proc.stop()
 
 
+@dataclass
+class StreamFloor:
+    """tests/bench/stream_floor.py running: the same attributes the fan-out bench reads of a
+    Malipo, with no database."""
+
+    grpc: str
+    http: str
+    proc: Proc
+    database_url: None = None
+
+
+@contextlib.contextmanager
+def stream_floor(keys: dict[str, str]) -> Generator[StreamFloor]:
+    grpc_address, http = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    proc = spawn([sys.executable, "-m", "tests.bench.stream_floor", grpc_address, http],
+                 {**os.environ, "FLOOR_KEYS": ",".join(f"{t}={k}" for t, k in keys.items())})
+    try:
+        proc.wait_for("ready", timeout=60)
+        yield StreamFloor(grpc_address, http, proc)
+    finally:
+        proc.stop()
+
+
 # -- the database -------------------------------------------------------------------------
 
 def server_dsn() -> str:
