@@ -91,4 +91,4 @@ bench-callbacks: install $(VENV)/.bench-installed
 	$(PY) -m tests.bench.run --only callbacks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) clients/typescript/node_modules .pytest-pg
+	rm -rf $(VENV) clients/typescript/node_modules .pytest-pg .bench-pg
