@@ -28,6 +28,7 @@ import base64
 import hmac
 import json
 import re
+import secrets
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -183,7 +184,6 @@ class KwikFake(FakeProvider):
         self.rate_limited = 0
         self.unauthorized = 0
         self._window: deque[float] = deque()
-        self._counter = 0
 
     @property
     def api_url(self) -> str:
@@ -218,9 +218,10 @@ class KwikFake(FakeProvider):
             return refused("Unauthorized", 401)
         return None
 
-    def _new_id(self, prefix: str) -> str:
-        self._counter += 1
-        return f"{prefix}_{self._counter:021d}"  # String(32), like tra_abc123...
+    @staticmethod
+    def _new_id(prefix: str) -> str:
+        """Like the document's ids (cus_lpzgQpM56pm-FC01L4qSb): unique across fakes too."""
+        return f"{prefix}_{secrets.token_urlsafe(16)[:21]}"
 
     # --- POST /payments/submit ---------------------------------------------------------
 
@@ -245,10 +246,11 @@ class KwikFake(FakeProvider):
                        "payments": [self._take(item, batch, taken) for item in items]})
 
     def _take(self, item: Any, batch: str, taken: set[str]) -> dict[str, Any]:
-        reference = item.get("transaction_reference") if isinstance(item, dict) else None
         problem = self._item_problem(item, taken)
         if problem:
+            reference = item.get("transaction_reference") if isinstance(item, dict) else None
             return {"status": False, "transaction_reference": reference, "message": problem}
+        reference = str(item["transaction_reference"])
         taken.add(reference)
         account = item["bank_account"]["bank_account_number"] if "bank_account" in item else ""
         self.outcomes[reference] = STAGING.get(account, "pending")
@@ -432,17 +434,19 @@ class KwikFake(FakeProvider):
 
 
 def _matches(record: Mapping[str, Any], query: Mapping[str, str]) -> bool:
-    charged = (record["charged_at"] or "")[:10]
-    changed = (record["status_changed_at"] or "")[:10]
-    tests = (
-        ("transaction_status_lookups_id", lambda v: record["transaction_status_lookups_id"] == v),
-        ("payment_methods_id", lambda v: record["payment_methods_id"] == v),
-        ("charged_at_start_date", lambda v: bool(charged) and charged >= v),
-        ("charged_end_date", lambda v: bool(charged) and charged <= v),
-        ("status_changed_at_start_date", lambda v: bool(changed) and changed >= v),
-        ("status_changed_at_end_date", lambda v: bool(changed) and changed <= v),
-    )
-    return all(check(query[key]) for key, check in tests if key in query)
+    """The documented filters; dates compare as YYYY-MM-DD text, in Kwik's own time."""
+    charged = str(record["charged_at"] or "")[:10]
+    changed = str(record["status_changed_at"] or "")[:10]
+    same = ("transaction_status_lookups_id", "payment_methods_id")
+    if any(key in query and record[key] != query[key] for key in same):
+        return False
+    bounds = (("charged_at_start_date", charged, 1), ("charged_end_date", charged, -1),
+              ("status_changed_at_start_date", changed, 1),
+              ("status_changed_at_end_date", changed, -1))
+    for key, day, side in bounds:
+        if key in query and not (day and (day >= query[key] if side > 0 else day <= query[key])):
+            return False
+    return True
 
 
 def _copy(record: Mapping[str, Any]) -> dict[str, Any]:

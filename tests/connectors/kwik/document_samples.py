@@ -99,19 +99,15 @@ LIST_QUERY_EXAMPLES = {
 # kwik-transactions.txt, Record > Path Parameters, the Example column
 RECORD_REFERENCE = "INV0045"
 
-_ELISIONS = (
-    ('"payment_data": { ... }', '"payment_data": {}'),
-    ('"submission_data": [{ ... }]', '"submission_data": ' + SUBMISSION_DATA_EFT),
-    ("}, ...]", "}]"),
-)
-
-
 def filled(sample: str, *, submission_data: str = SUBMISSION_DATA_EFT) -> str:
     """The sample with its elisions replaced (and only those): parseable JSON."""
+    elisions = (
+        ('"payment_data": { ... }', '"payment_data": {}'),
+        ('"submission_data": [{ ... }]', '"submission_data": ' + submission_data),
+        ("}, ...]", "}]"),
+    )
     out = sample
-    for elided, concrete in _ELISIONS:
-        if elided.startswith('"submission_data"'):
-            concrete = '"submission_data": ' + submission_data
+    for elided, concrete in elisions:
         out = out.replace(elided, concrete)
     if "..." in out.replace("abc123...", ""):
         raise ValueError("an elision of the document was left unfilled")
