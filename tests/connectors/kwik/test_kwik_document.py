@@ -6,6 +6,7 @@ connector must read what the document shows, and the fake must accept exactly th
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import uuid
@@ -126,13 +127,14 @@ async def test_the_documents_list_answer_and_query_examples_through_the_fake(
     assert [(t.reference, t.update.status) for t in everything] == [
         (RECORD_REFERENCE, Status.SUCCEEDED)]
     async with aiohttp.ClientSession() as http:
-        auth = aiohttp.BasicAuth(fake.api_key, fake.api_secret)
+        auth = {"Authorization": "Basic " + base64.b64encode(
+            f"{fake.api_key}:{fake.api_secret}".encode()).decode()}
         async with http.get(fake.api_url + "transactions", params=LIST_QUERY_EXAMPLES,
-                            auth=auth) as resp:
+                            headers=auth) as resp:
             assert resp.status == 200
             assert (await resp.json())["transactions"] == []  # the examples match nothing here
         async with http.get(fake.api_url + "transactions", params={"reference": "INV0045"},
-                            auth=auth) as resp:
+                            headers=auth) as resp:
             assert resp.status == 400  # not a documented filter
 
 

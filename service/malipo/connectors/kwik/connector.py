@@ -77,7 +77,6 @@ from malipo.domain.errors import (
     ProviderNotFound,
     ProviderOutcomeUnknown,
     ProviderRejectedRequest,
-    ProviderUnavailable,
     Unsupported,
 )
 from malipo.domain.ids import new_ulid
@@ -191,14 +190,14 @@ class KwikConnector:
                 str(tx.get("transaction_status_lookups_id") or ""), ctx)
             return transaction_update(tx, name, unnamed=Status.UNKNOWN)
         except MalformedRecord as exc:
-            raise ProviderUnavailable(f"Kwik transaction record unreadable: {exc}") from None
+            raise ProviderRejectedRequest(f"Kwik transaction record unreadable: {exc}") from None
 
     async def _submission(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         body = await self._client.payment_record(payment.id, ctx)
         try:
             return submission_update(require_object(body.get("payment"), "payment"))
         except (MalformedRecord, KeyError) as exc:
-            raise ProviderUnavailable(f"Kwik payment record unreadable: {exc}") from None
+            raise ProviderRejectedRequest(f"Kwik payment record unreadable: {exc}") from None
 
     def settles_not_before(self, payment: Payment) -> datetime | None:
         """A debit order is collected on its action date: no outcome can exist before."""

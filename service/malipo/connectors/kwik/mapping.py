@@ -49,8 +49,10 @@ FAILURE_REASON: Mapping[str, str] = {
     "reversed": "REVERSED",
 }
 
-# Raw values already logged as unlisted: each is logged once per process, not per record.
+# Raw values already logged as unlisted: each is logged once per process, not per record
+# (bounded: a flood of distinct junk values starts the memory afresh, never grows it).
 _UNLISTED_SEEN: set[str] = set()
+_UNLISTED_MAX = 1000
 
 TIMESTAMP_FIELDS = ("created_at", "updated_at", "charged_at", "status_changed_at")
 
@@ -71,6 +73,8 @@ def status_of(name: str) -> Status:
 def unlisted(raw: str, what: str) -> None:
     """Log a value no table of ours lists, once per distinct value."""
     if raw not in _UNLISTED_SEEN:
+        if len(_UNLISTED_SEEN) >= _UNLISTED_MAX:
+            _UNLISTED_SEEN.clear()
         _UNLISTED_SEEN.add(raw)
         log.warning("kwik %s %r is not in the documents: treated as UNKNOWN",
                     what, mask_text(raw))
