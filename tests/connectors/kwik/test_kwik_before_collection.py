@@ -62,3 +62,15 @@ def test_a_debit_order_does_not_settle_before_the_end_of_its_action_date(
     payment = make_payment(provider_fields={"action_date": "2030-01-15"})
     # The whole action date in South Africa (GMT+2): the run may come late that day.
     assert connector.settles_not_before(payment) == datetime(2030, 1, 15, 22, 0, tzinfo=UTC)
+
+
+async def test_the_fake_serves_only_the_default_submission_path(
+    fake: KwikFake, make_connector: ConnectorFactory, make_payment: PaymentFactory,
+) -> None:
+    """The documents name no such call: the assumption is a setting, and the fake knows
+    only its default, so a different path shows up as "not found" here, not as agreement."""
+    payment = make_payment("paid")
+    await make_connector().create_payment(payment, CallContext())
+    elsewhere = make_connector(payment_record_path="payments/{reference}")
+    with pytest.raises(ProviderNotFound):
+        await elsewhere.fetch_status(payment, CallContext())
