@@ -24,7 +24,7 @@ from malipo.domain.money import Money
 from malipo.domain.payments import Payment
 from malipo.domain.status import Status
 from malipo.sandbox.kwik import KwikFake, dump, record_problems
-from tests.connectors.kwik.document_samples import (
+from tests.connectors.kwik.kwik_document_samples import (
     LIST_ANSWER,
     LIST_QUERY_EXAMPLES,
     RECORD_ANSWER,
