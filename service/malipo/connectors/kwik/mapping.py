@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from malipo.connectors.exact_json import plain
@@ -49,11 +50,6 @@ FAILURE_REASON: Mapping[str, str] = {
     "reversed": "REVERSED",
 }
 
-# Raw values already logged as unlisted: each is logged once per process, not per record
-# (bounded: a flood of distinct junk values starts the memory afresh, never grows it).
-_UNLISTED_SEEN: set[str] = set()
-_UNLISTED_MAX = 1000
-
 TIMESTAMP_FIELDS = ("created_at", "updated_at", "charged_at", "status_changed_at")
 
 
@@ -64,20 +60,14 @@ class MalformedRecord(ValueError):
 def status_of(name: str) -> Status:
     """The table's status for a Kwik status name; a name it does not list is UNKNOWN."""
     status = STATUS.get(_key(name))
-    if status is None:
-        unlisted(name, "status name")
-        return Status.UNKNOWN
-    return status
+    return status if status is not None else unlisted("status name", name)
 
 
-def unlisted(raw: str, what: str) -> None:
-    """Log a value no table of ours lists, once per distinct value."""
-    if raw not in _UNLISTED_SEEN:
-        if len(_UNLISTED_SEEN) >= _UNLISTED_MAX:
-            _UNLISTED_SEEN.clear()
-        _UNLISTED_SEEN.add(raw)
-        log.warning("kwik %s %r is not in the documents: treated as UNKNOWN",
-                    what, mask_text(raw))
+@lru_cache(maxsize=1024)
+def unlisted(kind: str, raw: str) -> Status:
+    """UNKNOWN for a value no table lists, logged once per raw value (cached), masked."""
+    log.warning("Kwik %s %r is not one its documents list: UNKNOWN", kind, mask_text(raw))
+    return Status.UNKNOWN
 
 
 def _key(name: str) -> str:
@@ -228,7 +218,7 @@ def transaction_update(tx: Mapping[str, Any], status_name: str | None, *,
     else:
         status = unnamed
         if unnamed is Status.UNKNOWN:
-            unlisted(lookup_id, "transaction_status_lookups_id")
+            unlisted("transaction_status_lookups_id", lookup_id)
     key = _key(status_name or "")
     failed = status in (Status.FAILED, Status.CANCELLED, Status.REVERSED)
     fulfilment = _drop_empty({
