@@ -180,6 +180,14 @@ class Connector(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class SettlesNotBefore(Protocol):
+    """Optional for a connector: a payment that cannot settle before a date it names (a
+    debit order's action date). The expiry rule starts counting only then."""
+
+    def settles_not_before(self, payment: Payment) -> datetime | None: ...
+
+
 def ok_answer() -> CallbackAnswer:
     return CallbackAnswer(200, b"OK")
 

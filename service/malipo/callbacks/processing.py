@@ -126,8 +126,10 @@ class CallbackProcessor:
         update = event.update
         actor = f"callback:{connector.provider}"
         exchanges = []
-        if connector.capabilities.callbacks_need_confirmation:
-            # The callback is a trigger; the provider's status answer is the truth.
+        caps = connector.capabilities
+        if caps.callbacks_need_confirmation or (update.status is None and caps.status_polling):
+            # The callback is a trigger (or could not name a status on its own, as Kwik's
+            # before its status names are known): the provider's status answer is the truth.
             ctx = CallContext()
             subject = payment
             if not payment.provider_reference and update.provider_reference:

@@ -34,7 +34,7 @@ from datetime import datetime
 import asyncpg
 
 from malipo import logs
-from malipo.app.connector import CallContext
+from malipo.app.connector import CallContext, SettlesNotBefore
 from malipo.app.lifecycle import expire, poll, resume
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
@@ -210,7 +210,9 @@ class Reconciler:
             if payment.status not in UNSETTLED:
                 await self._release(payment, lease, Schedule(None))
                 return
-            if policy.expired(payment.created_at, attempts, now):
+            not_before = (connector.settles_not_before(payment)
+                          if isinstance(connector, SettlesNotBefore) else None)
+            if policy.expired(payment.created_at, attempts, now, not_before=not_before):
                 await expire(self.services, payment)
                 return
             if not connector.capabilities.status_polling:
