@@ -86,7 +86,7 @@ class App:
         self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
         self.callbacks = processor = CallbackProcessor(self.services, CallbackJournal(pool))
 
-        api_keys = ApiKeys(keys)
+        api_keys = ApiKeys(keys, s.operator_key_map())
         self.edge = edge = Edge(api_keys, rate_per_s=s.rate_limit_per_s,
                                 burst=s.rate_limit_burst, max_concurrent=s.max_concurrent_rpcs)
         self._server = server = grpc.aio.server(options=[

@@ -1,7 +1,8 @@
 """Typed settings, loaded once: environment variables and an optional TOML file.
 
 Environment (all optional): DATABASE_URL, MALIPO_GRPC_LISTEN, MALIPO_HTTP_LISTEN,
-MALIPO_DATA_DIR, MALIPO_API_KEYS ("tenant=key,..."), MALIPO_CONFIG (TOML path),
+MALIPO_DATA_DIR, MALIPO_API_KEYS ("tenant=key,..."), MALIPO_OPERATOR_KEYS ("operator=key,...",
+keys allowed to call ResolvePayment for any tenant), MALIPO_CONFIG (TOML path),
 MALIPO_PUBLIC_CALLBACK_BASE, MALIPO_NATS_URL, MALIPO_LOG_FORMAT (text|json),
 MALIPO_HEARTBEAT_S, MALIPO_TLS_CERT/MALIPO_TLS_KEY (TLS on both listeners),
 MALIPO_TLS_CLIENT_CA (mTLS for gRPC callers), MALIPO_HTTP_TLS_CLIENT_CA (mTLS for callbacks),
@@ -44,6 +45,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", validation_alias=AliasChoices(
         "DATABASE_URL", "MALIPO_DATABASE_URL"))
     api_keys: str = ""
+    operator_keys: str = ""
     config: Path | None = None
     public_callback_base: str = ""
     nats_url: str = ""
@@ -91,6 +93,18 @@ class Settings(BaseSettings):
                 raise ValueError("MALIPO_API_KEYS must look like 'tenant=key,tenant2=key2'")
             keys[tenant.strip()] = key.strip()
         return keys
+
+    def operator_key_map(self) -> dict[str, str]:
+        """MALIPO_OPERATOR_KEYS: operator name -> key, in MALIPO_API_KEYS's format."""
+        operators: dict[str, str] = {}
+        for pair in filter(None, (p.strip() for p in self.operator_keys.split(","))):
+            name, sep, key = (part.strip() for part in pair.partition("="))
+            if not (sep and name and key):
+                raise ValueError("MALIPO_OPERATOR_KEYS must look like 'alice=key,bob=key2'")
+            operators[name] = key
+        if set(operators.values()) & set(self.tenant_keys().values()):
+            raise ValueError("an operator key must not also be a tenant key")
+        return operators
 
     def callback_base(self) -> str:
         scheme = "https" if self.tls_cert else "http"

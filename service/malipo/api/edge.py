@@ -12,7 +12,10 @@ new method handlers every time, which was a tenth of a CreatePayment's server ti
   Server streams (WatchStatus) are rate limited when they open but not counted as
   concurrent: they live for hours, and the event hub's buffers bound their cost.
 - The tenant is then required (UNAUTHENTICATED otherwise) and handed to the method through
-  `caller_tenant()`; an unknown key logs no tenant.
+  `caller_tenant()`; an unknown key logs no tenant. Operator-only methods (OPERATOR_METHODS)
+  take an operator key instead, handed over by `caller_operator()`; a tenant key there, or
+  an operator key anywhere else, is PERMISSION_DENIED. Operators are rate limited and
+  logged as "operator:<name>".
 - Each call is counted and timed by method and final status (malipo_rpc_total,
   malipo_rpc_duration_seconds). With tracing on, tenant and payment id go on the server span.
 - Domain errors become rich statuses (api/errors.py); nothing else in api/ calls abort.
@@ -36,12 +39,16 @@ from malipo import logs
 from malipo.api.auth import ApiKeys
 from malipo.api.errors import Context, abort, domain_error
 from malipo.api.limits import RateLimiter
-from malipo.domain.errors import MalipoError, RateLimited, Unauthenticated
+from malipo.domain.errors import MalipoError, PermissionDenied, RateLimited, Unauthenticated
+from malipo.domain.resolutions import Operator
 from malipo.metrics import RPC_LATENCY, RPCS
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ANONYMOUS = ""
 _TENANT: ContextVar[str] = ContextVar("malipo_caller_tenant", default=_ANONYMOUS)
+_OPERATOR: ContextVar[Operator | None] = ContextVar("malipo_caller_operator", default=None)
+# Methods only operator keys may call; every other method needs a tenant key.
+OPERATOR_METHODS = frozenset({"ResolvePayment"})
 
 Unary = Callable[[Any, Context], Awaitable[Any]]
 Streaming = Callable[[Any, Context], AsyncIterator[Any]]
@@ -55,6 +62,26 @@ def caller_tenant() -> str:
     return tenant
 
 
+def caller_operator() -> Operator:
+    """The authenticated operator of an operator-only call (the edge checked it)."""
+    operator = _OPERATOR.get()
+    if operator is None:  # a method reached without the edge: refuse rather than guess
+        raise PermissionDenied("this method needs an operator key",
+                               reason="OPERATOR_KEY_REQUIRED")
+    return operator
+
+
+def _role_refusal(operator: Operator | None, operator_only: bool) -> MalipoError | None:
+    if operator_only and operator is None:
+        return PermissionDenied("only operator keys (MALIPO_OPERATOR_KEYS) may resolve "
+                                "payments; a tenant key may not", reason="OPERATOR_KEY_REQUIRED")
+    if operator is not None and not operator_only:
+        return PermissionDenied("an operator key may only call "
+                                + ", ".join(sorted(OPERATOR_METHODS)),
+                                reason="TENANT_KEY_REQUIRED")
+    return None
+
+
 class Edge:
     def __init__(self, keys: ApiKeys, *, rate_per_s: float, burst: int,
                  max_concurrent: int) -> None:
@@ -63,9 +90,10 @@ class Edge:
         self._max_concurrent = max_concurrent
         self.in_flight = 0  # unary calls being served now
 
-    def _enter(self, context: Context, *,
-               counted: bool) -> tuple[str, str, MalipoError | None]:
-        """Request id, tenant ("" if the key is missing or wrong) and the refusal, if any."""
+    def _enter(self, context: Context, *, counted: bool, operator_only: bool = False
+               ) -> tuple[str, str, Operator | None, MalipoError | None]:
+        """Request id, tenant ("" if the key is missing, wrong or an operator's), operator
+        and the refusal, if any."""
         request_id = key = ""
         for name, value in context.invocation_metadata() or ():
             if name == "authorization":
@@ -74,7 +102,11 @@ class Edge:
             elif name == "x-request-id" and _REQUEST_ID.fullmatch(str(value)):
                 request_id = str(value)
         tenant = (self._keys.tenant_for(key) if key else None) or _ANONYMOUS
-        return request_id or uuid.uuid4().hex, tenant, self._refusal(tenant, counted=counted)
+        operator = self._keys.operator_for(key) if key and not tenant else None
+        caller = f"operator:{operator.name}" if operator else tenant
+        refused = (self._refusal(caller, counted=counted)
+                   or _role_refusal(operator, operator_only))
+        return request_id or uuid.uuid4().hex, tenant, operator, refused
 
     def _refusal(self, tenant: str, *, counted: bool) -> MalipoError | None:
         wait = self._rate.check(tenant)
@@ -91,12 +123,15 @@ class Edge:
     def unary(self, name: str, method: Unary) -> Unary:
         async def call(request: Any, context: Context) -> Any:
             started, ok = time.perf_counter(), False
-            request_id, tenant, refused = self._enter(context, counted=True)
+            request_id, tenant, operator, refused = self._enter(
+                context, counted=True, operator_only=name in OPERATOR_METHODS)
             payment_id = str(getattr(request, "payment_id", "") or
                              getattr(request, "payout_id", "") or "")
-            _annotate(tenant, payment_id)
-            with logs.bound(request_id=request_id, tenant=tenant, payment_id=payment_id):
+            caller = f"operator:{operator.name}" if operator else tenant
+            _annotate(caller, payment_id)
+            with logs.bound(request_id=request_id, tenant=caller, payment_id=payment_id):
                 token = _TENANT.set(tenant)
+                operator_token = _OPERATOR.set(operator)
                 self.in_flight += 1
                 try:
                     if refused is not None:
@@ -111,6 +146,7 @@ class Edge:
                 finally:
                     self.in_flight -= 1
                     _TENANT.reset(token)
+                    _OPERATOR.reset(operator_token)
                     _record(name, "OK" if ok else _code(context), started)
 
         return call
@@ -118,7 +154,7 @@ class Edge:
     def streaming(self, name: str, method: Streaming) -> Streaming:
         async def call(request: Any, context: Context) -> AsyncIterator[Any]:
             started, ok = time.perf_counter(), False
-            request_id, tenant, refused = self._enter(context, counted=False)
+            request_id, tenant, _, refused = self._enter(context, counted=False)
             _annotate(tenant, "")
             with logs.bound(request_id=request_id, tenant=tenant):
                 token = _TENANT.set(tenant)

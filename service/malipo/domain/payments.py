@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from malipo.domain.money import Money
+from malipo.domain.review import ReviewReason, review_text
 from malipo.domain.status import FINAL, Direction, Method, Status, can_move
 
 
@@ -162,16 +163,18 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
     conditional UPDATE guarded by the status it was decided from."""
     if update.amount is not None and update.amount != payment.amount:
         why = f"provider reported {update.amount}, expected {payment.amount}"
-        flagged = replace(payment, needs_review=True, review_reason=f"AMOUNT_MISMATCH: {why}",
+        code = ReviewReason.AMOUNT_MISMATCH
+        flagged = replace(payment, needs_review=True, review_reason=review_text(code, why),
                           updated_at=now)
-        return Change(ChangeKind.REVIEW, payment, flagged, "AMOUNT_MISMATCH", update.raw)
+        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
     if update.provider_reference and payment.provider_reference and (
         update.provider_reference != payment.provider_reference
     ):
         why = f"provider reference {update.provider_reference} != {payment.provider_reference}"
-        flagged = replace(payment, needs_review=True, review_reason=f"REFERENCE_MISMATCH: {why}",
+        code = ReviewReason.REFERENCE_MISMATCH
+        flagged = replace(payment, needs_review=True, review_reason=review_text(code, why),
                           updated_at=now)
-        return Change(ChangeKind.REVIEW, payment, flagged, "REFERENCE_MISMATCH", update.raw)
+        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
 
     refreshed = replace(
         payment,
@@ -203,7 +206,7 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
     return Change(ChangeKind.TRANSITION, payment, moved, update.failure_reason, update.raw)
 
 
-REVERSED_UNSEEN = "REVERSED_UNSEEN_SUCCESS"
+REVERSED_UNSEEN = ReviewReason.REVERSED_UNSEEN_SUCCESS
 _SETTLED = FINAL | {Status.SUCCEEDED}
 
 
