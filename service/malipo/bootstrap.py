@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from malipo.api import tls
 from malipo.api.auth import ApiKeys
 from malipo.api.edge import Edge, guarded
+from malipo.api.operators import OperatorKeys
 from malipo.api.servicer import PaymentServicer
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.services import Services
@@ -86,7 +87,7 @@ class App:
         self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
         self.callbacks = processor = CallbackProcessor(self.services, CallbackJournal(pool))
 
-        api_keys = ApiKeys(keys, s.operator_key_map())
+        api_keys = ApiKeys(keys)
         self.edge = edge = Edge(api_keys, rate_per_s=s.rate_limit_per_s,
                                 burst=s.rate_limit_burst, max_concurrent=s.max_concurrent_rpcs)
         self._server = server = grpc.aio.server(options=[
@@ -99,6 +100,7 @@ class App:
         ])
         payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
             guarded(PaymentServicer(self.services, self.hub), edge), server)
+        edge.operators = OperatorKeys(s.operator_key_map(), api_keys)
         self._health = health.aio.HealthServicer()  # pyright: ignore[reportAttributeAccessIssue]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -45,7 +45,6 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", validation_alias=AliasChoices(
         "DATABASE_URL", "MALIPO_DATABASE_URL"))
     api_keys: str = ""
-    operator_keys: str = ""
     config: Path | None = None
     public_callback_base: str = ""
     nats_url: str = ""
@@ -60,6 +59,8 @@ class Settings(BaseSettings):
     workers: int = 1
     # Per process: the pool plus ~2 long-lived connections (event hub LISTEN, relay lock).
     db_pool_max: int = 20
+    # Operator keys (ResolvePayment for every tenant), "name=key,...": see api/operators.py.
+    operator_keys: str = ""
     # TLS: cert+key turn it on for gRPC and the callback listener; a client CA adds mTLS.
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -94,18 +95,6 @@ class Settings(BaseSettings):
             keys[tenant.strip()] = key.strip()
         return keys
 
-    def operator_key_map(self) -> dict[str, str]:
-        """MALIPO_OPERATOR_KEYS: operator name -> key, in MALIPO_API_KEYS's format."""
-        operators: dict[str, str] = {}
-        for pair in filter(None, (p.strip() for p in self.operator_keys.split(","))):
-            name, sep, key = (part.strip() for part in pair.partition("="))
-            if not (sep and name and key):
-                raise ValueError("MALIPO_OPERATOR_KEYS must look like 'alice=key,bob=key2'")
-            operators[name] = key
-        if set(operators.values()) & set(self.tenant_keys().values()):
-            raise ValueError("an operator key must not also be a tenant key")
-        return operators
-
     def callback_base(self) -> str:
         scheme = "https" if self.tls_cert else "http"
         return (self.public_callback_base or f"{scheme}://{self.http_listen}").rstrip("/")
@@ -123,3 +112,13 @@ class Settings(BaseSettings):
 
     def poll_policies(self) -> dict[str, PollPolicy]:
         return dict(self.policies)
+
+    def operator_key_map(self) -> dict[str, str]:
+        """MALIPO_OPERATOR_KEYS: operator name -> key, in MALIPO_API_KEYS's format."""
+        operators: dict[str, str] = {}
+        for pair in filter(None, (p.strip() for p in self.operator_keys.split(","))):
+            name, sep, key = (part.strip() for part in pair.partition("="))
+            if not (sep and name and key):
+                raise ValueError("MALIPO_OPERATOR_KEYS must look like 'alice=key,bob=key2'")
+            operators[name] = key
+        return operators

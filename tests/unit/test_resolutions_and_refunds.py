@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from malipo.api.auth import ApiKeys
+from malipo.api.operators import OperatorKeys
 from malipo.config import Settings
 from malipo.domain.errors import FailedPrecondition, InvalidRequest
 from malipo.domain.money import Money
@@ -78,14 +79,15 @@ def test_refund_statuses() -> None:
 
 
 def test_operator_keys_are_apart_from_tenant_keys() -> None:
-    settings = Settings(api_keys="acme=tenant-key", operator_keys=" ops = op-key ,bob=b-key")
+    settings = Settings(operator_keys=" ops = op-key ,bob=b-key")
     assert settings.operator_key_map() == {"ops": "op-key", "bob": "b-key"}
-    keys = ApiKeys(settings.tenant_keys(), settings.operator_key_map())
-    assert keys.operator_for("op-key") == Operator(
+    tenants = ApiKeys({"acme": "tenant-key"})
+    operators = OperatorKeys(settings.operator_key_map(), tenants)
+    assert operators.operator_for("op-key") == Operator(
         "ops", hashlib.sha256(b"op-key").hexdigest()[:8])
-    assert keys.operator_for("tenant-key") is None
-    assert keys.tenant_for("op-key") is None
+    assert operators.operator_for("tenant-key") is None
+    assert tenants.tenant_for("op-key") is None
     with pytest.raises(ValueError, match="MALIPO_OPERATOR_KEYS"):
         Settings(operator_keys="ops").operator_key_map()
-    with pytest.raises(ValueError, match="also be a tenant key"):
-        Settings(api_keys="acme=same", operator_keys="ops=same").operator_key_map()
+    with pytest.raises(ValueError, match="also a tenant key"):
+        OperatorKeys({"ops": "tenant-key"}, tenants)

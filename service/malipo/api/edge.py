@@ -12,10 +12,10 @@ new method handlers every time, which was a tenth of a CreatePayment's server ti
   Server streams (WatchStatus) are rate limited when they open but not counted as
   concurrent: they live for hours, and the event hub's buffers bound their cost.
 - The tenant is then required (UNAUTHENTICATED otherwise) and handed to the method through
-  `caller_tenant()`; an unknown key logs no tenant. Operator-only methods (OPERATOR_METHODS)
-  take an operator key instead, handed over by `caller_operator()`; a tenant key there, or
-  an operator key anywhere else, is PERMISSION_DENIED. Operators are rate limited and
-  logged as "operator:<name>".
+  `caller_tenant()`; an unknown key logs no tenant. Operator-only unary methods
+  (OPERATOR_METHODS) take an operator key instead (api/operators.py), handed over by
+  `caller_operator()`; a tenant key there, or an operator key on another unary method, is
+  PERMISSION_DENIED. Operators are rate limited and logged as "operator:<name>".
 - Each call is counted and timed by method and final status (malipo_rpc_total,
   malipo_rpc_duration_seconds). With tracing on, tenant and payment id go on the server span.
 - Domain errors become rich statuses (api/errors.py); nothing else in api/ calls abort.
@@ -39,6 +39,7 @@ from malipo import logs
 from malipo.api.auth import ApiKeys
 from malipo.api.errors import Context, abort, domain_error
 from malipo.api.limits import RateLimiter
+from malipo.api.operators import OperatorKeys
 from malipo.domain.errors import MalipoError, PermissionDenied, RateLimited, Unauthenticated
 from malipo.domain.resolutions import Operator
 from malipo.metrics import RPC_LATENCY, RPCS
@@ -47,7 +48,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ANONYMOUS = ""
 _TENANT: ContextVar[str] = ContextVar("malipo_caller_tenant", default=_ANONYMOUS)
 _OPERATOR: ContextVar[Operator | None] = ContextVar("malipo_caller_operator", default=None)
-# Methods only operator keys may call; every other method needs a tenant key.
+# Unary methods only operator keys may call; every other method needs a tenant key.
 OPERATOR_METHODS = frozenset({"ResolvePayment"})
 
 Unary = Callable[[Any, Context], Awaitable[Any]]
@@ -82,6 +83,14 @@ def _role_refusal(operator: Operator | None, operator_only: bool) -> MalipoError
     return None
 
 
+def _bearer(context: Context) -> str:
+    for name, value in context.invocation_metadata() or ():
+        if name == "authorization":
+            scheme, _, token = str(value).partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return ""
+
+
 class Edge:
     def __init__(self, keys: ApiKeys, *, rate_per_s: float, burst: int,
                  max_concurrent: int) -> None:
@@ -89,11 +98,24 @@ class Edge:
         self._rate = RateLimiter(rate_per_s, burst)
         self._max_concurrent = max_concurrent
         self.in_flight = 0  # unary calls being served now
+        self.operators: OperatorKeys | None = None  # bootstrap sets them when configured
 
-    def _enter(self, context: Context, *, counted: bool, operator_only: bool = False
-               ) -> tuple[str, str, Operator | None, MalipoError | None]:
-        """Request id, tenant ("" if the key is missing, wrong or an operator's), operator
-        and the refusal, if any."""
+    def _operator(self, context: Context, tenant: str, refused: MalipoError | None, *,
+                  operator_only: bool) -> tuple[Operator | None, MalipoError | None]:
+        """For a unary call `_enter` found no tenant for (or that only operators may make):
+        the operator whose key it carries, and the call's refusal, if any."""
+        key = "" if tenant or self.operators is None else _bearer(context)
+        operator = self.operators.operator_for(key) if key and self.operators else None
+        if operator is not None:
+            return operator, (self._refusal(f"operator:{operator.name}", counted=True)
+                              or _role_refusal(operator, operator_only))
+        if tenant and operator_only:
+            return None, _role_refusal(None, operator_only)
+        return None, refused  # no key, or an unknown one: as _enter decided
+
+    def _enter(self, context: Context, *,
+               counted: bool) -> tuple[str, str, MalipoError | None]:
+        """Request id, tenant ("" if the key is missing or wrong) and the refusal, if any."""
         request_id = key = ""
         for name, value in context.invocation_metadata() or ():
             if name == "authorization":
@@ -102,11 +124,7 @@ class Edge:
             elif name == "x-request-id" and _REQUEST_ID.fullmatch(str(value)):
                 request_id = str(value)
         tenant = (self._keys.tenant_for(key) if key else None) or _ANONYMOUS
-        operator = self._keys.operator_for(key) if key and not tenant else None
-        caller = f"operator:{operator.name}" if operator else tenant
-        refused = (self._refusal(caller, counted=counted)
-                   or _role_refusal(operator, operator_only))
-        return request_id or uuid.uuid4().hex, tenant, operator, refused
+        return request_id or uuid.uuid4().hex, tenant, self._refusal(tenant, counted=counted)
 
     def _refusal(self, tenant: str, *, counted: bool) -> MalipoError | None:
         wait = self._rate.check(tenant)
@@ -123,11 +141,15 @@ class Edge:
     def unary(self, name: str, method: Unary) -> Unary:
         async def call(request: Any, context: Context) -> Any:
             started, ok = time.perf_counter(), False
-            request_id, tenant, operator, refused = self._enter(
-                context, counted=True, operator_only=name in OPERATOR_METHODS)
+            request_id, tenant, refused = self._enter(context, counted=True)
+            operator_only = name in OPERATOR_METHODS
+            operator = None
+            if not tenant or operator_only:  # the common call skips this
+                operator, refused = self._operator(context, tenant, refused,
+                                                   operator_only=operator_only)
+            caller = f"operator:{operator.name}" if operator else tenant
             payment_id = str(getattr(request, "payment_id", "") or
                              getattr(request, "payout_id", "") or "")
-            caller = f"operator:{operator.name}" if operator else tenant
             _annotate(caller, payment_id)
             with logs.bound(request_id=request_id, tenant=caller, payment_id=payment_id):
                 token = _TENANT.set(tenant)
@@ -154,7 +176,7 @@ class Edge:
     def streaming(self, name: str, method: Streaming) -> Streaming:
         async def call(request: Any, context: Context) -> AsyncIterator[Any]:
             started, ok = time.perf_counter(), False
-            request_id, tenant, _, refused = self._enter(context, counted=False)
+            request_id, tenant, refused = self._enter(context, counted=False)
             _annotate(tenant, "")
             with logs.bound(request_id=request_id, tenant=tenant):
                 token = _TENANT.set(tenant)
