@@ -74,7 +74,8 @@ async def mismatched(service: Running) -> payment_pb2.Payment:
     return got
 
 
-def resolve(payment: payment_pb2.Payment, resolution: int, *, idempotency_key: str = "",
+def resolve(payment: payment_pb2.Payment, resolution: payment_pb2.Status, *,
+            idempotency_key: str = "",
             tenant: str = "acme", evidence: str = "statement line 42 checked",
             reason: str = "provider statement shows the outcome") -> pb.ResolvePaymentRequest:
     return pb.ResolvePaymentRequest(
