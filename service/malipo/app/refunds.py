@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from malipo.app.commands import RefundPayment, check_payment_id, check_refund
+from malipo.app.commands import RefundPayment, check_refund
 from malipo.app.connector import CallContext, Connector, PartialRefunds
+from malipo.app.payments import get_payment
 from malipo.app.services import Services
 from malipo.app.unit_of_work import IdempotencyRecord, RefundTotals, Schedule, UnitOfWork
 from malipo.domain.errors import (
@@ -210,11 +211,8 @@ class RefundList:
 
 
 async def list_refunds(svc: Services, tenant: str, payment_id: str) -> RefundList:
-    check_payment_id(payment_id)
+    payment = await get_payment(svc, tenant, payment_id, Direction.COLLECTION)
     async with svc.uow() as uow:
-        payment = await uow.payments.get(payment_id, tenant=tenant)
-        if payment is None:
-            raise NotFound(f"payment {payment_id} not found")
         refunds = await uow.refunds.for_payment(payment_id)
         totals = await uow.refunds.totals(payment_id)
     currency = payment.amount.currency
