@@ -1,8 +1,7 @@
 """Typed settings, loaded once: environment variables and an optional TOML file.
 
 Environment (all optional): DATABASE_URL, MALIPO_GRPC_LISTEN, MALIPO_HTTP_LISTEN,
-MALIPO_DATA_DIR, MALIPO_API_KEYS ("tenant=key,..."), MALIPO_OPERATOR_KEYS ("operator=key,...",
-keys allowed to call ResolvePayment for any tenant), MALIPO_CONFIG (TOML path),
+MALIPO_DATA_DIR, MALIPO_API_KEYS ("tenant=key,..."), MALIPO_CONFIG (TOML path),
 MALIPO_PUBLIC_CALLBACK_BASE, MALIPO_NATS_URL, MALIPO_LOG_FORMAT (text|json),
 MALIPO_HEARTBEAT_S, MALIPO_TLS_CERT/MALIPO_TLS_KEY (TLS on both listeners),
 MALIPO_TLS_CLIENT_CA (mTLS for gRPC callers), MALIPO_HTTP_TLS_CLIENT_CA (mTLS for callbacks),
