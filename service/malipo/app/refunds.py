@@ -7,6 +7,7 @@ whole amount, the payment's move to REVERSED, in one transaction."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -61,7 +62,12 @@ async def refund_payment(svc: Services, cmd: RefundPayment, deadline: float | No
                 f"idempotency key {cmd.idempotency_key!r} was used with a different request")
         return await _replay(svc, cmd.tenant, existing.resource_id, cmd.payment_id)
     payment, refund, connector = recorded
-    return await _send(svc, cmd, payment, refund, connector, CallContext(deadline=deadline))
+    # Shielded: a caller who hangs up must not leave the provider's answer unrecorded.
+    task = asyncio.ensure_future(_send(svc, cmd, payment, refund, connector,
+                                       CallContext(deadline=deadline)))
+    svc.tasks.add(task)
+    task.add_done_callback(svc.tasks.discard)
+    return await asyncio.shield(task)
 
 
 async def _record_refund(svc: Services, uow: UnitOfWork, cmd: RefundPayment,
