@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from malipo.api import tls
 from malipo.api.auth import ApiKeys
 from malipo.api.edge import Edge, guarded
+from malipo.api.operators import OperatorKeys
 from malipo.api.servicer import PaymentServicer
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.services import Services
@@ -106,6 +107,10 @@ class App:
         ])
         payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
             guarded(PaymentServicer(self.services, self.hub), edge), server)
+        try:
+            edge.operators = OperatorKeys(s.operator_key_pairs(), api_keys)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self._health = health.aio.HealthServicer()  # pyright: ignore[reportAttributeAccessIssue]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)

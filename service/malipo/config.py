@@ -136,6 +136,8 @@ class Settings(BaseSettings):
     workers: int = 1
     # Per process: the pool plus ~2 long-lived connections (event hub LISTEN, relay lock).
     db_pool_max: int = 20
+    # Operator keys (ResolvePayment for every tenant), "name=key,...": see api/operators.py.
+    operator_keys: str = ""
     # TLS: cert+key turn it on for gRPC and the callback listener; a client CA adds mTLS.
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -203,3 +205,8 @@ class Settings(BaseSettings):
 
     def poll_policies(self) -> dict[str, PollPolicy]:
         return dict(self.policies)
+
+    def operator_key_pairs(self) -> ApiKeyPairs:
+        """MALIPO_OPERATOR_KEYS: (operator name, key), in MALIPO_API_KEYS's format; an
+        operator may hold several keys while one rotates."""
+        return parse_key_pairs(self.operator_keys, "MALIPO_OPERATOR_KEYS")

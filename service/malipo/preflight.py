@@ -44,6 +44,7 @@ def check(settings: Settings, *, bind: bool = True) -> None:
             raise ConfigError(str(exc)) from None
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("TLS needs both MALIPO_TLS_CERT and MALIPO_TLS_KEY")
+    settings.operator_key_pairs()  # malformed operator keys
     if not settings.api_key_pairs() and settings.database_url:
         raise ConfigError("no API keys: with DATABASE_URL set, give MALIPO_API_KEYS or "
                           "MALIPO_API_KEYS_FILE (a development key is made only with the "

@@ -18,6 +18,7 @@ from malipo.domain.errors import (
     ProviderUnavailable,
 )
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate, apply_update
+from malipo.domain.review import ReviewReason, review_text
 from malipo.domain.status import UNSETTLED, Direction, Status
 
 
@@ -61,9 +62,10 @@ async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, 
             # Never attach one provider transaction to two payments: flag, change nothing else.
             flagged = replace(current, needs_review=True, updated_at=svc.clock(),
                               provider_status=update.provider_status or current.provider_status,
-                              review_reason="REFERENCE_REUSED: the provider transaction backs "
-                              "another payment")
-            change = Change(ChangeKind.REVIEW, current, flagged, "REFERENCE_REUSED",
+                              review_reason=review_text(
+                                  ReviewReason.REFERENCE_REUSED,
+                                  "the provider transaction backs another payment"))
+            change = Change(ChangeKind.REVIEW, current, flagged, ReviewReason.REFERENCE_REUSED,
                             update.raw)
         plan = _plan(svc, change, schedule)
         if change.writes or submitted or plan is not None:
@@ -202,8 +204,9 @@ async def expire(svc: Services, payment: Payment) -> Change:
         return await record_update(svc, payment.id, update, actor="reconciler",
                                    schedule=Schedule(None))
     # An UNKNOWN outcome is never turned into FAILED without evidence: flag it instead.
-    return await flag_for_review(svc, payment.id,
-                                 "EXPIRED: no final answer from the provider in time",
+    return await flag_for_review(svc, payment.id, review_text(
+                                     ReviewReason.EXPIRED,
+                                     "no final answer from the provider in time"),
                                  actor="reconciler", schedule=Schedule(None))
 
 

@@ -1,4 +1,5 @@
-"""Use cases of the PaymentService: create, read, list, confirm, refund, cancel, refresh."""
+"""Use cases of the PaymentService: create, read, list, confirm, cancel, refresh (refunds:
+app/refunds.py; operator resolutions: app/review.py)."""
 
 from __future__ import annotations
 
@@ -254,30 +255,18 @@ async def _reference_holder(svc: Services, payment: Payment, reference: str) -> 
     return other.id if other is not None and other.id != payment.id else ""
 
 
-async def refund_payment(svc: Services, cmd: ChangePayment, deadline: float | None) -> Payment:
-    return await _change(svc, cmd, deadline, "refund")
-
-
 async def cancel_payment(svc: Services, cmd: ChangePayment, deadline: float | None) -> Payment:
-    return await _change(svc, cmd, deadline, "cancel")
-
-
-async def _change(svc: Services, cmd: ChangePayment, deadline: float | None,
-                  operation: str) -> Payment:
+    """Refunds are app/refunds.py: resources of their own."""
+    operation = "cancel"
     payment, replay = await _claim_change(svc, cmd.tenant, cmd.idempotency_key, operation,
                                           cmd.fingerprint(), cmd.payment_id)
     if replay:
         return await get_payment(svc, cmd.tenant, cmd.payment_id)
     connector = svc.connectors.for_payment(payment)
-    caps = connector.capabilities
-    refund = operation == "refund"
     problem = ""
-    if (refund and not caps.refunds) or (not refund and not caps.cancellations):
-        problem = f"{payment.provider} does not support {operation}s"
-    elif refund and (payment.status is not Status.SUCCEEDED
-                     or payment.direction is not Direction.COLLECTION):
-        problem = f"only a SUCCEEDED collection can be refunded (it is {payment.status})"
-    elif not refund and (payment.status in FINAL or payment.status is Status.SUCCEEDED):
+    if not connector.capabilities.cancellations:
+        problem = f"{payment.provider} does not support cancels"
+    elif payment.status in FINAL or payment.status is Status.SUCCEEDED:
         problem = f"a {payment.status} payment cannot be cancelled"
     if problem:
         await _release_key(svc, cmd.tenant, cmd.idempotency_key)
@@ -285,8 +274,7 @@ async def _change(svc: Services, cmd: ChangePayment, deadline: float | None,
         raise FailedPrecondition(problem, reason=reason)
     ctx = CallContext(deadline=deadline)
     try:
-        update = await (connector.refund(payment, ctx) if refund
-                        else connector.cancel(payment, ctx))
+        update = await connector.cancel(payment, ctx)
     except ProviderOutcomeUnknown:
         # Money state unchanged as far as we know; the reconciler's next poll tells.
         update = ProviderUpdate(None, provider_message=f"{operation} outcome unknown")

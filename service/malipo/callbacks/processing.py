@@ -18,6 +18,7 @@ from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.domain.errors import CallbackRejected, MalipoError, ProviderError
 from malipo.domain.payments import ChangeKind, Payment
+from malipo.domain.review import ReviewReason, review_text
 from malipo.redaction import mask_headers
 from malipo.store.callbacks import CallbackJournal, Delivery, EventClaim
 
@@ -120,7 +121,8 @@ class CallbackProcessor:
                     not event.payment_id else CallbackOutcome.UNKNOWN_PAYMENT)
         if event.direction and event.direction != payment.direction.value:
             await flag_for_review(self._svc, payment.id,
-                                  f"DIRECTION_MISMATCH: callback says {event.direction}",
+                                  review_text(ReviewReason.DIRECTION_MISMATCH,
+                                              f"callback says {event.direction}"),
                                   actor="callback", provider_payload=event.update.raw)
             return CallbackOutcome.MISMATCH
         update = event.update

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from malipo.domain.money import Money
+from malipo.domain.review import ReviewReason, review_text
 from malipo.domain.status import FINAL, Direction, Method, Status, can_move
 
 
@@ -165,22 +166,25 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
     conditional UPDATE guarded by the status it was decided from."""
     if update.amount is not None and update.amount != payment.amount:
         why = f"provider reported {update.amount}, expected {payment.amount}"
-        flagged = replace(payment, needs_review=True, review_reason=f"AMOUNT_MISMATCH: {why}",
+        code = ReviewReason.AMOUNT_MISMATCH
+        flagged = replace(payment, needs_review=True, review_reason=review_text(code, why),
                           updated_at=now)
-        return Change(ChangeKind.REVIEW, payment, flagged, "AMOUNT_MISMATCH", update.raw)
+        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
     if update.provider_reference and payment.provider_reference and (
         update.provider_reference != payment.provider_reference
     ):
         why = f"provider reference {update.provider_reference} != {payment.provider_reference}"
-        flagged = replace(payment, needs_review=True, review_reason=f"REFERENCE_MISMATCH: {why}",
+        code = ReviewReason.REFERENCE_MISMATCH
+        flagged = replace(payment, needs_review=True, review_reason=review_text(code, why),
                           updated_at=now)
-        return Change(ChangeKind.REVIEW, payment, flagged, "REFERENCE_MISMATCH", update.raw)
+        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
     ours = payment.customer.phone_number
     if update.customer_number and ours and not same_number(update.customer_number, ours):
         # Never the numbers themselves: review reasons reach callers and logs.
-        flagged = replace(payment, needs_review=True, updated_at=now, review_reason=(
-            "ACCOUNT_MISMATCH: the provider names another customer number"))
-        return Change(ChangeKind.REVIEW, payment, flagged, "ACCOUNT_MISMATCH", update.raw)
+        code = ReviewReason.ACCOUNT_MISMATCH
+        flagged = replace(payment, needs_review=True, updated_at=now, review_reason=review_text(
+            code, "the provider names another customer number"))
+        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
 
     refreshed = replace(
         payment,
@@ -221,7 +225,7 @@ def same_number(a: str, b: str) -> bool:
     return len(short) >= 7 and long.endswith(short)
 
 
-REVERSED_UNSEEN = "REVERSED_UNSEEN_SUCCESS"
+REVERSED_UNSEEN = ReviewReason.REVERSED_UNSEEN_SUCCESS
 _SETTLED = FINAL | {Status.SUCCEEDED}
 
 

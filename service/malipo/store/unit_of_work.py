@@ -11,6 +11,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from malipo.store.payments import PostgresExchangeLog, PostgresIdempotencyKeys, PostgresPayments
+from malipo.store.refunds import PostgresRefunds
+from malipo.store.resolutions import PostgresResolutions
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -106,6 +108,8 @@ class PostgresUnitOfWork:
     payments: PostgresPayments
     keys: PostgresIdempotencyKeys
     exchanges: PostgresExchangeLog
+    refunds: PostgresRefunds
+    resolutions: PostgresResolutions
 
     def __init__(self, pool: asyncpg.Pool, on_events: Callable[[], None] | None = None) -> None:
         self._pool = pool
@@ -120,6 +124,8 @@ class PostgresUnitOfWork:
         self.payments = PostgresPayments(self._lazy)
         self.keys = PostgresIdempotencyKeys(self._lazy)
         self.exchanges = PostgresExchangeLog(self._lazy)
+        self.refunds = PostgresRefunds(self._lazy)
+        self.resolutions = PostgresResolutions(self._lazy)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -127,12 +133,13 @@ class PostgresUnitOfWork:
         assert self._conn is not None
         assert self._lazy is not None
         # A statement run alone (fetchval_alone) committed by itself; a transaction below.
-        committed_events = self._lazy.tx is None and self.payments.wrote_events
+        wrote_events = self.payments.wrote_events or self.refunds.wrote_events
+        committed_events = self._lazy.tx is None and wrote_events
         try:
             if self._lazy.tx is not None:
                 if exc_type is None:
                     await self._lazy.tx.commit()
-                    committed_events = self.payments.wrote_events
+                    committed_events = wrote_events
                 else:
                     await self._lazy.tx.rollback()
         finally:

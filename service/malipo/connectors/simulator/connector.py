@@ -38,10 +38,12 @@ from malipo.domain.errors import (
     InvalidRequest,
     ProviderNotFound,
     ProviderOutcomeUnknown,
+    ProviderRejectedRequest,
     ProviderUnavailable,
 )
 from malipo.domain.money import Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
+from malipo.domain.refunds import Refund
 from malipo.domain.status import Status
 
 OTP_CODE = "123456"
@@ -56,6 +58,7 @@ class _Record:
     payment: Payment
     confirmed: bool = False
     refunded: bool = False
+    refunded_minor: int = 0
     cancelled: bool = False
 
 
@@ -67,8 +70,9 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 class SimulatorConnector:
     provider = "simulator"
     capabilities = Capabilities(
-        collections=True, payouts=True, refunds=True, cancellations=True, status_polling=True,
-        callbacks=True, status_by_our_reference=True, idempotent_submit=True,
+        collections=True, payouts=True, refunds=True, partial_refunds=True, cancellations=True,
+        status_polling=True, callbacks=True, status_by_our_reference=True,
+        idempotent_submit=True,
     )
 
     def __init__(self, account: ProviderAccount) -> None:
@@ -184,9 +188,28 @@ class SimulatorConnector:
 
     async def refund(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         self._called("refund", payment)
-        self._record(payment).refunded = True
+        record = self._record(payment)
+        record.refunded, record.refunded_minor = True, payment.amount.minor
         return ProviderUpdate(Status.REVERSED, provider_status="refunded",
                               failure_reason="REFUNDED")
+
+    async def refund_part(self, payment: Payment, refund: Refund,
+                          ctx: CallContext) -> ProviderUpdate:
+        """Like a real provider, it refuses what it never collected or already returned."""
+        self._called("refund", payment)
+        record = self._record(payment)
+        left = payment.amount.minor - record.refunded_minor
+        if self._state(record).status is not Status.SUCCEEDED or not (
+                refund.amount.currency == payment.amount.currency
+                and 0 < refund.amount.minor <= left):
+            raise ProviderRejectedRequest(f"simulator: cannot refund {refund.amount} "
+                                          f"({left} minor units left)", reason="REFUND_REFUSED")
+        record.refunded_minor += refund.amount.minor
+        record.refunded = record.refunded_minor == payment.amount.minor
+        reference = "SIMRF-" + refund.id.split("_", 1)[1]
+        return ProviderUpdate(Status.SUCCEEDED, reference, "refunded", raw={
+            "refund_reference": reference, "amount_minor": refund.amount.minor,
+            "currency": refund.amount.currency.code, "status": "refunded"})
 
     async def cancel(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         self._called("cancel", payment)
