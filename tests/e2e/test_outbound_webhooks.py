@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+import asyncpg
 import grpc
 import pytest
 from aiohttp import web
@@ -126,10 +127,22 @@ async def receivers() -> AsyncIterator[Callable[..., Any]]:
         await runner.cleanup()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def malipo(database_url: str) -> AsyncIterator[Running]:
+    """One Malipo per test: a test that starts its own must be the only deliverer."""
     async with running(settings_for(database_url, **FAST)) as service:
         yield service
+
+
+@pytest.fixture(autouse=True)
+async def no_endpoints_left(database_url: str) -> AsyncIterator[None]:
+    """Each test's endpoints end with it (their receivers are gone)."""
+    yield
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM webhook_endpoints")
+    finally:
+        await conn.close()
 
 
 def hooks(service: Running) -> WebhookServiceAsyncStub:
@@ -347,12 +360,6 @@ async def test_two_processes_never_deliver_one_endpoint_at_once(
     receiver = await receivers(delay_s=0.02)
     settings = settings_for(database_url, **FAST)
     async with running(settings) as a, running(settings_for(database_url, **FAST)) as b:
-        for tenant in ("acme", "globex"):  # earlier tests' endpoints: only this one counts
-            for old in (await hooks(a).ListWebhookEndpoints(
-                    pb.ListWebhookEndpointsRequest(), metadata=auth(tenant))).endpoints:
-                if not old.from_config:
-                    await hooks(a).DeleteWebhookEndpoint(pb.DeleteWebhookEndpointRequest(
-                        endpoint_id=old.id), metadata=auth(tenant))
         endpoint = await register(a, receiver)
         ours = await pay(a, 3) + await pay(b, 3)
         await eventually(lambda: settled(a, ours), "payments settled")
