@@ -81,7 +81,7 @@ type WebhookEndpoint struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// "whe_" and a sortable unique id.
+	// "whe_" and a unique id ("whe_cfg_..." for endpoints from the config file).
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Where events are POSTed.
 	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`

@@ -18,7 +18,7 @@ export declare const file_malipo_payments_v1_webhooks: GenFile;
  */
 export declare type WebhookEndpoint = Message<"malipo.payments.v1.WebhookEndpoint"> & {
   /**
-   * "whe_" and a sortable unique id.
+   * "whe_" and a unique id ("whe_cfg_..." for endpoints from the config file).
    *
    * @generated from field: string id = 1;
    */
@@ -326,14 +326,16 @@ export declare const WebhookEndpointStateSchema: GenEnum<WebhookEndpointState>;
  *   webhook-timestamp: Unix seconds when this attempt was signed;
  *   webhook-signature: "v1,<base64 HMAC-SHA256>", keyed with the base64-decoded part of the
  *                      endpoint's secret after "whsec_", over "<id>.<timestamp>.<body>".
- * The body is JSON: {"type": "payment.status_changed", "timestamp": <attempt time, RFC 3339>,
+ * The body is JSON, the same bytes on every attempt: {"type": "payment.status_changed",
+ * "timestamp": <when the event occurred, RFC 3339>,
  * "data": {"sequence", "event_id", "tenant", "payment_id", "direction", "provider",
  * "account", "old_status" ("" for the creation event), "new_status", "provider_status",
  * "provider_reference", "amount_minor" (integer minor units), "currency" (ISO 4217),
  * "reason", "message", "fulfilment", "needs_review", "occurred_at", "provider_payload"}},
  * masked as StatusEvent is. Any 2xx acknowledges the event; anything else (3xx included) or
  * no answer within the timeout is retried with exponential backoff for 24 hours (configurable)
- * before the endpoint turns FAILING and stops until RedeliverWebhooks.
+ * before the endpoint turns FAILING and stops until RedeliverWebhooks. Later events wait
+ * behind a refused one: one delivery at a time per endpoint, across all Malipo replicas.
  *
  * @generated from service malipo.payments.v1.WebhookService
  */
