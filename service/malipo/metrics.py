@@ -46,6 +46,9 @@ BREAKER = Gauge("malipo_circuit_breaker_state",
 SUBSCRIBERS = Gauge("malipo_stream_subscribers", "WatchStatus streams open on this process",
                     ["mode"])
 STREAM_LAG = Gauge("malipo_stream_event_lag", "Committed events not yet dispatched to streams")
+WEBHOOK_POSTS = Counter("malipo_webhook_posts_total", "Outbound webhook POSTs by outcome: "
+                        "delivered (2xx), refused (any other status), unanswered (timeout, "
+                        "connection error)", ["outcome"])
 
 WORKER = Gauge("malipo_worker_info", "1 for this process; `worker` is its index under "
                "`serve --workers N` (scrapes of a shared port reach any worker)", ["worker"])

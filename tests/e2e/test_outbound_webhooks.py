@@ -21,6 +21,7 @@ import asyncpg
 import grpc
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from malipo.config import WebhookConfig
 from malipo.payments.v1 import webhooks_pb2
@@ -145,6 +146,12 @@ async def no_endpoints_left(database_url: str) -> AsyncIterator[None]:
         await conn.close()
 
 
+def posts(outcome: str) -> float:
+    """malipo_webhook_posts_total{outcome} of this process (the tests' Malipos run in it)."""
+    return REGISTRY.get_sample_value("malipo_webhook_posts_total",
+                                     {"outcome": outcome}) or 0.0
+
+
 def hooks(service: Running) -> WebhookServiceAsyncStub:
     return cast("WebhookServiceAsyncStub", WebhookServiceStub(service.channel))
 
@@ -251,6 +258,7 @@ async def test_endpoint_rpcs_validate_input_and_keep_tenants_apart(
 async def test_signed_events_arrive_in_order_after_refused_attempts(
         malipo: Running, receivers: Callable[..., Any]) -> None:
     receiver = await receivers(fail_first=3)
+    refused_before = posts("refused")
     endpoint = await register(malipo, receiver)
     ours = await pay(malipo, 3)
     await pay(malipo, 1, tenant="globex")
@@ -262,6 +270,7 @@ async def test_signed_events_arrive_in_order_after_refused_attempts(
     assert all(a.verified for a in receiver.attempts)
     assert receiver.accepted_sequences()[:len(expected)] == expected  # in order, no gap
     assert [a.answered for a in receiver.attempts[:3]] == [503, 503, 503]
+    assert posts("refused") - refused_before == 3
     # The refused event was retried under the same webhook-id, then accepted.
     assert {a.msg_id for a in receiver.attempts[:4]} == {f"{endpoint.id}_{expected[0]}"}
     assert {a.body["data"]["tenant"] for a in receiver.attempts} == {"acme"}

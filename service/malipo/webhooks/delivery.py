@@ -23,6 +23,7 @@ import aiohttp
 import asyncpg
 
 from malipo.domain.events import StatusEvent
+from malipo.metrics import WEBHOOK_POSTS
 from malipo.store.events import event_to_json
 from malipo.store.failures import DATABASE_ERRORS
 from malipo.store.webhooks import Claim, DeliveryClaims
@@ -162,8 +163,12 @@ class WebhookDispatcher:
         try:
             async with self._session.post(claim.url, data=body, headers=headers,
                                           allow_redirects=False) as response:
-                return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
+                delivered = 200 <= response.status < 300
+                WEBHOOK_POSTS.labels("delivered" if delivered else "refused").inc()
+                return "" if delivered else f"HTTP {response.status}"
         except TimeoutError:
+            WEBHOOK_POSTS.labels("unanswered").inc()
             return "timeout"
         except (aiohttp.ClientError, OSError, ValueError) as exc:
+            WEBHOOK_POSTS.labels("unanswered").inc()
             return type(exc).__name__
