@@ -174,7 +174,8 @@ class DeliveryClaims:
                        cast("int", rows[0]["purged_through"]))
 
     async def advance(self, claim: Claim, cursor: int) -> bool:
-        """Acknowledged (or nothing of this tenant) up to `cursor`; False: lease lost."""
+        """Acknowledged (or nothing of this tenant) up to `cursor`; False: the lease is lost
+        (never moves the cursor back)."""
         done = await self._pool.execute(
             "UPDATE webhook_endpoints SET cursor = $3, attempts = 0, failing_since = NULL, "
             "last_error = '' WHERE id = $1 AND claimed_until = $2 AND cursor < $3",
