@@ -43,7 +43,7 @@ class DeliveryPolicy:
     backoff_first_s: float = 5.0  # after the first failure; doubles per failure
     backoff_max_s: float = 3600.0
     retry_for_s: float = 86400.0  # a refused event is retried this long, then FAILING
-    endpoints_per_claim: int = 20
+    endpoints_per_claim: int = 20  # endpoints one process serves at once
     events_per_read: int = 100
 
     def backoff(self, attempts: int, rand: Callable[[], float] = random.random) -> float:
@@ -72,28 +72,41 @@ class WebhookDispatcher:
         self._policy = policy
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._serving: set[asyncio.Task[None]] = set()
         self.attempts = 0  # POSTs sent by this process
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._policy.timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as self._session:
-            while True:
-                try:
-                    await self.tick()
-                except DATABASE_ERRORS as exc:
-                    log.warning("webhook tick failed: %s", type(exc).__name__)
-                except Exception:
-                    log.exception("webhook tick failed")
-                await asyncio.sleep(self._policy.poll_s)
+            try:
+                while True:
+                    try:
+                        await self.tick()
+                    except DATABASE_ERRORS as exc:
+                        log.warning("webhook tick failed: %s", type(exc).__name__)
+                    except Exception:
+                        log.exception("webhook tick failed")
+                    await asyncio.sleep(self._policy.poll_s)
+            finally:
+                # Each hands its endpoint over as it ends (see _serve).
+                serving = list(self._serving)
+                for task in serving:
+                    task.cancel()
+                await asyncio.gather(*serving, return_exceptions=True)
 
     async def tick(self) -> int:
-        """Claim due endpoints and serve each until it is drained, failing or out of lease."""
-        if not await self._claims.any_due():
+        """Claim due endpoints, up to `endpoints_per_claim` served at once by this process,
+        and serve each in its own task until it is drained, failing or out of lease: a slow
+        or busy endpoint never holds up the others."""
+        room = self._policy.endpoints_per_claim - len(self._serving)
+        if room <= 0 or not await self._claims.any_due():
             return 0
         ends = time.monotonic() + self._policy.lease_s  # measured before the claim: never late
-        claims = await self._claims.claim(self._policy.endpoints_per_claim,
-                                          self._policy.lease_s)
-        await asyncio.gather(*(self._serve(c, ends) for c in claims))
+        claims = await self._claims.claim(room, self._policy.lease_s)
+        for claim in claims:
+            task = asyncio.create_task(self._serve(claim, ends))
+            self._serving.add(task)
+            task.add_done_callback(self._serving.discard)
         return len(claims)
 
     async def _serve(self, claim: Claim, ends: float) -> None:
