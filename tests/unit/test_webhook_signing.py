@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -13,6 +14,7 @@ from malipo.domain.money import Money
 from malipo.domain.status import Direction, Status
 from malipo.webhooks.delivery import DeliveryPolicy, message_id, payload
 from malipo.webhooks.signing import WebhookSigner, new_secret, parse_secret
+from tests.webhook_receiver import verify
 
 
 def test_signature_matches_the_standard_webhooks_published_example() -> None:
@@ -81,3 +83,14 @@ def test_backoff_doubles_with_jitter_and_stops_growing_at_the_cap() -> None:
     assert [policy.backoff(n, rand=lambda: 0.0) for n in (1, 2, 3)] == [2.5, 5.0, 10.0]
     assert policy.backoff(20, rand=lambda: 0.0) == 1800.0
     assert policy.backoff(10_000, rand=lambda: 0.9999999) == pytest.approx(3600.0)
+
+
+def test_the_tests_independent_verifier_accepts_our_signature_and_nothing_else() -> None:
+    secret, body, now = new_secret(), b'{"data":{"sequence":1}}', int(time.time())
+    headers = WebhookSigner(secret).headers("whe_1_1", now, body)
+    assert verify(secret, headers, body)
+    assert not verify(secret, headers, body.replace(b"1", b"2"))
+    assert not verify(new_secret(), headers, body)
+    assert not verify(secret, {**headers, "webhook-id": "whe_1_2"}, body)
+    stale = WebhookSigner(secret).headers("whe_1_1", now - 600, body)
+    assert not verify(secret, stale, body)
