@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -59,7 +59,7 @@ class NewEndpoint:
     tenant: str
     url: str
     description: str
-    secret: str
+    secret: str = field(repr=False)
     from_config: bool = False
     idempotency_key: str = ""
     fingerprint: str = ""
@@ -70,7 +70,7 @@ class StoredEndpoint:
     """An endpoint with what only its creation may see again: the secret and fingerprint."""
 
     endpoint: WebhookEndpoint
-    secret: str
+    secret: str = field(repr=False)
     fingerprint: str
 
 
@@ -175,7 +175,7 @@ def config_endpoint_id(tenant: str, url: str) -> str:
 class ConfigEndpoint:
     tenant: str
     url: str
-    secret: str
+    secret: str = field(repr=False)
     description: str = ""
 
 

@@ -9,7 +9,7 @@ end it wrote), so a deliverer whose lease ended or was reset by a redelivery cha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
@@ -120,7 +120,7 @@ class Claim:
     id: str
     tenant: str
     url: str
-    secret: str
+    secret: str = field(repr=False)
     cursor: int
     attempts: int
     failing_since: datetime | None
