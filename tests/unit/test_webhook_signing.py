@@ -94,3 +94,9 @@ def test_the_tests_independent_verifier_accepts_our_signature_and_nothing_else()
     assert not verify(secret, {**headers, "webhook-id": "whe_1_2"}, body)
     stale = WebhookSigner(secret).headers("whe_1_1", now - 600, body)
     assert not verify(secret, stale, body)
+
+
+def test_a_lease_too_short_for_one_post_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="webhook_lease_s"):
+        DeliveryPolicy(timeout_s=10.0, lease_s=10.5)
+    assert DeliveryPolicy(timeout_s=2.0, lease_s=6.0).lease_s == 6.0

@@ -46,6 +46,11 @@ class DeliveryPolicy:
     endpoints_per_claim: int = 20  # endpoints one process serves at once
     events_per_read: int = 100
 
+    def __post_init__(self) -> None:
+        if self.lease_s <= self.timeout_s + 1.0:
+            # A POST is only started when it ends inside the lease: nothing would be sent.
+            raise ValueError("webhook_lease_s must exceed webhook_timeout_s + 1 s")
+
     def backoff(self, attempts: int, rand: Callable[[], float] = random.random) -> float:
         """Wait after the `attempts`-th failure in a row: doubling, capped, with jitter in
         [half, full) so endpoints that failed together do not retry together."""
