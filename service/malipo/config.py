@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from malipo.app.connector import ProviderAccount
@@ -36,6 +36,8 @@ class WebhookConfig(BaseModel):
     """A `[[webhooks]]` entry: an endpoint the operator provisions, with the secret from
     their secret store. A table like `[[accounts]]` rather than a flat variable, because each
     entry is a record holding a secret; MALIPO_WEBHOOKS takes the same list as JSON."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must not drop the endpoint
 
     tenant: str
     url: str

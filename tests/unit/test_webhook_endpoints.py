@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from pydantic import ValidationError
 
 from malipo.app.webhooks import check_url, config_endpoint_id
+from malipo.config import Settings
+from malipo.webhooks.signing import new_secret
 
 
 @pytest.mark.parametrize("url", [
@@ -40,3 +45,17 @@ def test_config_endpoint_ids_are_stable_and_distinct() -> None:
     assert a != config_endpoint_id("globex", "https://a.example/h")
     assert a != config_endpoint_id("acme", "https://a.example/h2")
     assert a.startswith("whe_cfg_")
+
+
+def test_config_file_webhooks_load_and_a_misspelt_key_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "malipo.toml"
+    secret = new_secret()
+    config.write_text(f'[[webhooks]]\ntenant = "acme"\nurl = "https://h.example/in"\n'
+                      f'secret = "{secret}"\n')
+    [endpoint] = Settings.load(config=config).webhook_endpoints()
+    assert (endpoint.tenant, endpoint.url, endpoint.secret) == (
+        "acme", "https://h.example/in", secret)
+    assert secret not in repr(Settings.load(config=config))
+    config.write_text(config.read_text() + 'sekret = "x"\n')
+    with pytest.raises(ValidationError, match="sekret"):
+        Settings.load(config=config)
