@@ -25,14 +25,21 @@ from malipo.api.auth import ApiKeys
 from malipo.api.edge import Edge, guarded
 from malipo.api.operators import OperatorKeys
 from malipo.api.servicer import PaymentServicer
+from malipo.api.webhooks import WebhookServicer
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.services import Services
+from malipo.app.webhooks import sync_config_endpoints
 from malipo.callbacks.listener import build_app, metrics_app
 from malipo.callbacks.processing import CallbackProcessor
 from malipo.config import ConfigError, Settings
 from malipo.connectors import registry
 from malipo.metrics import BUILD_INFO, Sampler, version
-from malipo.payments.v1 import payment_service_pb2, payment_service_pb2_grpc
+from malipo.payments.v1 import (
+    payment_service_pb2,
+    payment_service_pb2_grpc,
+    webhooks_pb2,
+    webhooks_pb2_grpc,
+)
 from malipo.reconciler.loop import Reconciler
 from malipo.store.callbacks import CallbackJournal
 from malipo.store.embedded import start_embedded
@@ -40,13 +47,16 @@ from malipo.store.failures import DATABASE_ERRORS
 from malipo.store.migrations import migrate
 from malipo.store.retention import ExchangeRetention
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, create_pool
+from malipo.store.webhooks import PostgresWebhookEndpoints
 from malipo.streaming.hub import EventHub
 from malipo.streaming.nats_export import NatsExporter
 from malipo.streaming.relay import EventRelay
 from malipo.streaming.retention import EventRetention
+from malipo.webhooks import DeliveryPolicy, WebhookDispatcher, new_secret, parse_secret
 
 log = logging.getLogger("malipo")
 SERVICE_NAME = payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
+WEBHOOK_SERVICE_NAME = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
 
 
 @dataclass
@@ -63,6 +73,7 @@ class App:
     reconciler: Reconciler | None = None
     callbacks: CallbackProcessor | None = None
     edge: Edge | None = None
+    webhooks: WebhookDispatcher | None = None
     _server: grpc.aio.Server | None = None
     metrics_address: str = ""
     api_keys: ApiKeys | None = None
@@ -93,6 +104,15 @@ class App:
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
         self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
         self.callbacks = processor = CallbackProcessor(self.services, CallbackJournal(pool))
+        endpoints = PostgresWebhookEndpoints(pool)
+        try:
+            await sync_config_endpoints(endpoints, s.webhook_endpoints(), parse_secret)
+        except ValueError as exc:  # a typo in [[webhooks]] stops the start, in one line
+            raise ConfigError(f"[[webhooks]]: {exc}") from None
+        self.webhooks = WebhookDispatcher(pool, DeliveryPolicy(
+            poll_s=s.webhook_poll_s, timeout_s=s.webhook_timeout_s, lease_s=s.webhook_lease_s,
+            backoff_first_s=s.webhook_backoff_first_s, backoff_max_s=s.webhook_backoff_max_s,
+            retry_for_s=s.webhook_retry_for_s))
 
         self.edge = edge = Edge(api_keys, rate_per_s=s.rate_limit_per_s,
                                 burst=s.rate_limit_burst, max_concurrent=s.max_concurrent_rpcs)
@@ -111,11 +131,14 @@ class App:
             edge.operators = OperatorKeys(s.operator_key_pairs(), api_keys)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
+            guarded(WebhookServicer(endpoints, new_secret), edge), server)
         self._health = health.aio.HealthServicer()  # pyright: ignore[reportAttributeAccessIssue]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+            (SERVICE_NAME, WEBHOOK_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server)
         if s.tls_cert and s.tls_key:
             port = server.add_secure_port(s.grpc_listen, tls.server_credentials(
                 s.tls_cert, s.tls_key, s.tls_client_ca))
@@ -139,6 +162,7 @@ class App:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(c) for c in (
             self.hub.run(), relay.run(), self.reconciler.run(), self._watch_health(),
+            self.webhooks.run(),
             ExchangeRetention(pool, keep=timedelta(days=s.exchange_retention_days),
                               interval_s=s.retention_interval_s).run(),
             EventRetention(pool, keep=timedelta(days=s.event_retention_days),

@@ -9,8 +9,9 @@ MALIPO_NATS_URL, MALIPO_LOG_FORMAT (text|json), MALIPO_HEARTBEAT_S,
 MALIPO_TLS_CERT/MALIPO_TLS_KEY (TLS on both listeners), MALIPO_TLS_CLIENT_CA (mTLS for gRPC
 callers), MALIPO_HTTP_TLS_CLIENT_CA (mTLS for callbacks), MALIPO_RATE_LIMIT_PER_S,
 MALIPO_RATE_LIMIT_BURST, MALIPO_MAX_CONCURRENT_RPCS, MALIPO_MAX_MESSAGE_BYTES,
-MALIPO_GRPC_MAX_CONNECTION_AGE_S / _GRACE_S. The TOML file may hold any of these fields
-(lower case, no prefix) plus `[api_keys]`, `[[accounts]]` and `[policies.<provider>]`; see
+MALIPO_GRPC_MAX_CONNECTION_AGE_S / _GRACE_S, MALIPO_WEBHOOK_* (delivery timing). The TOML
+file may hold any of these fields (lower case, no prefix) plus `[api_keys]`, `[[accounts]]`,
+`[policies.<provider>]` and `[[webhooks]]`; see
 deploy/malipo.example.toml. A key the file does not know is an error naming the nearest one.
 """
 
@@ -34,6 +35,7 @@ from pydantic_settings import (
 
 from malipo.app.connector import ProviderAccount
 from malipo.app.policies import PollPolicy
+from malipo.app.webhooks import ConfigEndpoint
 
 
 class ConfigError(ValueError):
@@ -47,6 +49,19 @@ class AccountConfig(BaseModel):
     name: str = "default"
     tenants: list[str] = Field(default_factory=list)
     settings: dict[str, str] = Field(default_factory=dict)
+
+
+class WebhookConfig(BaseModel):
+    """A `[[webhooks]]` entry: an endpoint the operator provisions, with the secret from
+    their secret store. A table like `[[accounts]]` rather than a flat variable, because each
+    entry is a record holding a secret; MALIPO_WEBHOOKS takes the same list as JSON."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key must not drop the endpoint
+
+    tenant: str
+    url: str
+    secret: str = Field(repr=False)  # "whsec_" + base64
+    description: str = ""
 
 
 # A `[policies.<provider>]` table is the reconciler's PollPolicy itself: pydantic validates
@@ -154,6 +169,15 @@ class Settings(BaseSettings):
     grpc_max_connection_age_s: float = 1800.0
     grpc_max_connection_age_grace_s: float = 60.0
     accounts: list[AccountConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    # Outbound webhook delivery (webhooks/delivery.py, DeliveryPolicy): retried with
+    # doubling backoff for webhook_retry_for_s (24 h), then the endpoint is FAILING.
+    webhook_poll_s: float = 1.0
+    webhook_timeout_s: float = 10.0
+    webhook_lease_s: float = 60.0
+    webhook_backoff_first_s: float = 5.0
+    webhook_backoff_max_s: float = 3600.0
+    webhook_retry_for_s: float = 86400.0
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
 
     @classmethod
@@ -202,6 +226,9 @@ class Settings(BaseSettings):
             )
             for a in configured
         ]
+
+    def webhook_endpoints(self) -> list[ConfigEndpoint]:
+        return [ConfigEndpoint(w.tenant, w.url, w.secret, w.description) for w in self.webhooks]
 
     def poll_policies(self) -> dict[str, PollPolicy]:
         return dict(self.policies)
