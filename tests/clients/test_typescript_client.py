@@ -37,7 +37,7 @@ async def test_node_tests_pass_against_the_real_server(malipo: Running) -> None:
     text = out.decode()
     assert proc.returncode == 0, text
     assert "# fail 0" in text, text
-    assert "# pass 5" in text, text
+    assert "# pass 11" in text, text
 
 
 def test_typescript_sources_type_check() -> None:
