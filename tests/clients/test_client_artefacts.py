@@ -9,7 +9,6 @@ same way. Packages come from the configured package index through pip's and npm'
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients.processes import run
 from tests.conftest import ROOT
 from tests.harness import TENANT_KEYS, Running
 
@@ -52,21 +52,6 @@ def floors() -> dict[str, str]:
     found = dict(d.split(">=", 1) for d in dependencies)
     assert set(found) == {"grpcio", "protobuf", "googleapis-common-protos"}, dependencies
     return found
-
-
-async def run(*argv: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-              timeout: float = 300) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *[str(a) for a in argv], cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
 
 
 def skip_loudly_if_unreachable(what: str, returncode: int, output: str) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients.processes import run
 from tests.clients.test_typescript_client import differing
 from tests.conftest import ROOT
 from tests.harness import TENANT_KEYS, Running
@@ -88,17 +89,9 @@ async def test_go_helper_tests_pass_against_the_real_server(malipo: Running) -> 
     with tempfile.TemporaryDirectory() as tmp:
         link, env = gopath(Path(tmp))
         env |= {"MALIPO_ADDRESS": malipo.app.grpc_address, "MALIPO_API_KEY": TENANT_KEYS["acme"]}
-        proc = await asyncio.create_subprocess_exec(
-            str(GOROOT / "bin" / "go"), "test", "-count=1", "-v", "./malipo", cwd=link, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), 300)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    text = out.decode()
-    assert proc.returncode == 0, text
+        code, text = await run(GOROOT / "bin" / "go", "test", "-count=1", "-v", "./malipo",
+                               cwd=link, env=env, timeout=300)
+    assert code == 0, text
     assert text.count("--- PASS: ") == 6 and "--- FAIL" not in text, text
 
 
@@ -106,17 +99,9 @@ async def test_go_helper_tests_pass_against_the_real_server(malipo: Running) -> 
 async def test_go_example_creates_and_watches_until_final(malipo: Running) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         binary = await asyncio.to_thread(build_example, Path(tmp))
-        proc = await asyncio.create_subprocess_exec(
-            str(binary), malipo.app.grpc_address, TENANT_KEYS["acme"],
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    lines = out.decode().splitlines()
-    assert proc.returncode == 0, lines
+        code, out = await run(binary, malipo.app.grpc_address, TENANT_KEYS["acme"], timeout=30)
+    lines = out.splitlines()
+    assert code == 0, lines
     moves = [line.split(" ", 1)[1] for line in lines]
     assert moves == ["STATUS_UNSPECIFIED -> STATUS_PENDING",
                      "STATUS_PENDING -> STATUS_PROCESSING",

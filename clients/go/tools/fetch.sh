@@ -13,8 +13,14 @@ PACKAGES=(golang-1.24-go golang-1.24-src golang-google-grpc-dev golang-google-pr
   golang-golang-x-text-dev golang-github-golang-protobuf-1-5-dev)
 stamp="$DEST/.fetched-$(echo "$SUITE ${PACKAGES[*]}" | md5sum | cut -c1-12)"
 [ -e "$stamp" ] && exit 0
-mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Identifier: Packages' 2>/dev/null \
-  | awk '$2 !~ /-/ && $1 !~ /security/ {print $1; exit}')
+configured_mirror() {
+  apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 'Identifier: Packages' 2>/dev/null \
+    | awk '$2 !~ /-/ && $1 !~ /security/ {print $1; exit}'
+}
+mirror=$(configured_mirror)
+if [ -z "$mirror" ]; then
+  apt-get update -qq && mirror=$(configured_mirror)
+fi
 if [ -z "$mirror" ]; then
   echo "no Debian mirror configured (run apt-get update first?)" >&2
   exit 1
