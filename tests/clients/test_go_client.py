@@ -92,7 +92,7 @@ async def test_go_helper_tests_pass_against_the_real_server(malipo: Running) -> 
         code, text = await run(GOROOT / "bin" / "go", "test", "-count=1", "-v", "./malipo",
                                cwd=link, env=env, timeout=300)
     assert code == 0, text
-    assert text.count("--- PASS: ") == 6 and "--- FAIL" not in text, text
+    assert text.count("--- PASS: ") == 8 and "--- FAIL" not in text, text
 
 
 @needs_go

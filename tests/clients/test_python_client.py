@@ -155,6 +155,29 @@ async def test_a_lost_answer_is_retried_with_the_same_key_and_pays_once(
     assert malipo.connector("simulator").calls_for(payment.id) == 1
 
 
+async def test_a_retry_waits_for_a_server_that_is_not_up_yet(database_url: str) -> None:
+    settings = settings_for(database_url, grpc_listen=f"127.0.0.1:{free_port()}")
+    counter = FailFirst(None)
+    # One retry: gRPC redials only after its own backoff (about 1 s) and fails calls at once
+    # meanwhile, so this succeeds only because a retry waits for the channel to be ready.
+    retry = RetryPolicy(attempts=2, initial_backoff_s=0.01, max_backoff_s=0.01)
+    client = MalipoClient.connect(settings.grpc_listen, TENANT_KEYS["acme"],
+                                  interceptors=[counter], retry=retry)
+    try:
+        created = asyncio.create_task(client.create_payment(create_request("")))
+        while len(counter.keys) < 2 and not created.done():  # the first attempt failed
+            await asyncio.sleep(0.01)
+        async with running(settings) as service:
+            payment = await asyncio.wait_for(created, 15)
+            listed = await service.stub.ListPayments(pb.ListPaymentsRequest(page_size=100),
+                                                     metadata=auth())
+    finally:
+        await client.close()
+    assert counter.keys == [payment.idempotency_key] * 2
+    assert [p.id for p in listed.payments if p.idempotency_key == payment.idempotency_key] \
+        == [payment.id]
+
+
 async def test_a_retry_waits_at_least_the_servers_retry_info_delay(malipo: Running) -> None:
     status = to_status(Unavailable("provider down (test)"))  # RetryInfo: 1 s
     lose = FailFirst(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(*status.trailing_metadata))

@@ -92,7 +92,13 @@ func (h *helped) Invoke(ctx context.Context, method string, args, reply any,
 	args = withKey(args)
 	for attempt := 1; ; attempt++ {
 		attemptCtx, cancel := context.WithTimeout(ctx, h.timeout)
-		err := h.cc.Invoke(attemptCtx, method, args, reply, opts...)
+		callOptions := opts
+		if attempt > 1 {
+			// After a lost connection grpc-go redials only after its own backoff and fails
+			// calls meanwhile: a retry waits for the connection (within its deadline).
+			callOptions = append(append([]grpc.CallOption{}, opts...), grpc.WaitForReady(true))
+		}
+		err := h.cc.Invoke(attemptCtx, method, args, reply, callOptions...)
 		cancel()
 		if err == nil || attempt >= h.policy.Attempts || ctx.Err() != nil ||
 			!retryable(status.Code(err)) {

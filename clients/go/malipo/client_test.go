@@ -233,8 +233,10 @@ func TestALostAnswerIsRetriedWithTheSameKeyAfterRetryInfoAndPaysOnce(t *testing.
 func TestCallsMadeWhileTheServerCannotBeReachedAreRetriedWithTheSameKey(t *testing.T) {
 	r := newRelay(t)
 	record := &sent{}
-	client := connect(t, r.address(), malipo.Options{Retry: &malipo.RetryPolicy{Attempts: 50,
-		InitialBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Multiplier: 2}},
+	// One retry: grpc-go redials only after its own backoff (about 1 s) and fails calls at
+	// once meanwhile, so it succeeds only because a retry waits for the connection.
+	client := connect(t, r.address(), malipo.Options{Retry: &malipo.RetryPolicy{Attempts: 2,
+		InitialBackoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, Multiplier: 2}},
 		record.interceptor)
 	r.down()
 	key := malipo.NewIdempotencyKey()
@@ -245,7 +247,7 @@ func TestCallsMadeWhileTheServerCannotBeReachedAreRetriedWithTheSameKey(t *testi
 		created, err = client.CreatePayment(context.Background(), create(key, "+254712345600"))
 		done <- err
 	}()
-	for record.count() < 2 { // it failed and is retrying
+	for record.count() < 2 { // the first attempt failed; the retry waits
 		time.Sleep(10 * time.Millisecond)
 	}
 	r.up()
@@ -352,6 +354,41 @@ func TestWatchResumesAfterABrokenConnection(t *testing.T) {
 		if seen[i].Sequence != replay[i] {
 			t.Fatalf("seen %v, replay %v", seen, replay)
 		}
+	}
+}
+
+func TestWaitFinalReturnsThePaymentOnceFinal(t *testing.T) {
+	address, _ := server(t)
+	client := connect(t, address, malipo.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	created, err := client.CreatePayment(ctx, create(malipo.NewIdempotencyKey(), "+254712345600"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := client.WaitFinal(ctx, created.Payment.Id)
+	if err != nil || final.Id != created.Payment.Id ||
+		final.Status != paymentsv1.Status_STATUS_SUCCEEDED {
+		t.Fatalf("%v: %v", err, final)
+	}
+}
+
+func TestAHandlersErrorEndsTheWatchEvenWithAGrpcStatus(t *testing.T) {
+	address, _ := server(t)
+	client := connect(t, address, malipo.Options{})
+	created, err := client.CreatePayment(context.Background(),
+		create(malipo.NewIdempotencyKey(), "+254712345600"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := int64(0)
+	mine := status.Error(codes.Unavailable, "the handler's own (test)")
+	calls := 0
+	err = client.Watch(context.Background(), malipo.WatchOptions{AfterSequence: &zero,
+		Filter: &paymentsv1.StatusFilter{PaymentId: created.Payment.Id}},
+		func(*paymentsv1.StatusEvent) error { calls++; return mine })
+	if err != mine || calls != 1 {
+		t.Fatalf("%v after %d calls", err, calls)
 	}
 }
 

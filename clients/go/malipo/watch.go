@@ -46,8 +46,12 @@ func (c *Client) Watch(ctx context.Context, options WatchOptions,
 	failures := 0
 	for {
 		err := c.watchOnce(ctx, options.Filter, &cursor, idle, &failures, handle)
-		if errors.Is(err, StopWatch) {
-			return nil
+		var stopped handlerError
+		if errors.As(err, &stopped) {
+			if errors.Is(stopped.err, StopWatch) {
+				return nil
+			}
+			return stopped.err // the handler's own error, even one with a gRPC status
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -65,6 +69,11 @@ func (c *Client) Watch(ctx context.Context, options WatchOptions,
 		}
 	}
 }
+
+// handlerError is what the handler returned: it ends the watch, never a reconnection.
+type handlerError struct{ err error }
+
+func (e handlerError) Error() string { return e.err.Error() }
 
 // watchOnce reads one stream until it breaks; nil when it ended or fell idle (reconnect).
 func (c *Client) watchOnce(ctx context.Context, filter *paymentsv1.StatusFilter,
@@ -106,7 +115,7 @@ func (c *Client) watchOnce(ctx context.Context, filter *paymentsv1.StatusFilter,
 			sequence := event.Sequence
 			*cursor = &sequence
 			if err := handle(event); err != nil {
-				return err
+				return handlerError{err}
 			}
 		} else if beat := message.GetHeartbeat(); beat != nil &&
 			(*cursor == nil || beat.Sequence > **cursor) {

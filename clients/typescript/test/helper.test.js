@@ -200,6 +200,13 @@ test("watch() resumes after a broken connection: nothing missed, nothing repeate
   }
 });
 
+test("waitFinal() returns the payment once it is final", async () => {
+  const { payment } = await direct.createPayment(request(`ts-${randomUUID()}`));
+  const final = await direct.waitFinal(payment?.id ?? "");
+  assert.equal(final?.id, payment?.id);
+  assert.equal(final?.status, Status.SUCCEEDED);
+});
+
 test("watch() gives up after maxReconnects when nothing answers", async () => {
   const relay = await proxy();
   relay.down();

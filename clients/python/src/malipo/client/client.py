@@ -74,7 +74,8 @@ class MalipoClient:
 
     async def _unary(self, call: Callable[..., Awaitable[R]], request: object) -> R:
         return await with_retries(
-            lambda: call(request, metadata=self.metadata, timeout=self.timeout_s), self.retry)
+            lambda retrying: call(request, metadata=self.metadata, timeout=self.timeout_s,
+                                  wait_for_ready=retrying or None), self.retry)
 
     # Mutations. A caller that gives no idempotency key gets a generated one, reused by every
     # retry of this call. But the key should be yours, derived from your own record (an order

@@ -54,11 +54,16 @@ def wait_before_retry(exc: grpc.aio.AioRpcError, policy: RetryPolicy, retry: int
     return max(policy.backoff(retry), asked)
 
 
-async def with_retries(attempt: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
-    """Run `attempt` until it succeeds, fails for good, or the attempts are used up."""
+async def with_retries(attempt: Callable[[bool], Awaitable[T]], policy: RetryPolicy) -> T:
+    """Run `attempt` until it succeeds, fails for good, or the attempts are used up.
+
+    `attempt(retrying)`: a retry should wait for the channel to be ready (within its
+    deadline) rather than fail at once: after a lost connection gRPC redials only after its
+    own backoff, and fails calls meanwhile, so quick retries would all fail before it does.
+    """
     for number in range(1, policy.attempts + 1):
         try:
-            return await attempt()
+            return await attempt(number > 1)
         except grpc.aio.AioRpcError as exc:
             if number == policy.attempts or not retryable(exc):
                 raise
