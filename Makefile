@@ -6,7 +6,7 @@ BUF := clients/typescript/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
 .PHONY: serve test install lint proto proto-check buf bench bench-stream bench-callbacks clean \
-	go-tools clients
+	go-tools clients clean-clients
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,11 @@ go-tools:
 clients: install $(BUF)
 	rm -rf clients/python/dist clients/typescript/dist
 	$(PY) -m pip wheel --quiet --no-deps -w clients/python/dist clients/python
-	mkdir -p clients/typescript/dist && cd clients/typescript && npm pack --silent --pack-destination dist >/dev/null
+	mkdir -p clients/typescript/dist
+	cd clients/typescript && npm pack --silent --pack-destination dist >/dev/null
+
+clean-clients:
+	rm -rf clients/python/dist clients/typescript/dist $(GO_TOOLS)
 
 serve: install
 	$(VENV)/bin/malipo serve
@@ -102,5 +106,4 @@ bench-callbacks: install $(VENV)/.bench-installed
 	$(PY) -m tests.bench.run --only callbacks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) clients/typescript/node_modules .pytest-pg $(GO_TOOLS) clients/python/dist \
-		clients/typescript/dist
+	rm -rf $(VENV) clients/typescript/node_modules .pytest-pg
