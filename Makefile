@@ -6,7 +6,7 @@ BUF := clients/typescript/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
 .PHONY: serve test install lint proto proto-check buf bench bench-stream bench-callbacks clean \
-	go-tools
+	go-tools clients clean-clients
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,17 +22,32 @@ $(BUF): clients/typescript/package.json clients/typescript/package-lock.json
 	cd clients/typescript && npm install --no-audit --no-fund --loglevel=error
 	touch $(BUF)
 
-# The Go client's generator plugins, Go and the Go sources its test builds against, from
-# Debian's packages (no Go module proxy on these machines): see clients/go/README.md.
-GO_DEBS := protoc-gen-go protoc-gen-go-grpc golang-go golang-google-grpc-dev \
-	golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
+# The Go client's generator plugins from Debian's packages (no Go module proxy on these
+# machines), and the Go toolchain and sources its tests build with, unpacked from Debian's
+# packages into .go-tools by clients/go/tools/fetch.sh: see clients/go/README.md.
+GO_DEBS := protoc-gen-go protoc-gen-go-grpc
+GO_TOOLS := .go-tools
 
 # Best effort: Debian's packages give the Go plugins and sources offline. Elsewhere the Go
 # client tests skip with that reason (clients/go/README.md says how to build it).
 go-tools:
 	@dpkg -s $(GO_DEBS) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends $(GO_DEBS) >/dev/null; } \
-		|| echo "note: Go toolchain not installed; the Go client tests will be skipped"
+		|| echo "note: Go plugins not installed; the Go client tests will be skipped"
+	@clients/go/tools/fetch.sh $(GO_TOOLS) \
+		|| echo "note: Go toolchain not fetched; the Go client tests will be skipped"
+
+# What another repository consumes: the Python wheel (clients/python/dist) and the npm
+# tarball (clients/typescript/dist); Go is consumed from git (clients/go/README.md).
+# tests/clients/test_client_artefacts.py runs this and installs both.
+clients: install $(BUF)
+	rm -rf clients/python/dist clients/typescript/dist
+	$(PY) -m pip wheel --quiet --no-deps -w clients/python/dist clients/python
+	mkdir -p clients/typescript/dist
+	cd clients/typescript && npm pack --silent --pack-destination dist >/dev/null
+
+clean-clients:
+	rm -rf clients/python/dist clients/typescript/dist $(GO_TOOLS)
 
 serve: install
 	$(VENV)/bin/malipo serve
@@ -77,4 +92,4 @@ bench-callbacks: install $(VENV)/.bench-installed
 	$(PY) -m tests.bench.run --only callbacks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) clients/typescript/node_modules .pytest-pg
+	rm -rf $(VENV) clients/typescript/node_modules .pytest-pg .bench-pg

@@ -1,8 +1,9 @@
 module malipo.dev/clients/go
 
-go 1.19
+go 1.21
 
 require (
-	google.golang.org/grpc v1.33.3
-	google.golang.org/protobuf v1.28.1
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20240318140521-94a12d6c2237
+	google.golang.org/grpc v1.64.0
+	google.golang.org/protobuf v1.33.0
 )

@@ -1,4 +1,4 @@
-"""`malipo serve | migrate | demo`."""
+"""`malipo serve | migrate | check-config | demo`."""
 
 from __future__ import annotations
 
@@ -13,42 +13,84 @@ import sys
 import uuid
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from malipo import logs, tracing
-from malipo.config import Settings
+from malipo.config import ConfigError, Settings
+from malipo.metrics import version
 
 log = logging.getLogger("malipo")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="malipo", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"malipo {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gRPC server, callback listener, reconciler")
-    serve.add_argument("--grpc-listen", help="host:port (env MALIPO_GRPC_LISTEN)")
-    serve.add_argument("--http-listen", help="callback listener host:port (MALIPO_HTTP_LISTEN)")
+    _listen_flags(serve)
     serve.add_argument("--data-dir", type=Path, help="embedded PostgreSQL data (MALIPO_DATA_DIR)")
     serve.add_argument("--demo", action="store_true",
                        help="offline sandbox: every provider's fake in this process (README)")
     serve.add_argument("--workers", type=int,
                        help="N processes sharing both ports via SO_REUSEPORT (MALIPO_WORKERS)")
-    sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
+    migrate = sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
+    migrate.add_argument("--status", action="store_true",
+                         help="list applied and pending migrations; apply nothing")
+    check = sub.add_parser("check-config", help="validate the configuration and print it, "
+                           "secrets masked (exit 2 on a mistake)")
+    _listen_flags(check)
     demo = sub.add_parser("demo", help="create a simulator payment and watch it settle")
     demo.add_argument("--target", default=os.environ.get("MALIPO_GRPC_LISTEN", "127.0.0.1:50051"))
     demo.add_argument("--phone", default="+254712345600",
                       help="simulator scenario by last two digits (README)")
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        settings = Settings.load(grpc_listen=args.grpc_listen, http_listen=args.http_listen,
-                                 data_dir=args.data_dir, workers=args.workers)
-        logs.configure(settings.log_format)
-        if settings.workers > 1 and not os.environ.get("MALIPO_WORKER_INDEX"):
-            from malipo.workers import supervise
+    if args.command == "demo":
+        logs.configure("text")
+        return _run(_demo(args.target, args.phone))
+    try:
+        return _command(args)
+    except (ConfigError, ValidationError) as exc:
+        print(f"malipo: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
 
-            return supervise(settings)
-        return _run(_serve(settings, demo=args.demo))
-    logs.configure(os.environ.get("MALIPO_LOG_FORMAT", "text"))
+
+def _listen_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--grpc-listen", help="host:port (env MALIPO_GRPC_LISTEN)")
+    parser.add_argument("--http-listen", help="callback listener host:port (MALIPO_HTTP_LISTEN)")
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Every command but `demo`: settings first, checked before anything starts."""
+    from malipo import preflight
+
     if args.command == "migrate":
-        return _run(_migrate(Settings.load()))
-    return _run(_demo(args.target, args.phone))
+        settings = Settings.load()
+        preflight.check_database_url(settings.database_url)
+        logs.configure("text")
+        return _run(_migrate(settings, status_only=args.status))
+    settings = Settings.load(grpc_listen=args.grpc_listen, http_listen=args.http_listen,
+                             data_dir=getattr(args, "data_dir", None),
+                             workers=getattr(args, "workers", None))
+    if args.command == "check-config":
+        preflight.check(settings, bind=False)
+        print(preflight.effective(settings))
+        return 0
+    preflight.check(settings)
+    logs.configure(settings.log_format)
+    if settings.workers > 1 and not os.environ.get("MALIPO_WORKER_INDEX"):
+        from malipo.workers import supervise
+
+        return supervise(settings)
+    return _run(_serve(settings, demo=args.demo))
+
+
+def _one_line(exc: ConfigError | ValidationError) -> str:
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "configuration"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"setting {where}: {first['msg']}{more}"
 
 
 def _run(coro: object) -> int:
@@ -98,6 +140,7 @@ async def _serve(settings: Settings, *, demo: bool = False) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app.reload_keys)
     await stop.wait()
     print("draining in-flight calls and streams...", flush=True)
     await app.stop()
@@ -108,16 +151,25 @@ async def _serve(settings: Settings, *, demo: bool = False) -> int:
     return 0
 
 
-async def _migrate(settings: Settings) -> int:
+async def _migrate(settings: Settings, *, status_only: bool) -> int:
     import asyncpg
 
-    from malipo.store.migrations import migrate
+    from malipo.store.migrations import migrate, status
 
     if not settings.database_url:
-        print("malipo migrate needs DATABASE_URL", file=sys.stderr)
+        print("malipo: error: malipo migrate needs DATABASE_URL", file=sys.stderr)
         return 2
-    conn = await asyncpg.connect(settings.database_url)
     try:
+        conn = await asyncpg.connect(settings.database_url, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"malipo: error: cannot reach DATABASE_URL: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if status_only:
+            for name, applied_at in await status(conn):
+                print(f"{'applied ' + applied_at.isoformat() if applied_at else 'pending'}"
+                      f"  {name}")
+            return 0
         applied = await migrate(conn)
     finally:
         await conn.close()

@@ -5,7 +5,8 @@ after %-formatting, the exception text and any extra fields go through malipo.re
 a careless `log.info("paying %s", phone)` still cannot leak a phone number or a secret.
 Context (request id, payment id, tenant) comes from contextvars set at the edges (the gRPC
 edge in api/edge.py, the callback listener, the reconciler) and is stamped on each record.
-`MALIPO_LOG_FORMAT=json` prints one JSON object per line; `text` (the default) is for humans.
+`MALIPO_LOG_FORMAT=json` prints one JSON object per line, with `trace_id` and `span_id` when a
+span is active; `text` (the default) is for humans.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from opentelemetry import trace
 
 from malipo.redaction import mask_text, mask_value
 
@@ -60,6 +63,10 @@ class MaskingFilter(logging.Filter):
         for key, var in _CONTEXT.items():
             if not hasattr(record, key):
                 setattr(record, key, var.get())
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # tracing on and a span active: logs and traces join on these
+            record.trace_id = format(span.trace_id, "032x")
+            record.span_id = format(span.span_id, "016x")
         return True
 
 

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
+from importlib import metadata
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -48,11 +49,25 @@ BREAKER = Gauge("malipo_circuit_breaker_state",
 SUBSCRIBERS = Gauge("malipo_stream_subscribers", "WatchStatus streams open on this process",
                     ["mode"])
 STREAM_LAG = Gauge("malipo_stream_event_lag", "Committed events not yet dispatched to streams")
+WEBHOOK_POSTS = Counter("malipo_webhook_posts_total", "Outbound webhook POSTs by outcome: "
+                        "delivered (2xx), refused (any other status), unanswered (timeout, "
+                        "connection error)", ["outcome"])
+
+BUILD_INFO = Gauge("malipo_build_info", "1, labelled with the running Malipo version and the "
+                   "Python and grpcio it runs on", ["version", "python", "grpc"])
 
 WORKER = Gauge("malipo_worker_info", "1 for this process; `worker` is its index under "
                "`serve --workers N` (scrapes of a shared port reach any worker)", ["worker"])
 
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def version() -> str:
+    """The installed malipo distribution's version (also `malipo --version`)."""
+    try:
+        return metadata.version("malipo")
+    except metadata.PackageNotFoundError:  # running from a source tree without install
+        return "0+unknown"
 
 
 def observe_provider_call(provider: str, operation: str, seconds: float, error: str) -> None:

@@ -1,6 +1,8 @@
 # ruff: noqa: PLC0415 - OpenTelemetry is imported only when tracing is switched on
 """OpenTelemetry traces, on only when OTEL_EXPORTER_OTLP_ENDPOINT is set (the standard OTel
-variables configure the exporter: headers, protocol, OTEL_SERVICE_NAME, sampling).
+variables configure the exporter: headers, OTEL_SERVICE_NAME, sampling, and
+OTEL_EXPORTER_OTLP_PROTOCOL: `grpc`, the default, or `http/protobuf`; `http/json` is refused
+at start because no maintained Python exporter speaks it).
 
 What is traced: every gRPC call (server spans, with `malipo.tenant` and `malipo.payment_id`
 added by api/edge.py), every outbound provider HTTP call (aiohttp client spans; the
@@ -20,10 +22,34 @@ from typing import Any
 import yarl
 
 Shutdown = Callable[[], None]
+_PROTOCOLS = ("grpc", "http/protobuf")
 
 
 def _no_query(url: yarl.URL) -> str:
     return str(url.with_query(None).with_fragment(None))
+
+
+def otlp_protocol() -> str:
+    """The OTLP protocol the standard variables ask for: grpc (default) or http/protobuf."""
+    protocol = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc").strip()
+    if protocol not in _PROTOCOLS:
+        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r} is not supported; "
+                         f"use one of {', '.join(_PROTOCOLS)}")
+    return protocol
+
+
+def otlp_exporter() -> Any:
+    """The OTLP span exporter for the protocol asked for (endpoint from the standard variables)."""
+    if otlp_protocol() == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
+
+        return HttpExporter()
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()
 
 
 def configure(*, exporter: Any = None, set_global: bool = True) -> Shutdown | None:
@@ -43,9 +69,7 @@ def configure(*, exporter: Any = None, set_global: bool = True) -> Shutdown | No
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "malipo")})
     provider = TracerProvider(resource=resource)
     if exporter is None:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(otlp_exporter()))
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     if set_global:

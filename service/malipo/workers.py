@@ -10,6 +10,7 @@ keys to every worker, forwards SIGINT/SIGTERM, and exits when they have all drai
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -20,7 +21,7 @@ from types import FrameType
 
 import asyncpg
 
-from malipo.config import Settings
+from malipo.config import ConfigError, Settings
 from malipo.store.embedded import start_embedded
 from malipo.store.migrations import migrate
 
@@ -38,6 +39,11 @@ def supervise(settings: Settings) -> int:
     _fixed_port(settings.http_listen, "HTTP")
     env = dict(os.environ)
     database_url = settings.database_url
+    pairs = settings.api_key_pairs()
+    if database_url and not pairs:
+        raise ConfigError("no API keys: with DATABASE_URL set, give MALIPO_API_KEYS or "
+                          "MALIPO_API_KEYS_FILE (a development key is made only with the "
+                          "embedded database)")
     if not database_url:
         database_url = start_embedded(settings.data_dir / "postgres")
     asyncio.run(_migrate(database_url))
@@ -46,7 +52,12 @@ def supervise(settings: Settings) -> int:
     env["MALIPO_GRPC_LISTEN"] = settings.grpc_listen
     env["MALIPO_HTTP_LISTEN"] = settings.http_listen
     env["MALIPO_DATA_DIR"] = str(settings.data_dir)
-    if not settings.tenant_keys():
+    if not settings.database_url and not settings.accounts:
+        # The embedded development default (bootstrap's): the simulator for its own tenants.
+        # Workers are handed DATABASE_URL, so they must be told rather than infer it.
+        tenants = sorted({t for t, _ in pairs}) or ["dev"]
+        env["MALIPO_ACCOUNTS"] = json.dumps([{"provider": "simulator", "tenants": tenants}])
+    if not pairs:
         dev_key = "dev_" + secrets.token_urlsafe(24)
         env["MALIPO_API_KEYS"] = f"dev={dev_key}"
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import time
 import uuid
 from collections import Counter
@@ -40,6 +41,7 @@ class Job:
     params: dict[str, Any] = field(default_factory=dict)
     index: int = 0  # which process this is (for disjoint keys and ids)
     processes: int = 1
+    cpus: tuple[int, ...] = ()  # pin the generator to these CPUs (empty: anywhere)
 
 
 @dataclass
@@ -80,6 +82,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 # -- one process --------------------------------------------------------------------------
 
 def _process_main(job: Job, conn: Connection) -> None:
+    if job.cpus:
+        os.sched_setaffinity(0, job.cpus)
     try:
         import uvloop
 

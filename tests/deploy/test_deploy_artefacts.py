@@ -49,6 +49,7 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 K8S_VERSIONS = ("1.29", kubernetes_validate.latest_version())
 GRPC_PORT = 50051
 HTTP_PORT = 8080
+METRICS_PORT = 9090
 LOCAL_DISTRIBUTIONS = ("clients/python", ".")  # the service depends on the client: this order
 
 Doc = dict[str, Any]
@@ -80,10 +81,15 @@ def _one(kind: str, name: str | None = None) -> Doc:
     return found[0]
 
 
+def _name(doc: Doc) -> str:
+    meta = doc["metadata"]
+    return meta.get("name") or meta["generateName"]
+
+
 def _pod_specs() -> Iterator[tuple[str, Doc]]:
     for _, doc in MANIFESTS:
         if doc["kind"] in ("Deployment", "Job"):
-            yield doc["metadata"]["name"], doc["spec"]["template"]["spec"]
+            yield _name(doc), doc["spec"]["template"]["spec"]
 
 
 def _env(container: Doc) -> dict[str, Doc]:
@@ -114,9 +120,17 @@ def test_every_expected_kind_is_there() -> None:
     assert kinds.count("Service") == 2
 
 
-def test_kustomization_lists_every_manifest_and_the_image() -> None:
+# Beside the kustomization, not in it: the Secret is an example (no placeholder keys are ever
+# applied) and the migration Job has a generated name, which `kubectl apply` cannot create.
+NOT_APPLIED = {"secret.example.yaml", "migrate-job.yaml"}
+
+
+def test_kustomization_lists_every_manifest_but_the_examples_and_the_image() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
-    assert sorted(kustomization["resources"]) == sorted(p.name for p in _manifest_files())
+    assert sorted(kustomization["resources"]) == sorted(
+        p.name for p in _manifest_files() if p.name not in NOT_APPLIED)
+    applied = [d for p, d in MANIFESTS if p.name in kustomization["resources"]]
+    assert "Secret" not in {d["kind"] for d in applied}
     image_names = {i["name"] for i in kustomization["images"]}
     for name, pod in _pod_specs():
         for c in pod["containers"]:
@@ -130,12 +144,19 @@ def test_deployment_runs_two_replicas_with_native_grpc_probes() -> None:
     assert _matches(spec["selector"]["matchLabels"], spec["template"]["metadata"]["labels"])
     (container,) = spec["template"]["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"grpc": GRPC_PORT, "http": HTTP_PORT}
+    assert ports == {"grpc": GRPC_PORT, "http": HTTP_PORT, "metrics": METRICS_PORT}
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         assert container[probe]["grpc"]["port"] == GRPC_PORT, probe
     env = _env(container)
     assert env["MALIPO_GRPC_LISTEN"]["value"] == f"0.0.0.0:{GRPC_PORT}"
     assert env["MALIPO_HTTP_LISTEN"]["value"] == f"0.0.0.0:{HTTP_PORT}"
+    # Metrics on their own port, scraped there, and no Service exposes it.
+    assert env["MALIPO_METRICS_LISTEN"]["value"] == f"0.0.0.0:{METRICS_PORT}"
+    annotations = spec["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(METRICS_PORT)
+    for _, doc in MANIFESTS:
+        if doc["kind"] == "Service":
+            assert METRICS_PORT not in {p["port"] for p in doc["spec"]["ports"]}
     # A rolling update never drops below the replicas serving now.
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
@@ -178,6 +199,18 @@ def test_services_reach_the_server_pods_only() -> None:
     pdb = _one("PodDisruptionBudget")
     assert _matches(pdb["spec"]["selector"]["matchLabels"], server_labels)
     assert pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+
+
+def test_migration_job_can_run_again_each_release() -> None:
+    """A Job's template is immutable: a fixed name would refuse the next release's image."""
+    meta = _one("Job")["metadata"]
+    assert "name" not in meta
+    assert meta["generateName"].endswith("-")
+    annotations = meta["annotations"]
+    assert annotations["argocd.argoproj.io/hook"] == "PreSync"
+    assert annotations["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
+    assert "pre-upgrade" in annotations["helm.sh/hook"].split(",")
+    assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation"
 
 
 def test_migration_job_runs_the_same_image() -> None:

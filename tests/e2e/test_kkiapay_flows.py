@@ -164,14 +164,15 @@ async def test_used_transaction_id_is_refused_for_a_second_payment(
     assert (await moves(malipo, first.id)).count(("ACTION_REQUIRED", "SUCCEEDED")) == 1
 
 
-async def test_failed_transaction_fails_the_payment_with_its_reason(
+async def test_failed_transaction_fails_the_payment(
         malipo: Running, fake: KkiapayFake) -> None:
     p = await widget_payment(malipo)
     tx = fake.widget_payment(5000, p.id, status="FAILED", failure_code="insufficent_fund",
                              notify=False)
     got = await confirm(malipo, p.id, tx.transaction_id)
     assert got.status == payment_pb2.STATUS_FAILED
-    assert got.failure_reason == "INSUFFICIENT_FUNDS"
+    assert got.failure_reason == "DECLINED"  # the documented status answer has no code
+    assert got.provider_reference == tx.transaction_id
 
 
 async def test_pending_transaction_waits_then_the_webhook_settles_it(
@@ -221,29 +222,28 @@ async def test_refused_refund_leaves_the_payment_succeeded(
     assert fake.transactions[tx.transaction_id].status == "SUCCESS"
 
 
-async def test_payout_is_scheduled_and_settled_by_a_confirmed_webhook(
+async def test_payout_is_refused_as_unsupported_and_listed_as_such(
         malipo: Running, fake: KkiapayFake) -> None:
-    po = (await malipo.stub.CreatePayout(pb.CreatePayoutRequest(
-        idempotency_key=key(), provider="kkiapay", method=payment_pb2.METHOD_MOBILE_MONEY,
-        channel="mtn-bj", country="BJ", amount=money_pb2.Money(amount_minor=7000, currency="XOF"),
-        customer=payment_pb2.Customer(phone_number=PHONE, name="Afi Dossou")),
-        metadata=auth())).payout
-    assert po.status == payment_pb2.STATUS_PROCESSING
-    assert po.provider_reference in fake.transactions
-    request = fake.payout_requests[-1]
-    assert request["roof_amount"] == "7000"
-    assert request["destination"].endswith("0197000000")
-    fake.settle(po.provider_reference, "SUCCESS")
-    await settled(fake)
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
-        got = (await malipo.stub.GetPayout(pb.GetPayoutRequest(payout_id=po.id),
-                                           metadata=auth())).payout
-        if got.status == payment_pb2.STATUS_SUCCEEDED or \
-                asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    assert got.status == payment_pb2.STATUS_SUCCEEDED
+    calls = len(fake.calls)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await malipo.stub.CreatePayout(pb.CreatePayoutRequest(
+            idempotency_key=key(), provider="kkiapay", method=payment_pb2.METHOD_MOBILE_MONEY,
+            channel="mtn-bj", country="BJ",
+            amount=money_pb2.Money(amount_minor=7000, currency="XOF"),
+            customer=payment_pb2.Customer(phone_number=PHONE, name="Afi Dossou")),
+            metadata=auth())
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert details(err.value)[0].reason == "NOT_SUPPORTED_BY_PROVIDER"
+    assert "payout" in (err.value.details() or "")
+    assert len(fake.calls) == calls
+    assert await pool(malipo).fetchval(
+        "SELECT count(*) FROM payments WHERE provider = 'kkiapay' AND direction = 'PAYOUT'") == 0
+    listed = await malipo.stub.ListProviders(pb.ListProvidersRequest(), metadata=auth())
+    kkiapay = next(p for p in listed.providers if p.name == "kkiapay")
+    assert not kkiapay.capabilities.payouts
+    assert kkiapay.capabilities.collections
+    assert [c.id for c in kkiapay.channels
+            if any(lim.direction == payment_pb2.DIRECTION_PAYOUT for lim in c.limits)] == []
 
 
 async def test_webhook_with_a_wrong_secret_is_401_and_not_applied(
@@ -272,7 +272,7 @@ async def test_webhook_claim_contradicted_by_the_status_call_loses(
     await settled(fake)
     got = await wait_status(malipo, p.id, payment_pb2.STATUS_FAILED)
     assert got.status == payment_pb2.STATUS_FAILED
-    assert got.failure_reason == "PROVIDER_PROCESSING_ERROR"
+    assert got.failure_reason == "DECLINED"
     assert status_calls(fake, tx.transaction_id) >= 1
     assert ("ACTION_REQUIRED", "SUCCEEDED") not in await moves(malipo, p.id)
 

@@ -18,10 +18,9 @@ import pytest
 from google.protobuf import json_format
 
 from malipo.config import AccountConfig, PolicyConfig
-from malipo.connectors.paykassma import signing
 from malipo.payments.v1 import money_pb2, payment_pb2, payment_service_pb2
-from malipo.sandbox.fake_provider import Callback, Delivery
-from malipo.sandbox.paykassma import FakeDeposit, PaykassmaFake
+from malipo.sandbox.fake_provider import Delivery
+from malipo.sandbox.paykassma import PaykassmaFake, read_json
 from tests.e2e.test_payments_api import details
 from tests.e2e.test_watch_status import collect
 from tests.harness import Running, auth, running, settings_for
@@ -210,9 +209,8 @@ async def test_hosted_window_is_a_redirect_settled_by_postback(
     assert "fixed_amount=500" in url
     assert len(fake.calls) == calls  # the window needs no API call
     # The customer pays in the window; Paykassma then has the deposit and posts back.
-    fake.deposits[created.id] = FakeDeposit("a1b2c3d4e5f60708", created.id, 500, "KES",
-                                            "user-42", "254712344321")
-    assert statuses(await fake.complete_deposit(created.id)) == [(200, OK)]
+    assert statuses(await fake.pay_in_window(created.id, 500, "user-42", "254712344321")) == [
+        (200, OK)]
     assert (await wait_for(paykassma, created.id, S.STATUS_SUCCEEDED)).status == \
         S.STATUS_SUCCEEDED
 
@@ -221,12 +219,9 @@ async def test_events_carry_the_postback_raw_and_masked(paykassma: Running,
                                                          fake: PaykassmaFake) -> None:
     created = await create(paykassma, deposit())
     # Paykassma may name the payer's number in account_number: send one that does.
-    postback = signing.parse_ordered(fake.deposit_postback(created.id).body)
+    postback = read_json(fake.deposit_postback(created.id).body)
     postback["additional_data"][0]["account_number"] = "254712344321"
-    postback["signature"] = signing.postback_signature(
-        fake.postback_access_key, fake.postback_private_key,
-        signing.signed_part(postback, fake.signed_form))
-    callback = Callback(fake.postback_url, signing.canonical_json(postback).encode())
+    callback = fake.signed(postback)
     assert statuses(await fake.post(callback)) == [(200, OK)]
     events = await collect(paykassma, "acme", after=0, payment_id=created.id)
     assert [e.new_status for e in events] == [
@@ -278,6 +273,36 @@ async def test_withdrawal_rejected_by_postback(paykassma: Running, fake: Paykass
     assert done.failure_reason == "WITHDRAWAL_REJECTED"
 
 
+async def test_unlisted_withdrawal_status_changes_nothing_until_a_listed_one_comes(
+        paykassma: Running, fake: PaykassmaFake) -> None:
+    # The document lists 1 SUCCESS and 5 FAIL only: a 3 is UNKNOWN, never FAILED; it is kept
+    # in the journal and the payout waits for a status the document names.
+    payout = await create_payout(paykassma, withdrawal(120000))
+    odd = read_json(fake.withdrawal_postback(payout.id, 1).body)
+    odd["additional_data"][0]["withdrawal_status"] = 3
+    assert statuses(await fake.post(fake.signed(odd))) == [(200, OK)]
+    assert await journal(paykassma, payout.id) == ["IGNORED"]
+    assert (await get(paykassma, payout.id)).status == S.STATUS_PROCESSING
+    assert statuses(await fake.settle_withdrawal(payout.id, 1)) == [(200, OK)]
+    await wait_for(paykassma, payout.id, S.STATUS_SUCCEEDED)
+    assert await journal(paykassma, payout.id) == ["IGNORED", "APPLIED"]
+
+
+async def test_withdrawal_postback_naming_another_number_is_flagged(
+        paykassma: Running, fake: PaykassmaFake) -> None:
+    # withdrawal_id names our payout, but the money went to another number: not applied.
+    payout = await create_payout(paykassma, withdrawal(110000))
+    other = read_json(fake.withdrawal_postback(payout.id, 1).body)
+    other["additional_data"][0]["account_number"] = "254799999999"
+    assert statuses(await fake.post(fake.signed(other))) == [(200, OK)]
+    assert await journal(paykassma, payout.id) == ["MISMATCH"]
+    got = await get(paykassma, payout.id)
+    assert got.status == S.STATUS_PROCESSING
+    assert got.needs_review
+    assert got.review_reason.startswith("ACCOUNT_MISMATCH")
+    assert "254799999999" not in got.review_reason
+
+
 async def test_insufficient_balance_is_a_failed_payout(paykassma: Running,
                                                        fake: PaykassmaFake) -> None:
     balance, fake.balance = fake.balance, 0
@@ -294,13 +319,15 @@ async def test_insufficient_balance_is_a_failed_payout(paykassma: Running,
 
 # --- phone numbers ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("phone", ["+254712344321", "254712344321", "0712344321",
-                                   "0712 344 321"])
-async def test_accepted_phone_forms_are_sent_as_2547(paykassma: Running, fake: PaykassmaFake,
-                                                     phone: str) -> None:
+@pytest.mark.parametrize(("phone", "msisdn"), [
+    ("+254712344321", "254712344321"), ("254712344321", "254712344321"),
+    ("0712344321", "254712344321"), ("0712 344 321", "254712344321"),
+    ("254112344321", "254112344321"), ("0112344321", "254112344321")])
+async def test_accepted_phone_forms_are_sent_as_12_digit_msisdns(
+        paykassma: Running, fake: PaykassmaFake, phone: str, msisdn: str) -> None:
     created = await create(paykassma, deposit(customer=customer(phone)))
     assert created.status == S.STATUS_PROCESSING
-    assert sent(fake, DEPOSIT, created.id)[0]["phone_number"] == "254712344321"
+    assert sent(fake, DEPOSIT, created.id)[0]["phone_number"] == msisdn
 
 
 @pytest.mark.parametrize("phone", ["+254812344321", "0812344321", "+255712344321",

@@ -45,7 +45,9 @@ async def test_two_workers_share_the_ports_and_stop_together(database_url: str,
     env = {**os.environ, "DATABASE_URL": database_url, "MALIPO_GRPC_LISTEN": grpc_address,
            "MALIPO_HTTP_LISTEN": http, "MALIPO_DATA_DIR": str(tmp_path / "data"),
            "MALIPO_API_KEYS": ",".join(f"{t}={k}" for t, k in TENANT_KEYS.items()),
-           "MALIPO_DB_POOL_MAX": "4", "PYTHONPATH": str(ROOT)}
+           "MALIPO_DB_POOL_MAX": "4", "PYTHONPATH": str(ROOT),
+           # a real DATABASE_URL serves only configured accounts
+           "MALIPO_ACCOUNTS": '[{"provider": "simulator"}]'}
     log = tmp_path / "serve.log"
     parent = spawn(env, log, tmp_path)
     try:

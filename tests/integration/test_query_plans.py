@@ -25,6 +25,7 @@ from malipo.app.connector import InboundCallback, ProviderAccount
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.payments import create_payment, get_payment
 from malipo.app.services import Services
+from malipo.app.webhooks import NewEndpoint
 from malipo.callbacks.processing import CallbackProcessor
 from malipo.connectors import registry
 from malipo.connectors.simulator.signing import SIGNATURE_HEADER, sign
@@ -33,6 +34,9 @@ from malipo.domain.status import Direction, Status
 from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.events import move_batch, read_new
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, init_connection
+from malipo.store.webhooks import DeliveryClaims, PostgresWebhookEndpoints
+from malipo.webhooks.signing import new_secret
+from tests.integration.streaming.writers import payload
 
 GROWING = ("payments", "events", "idempotency_keys", "callback_journal", "callback_events",
            "provider_exchanges")
@@ -120,3 +124,31 @@ async def test_hot_paths_reach_rows_through_indexes(
 
     assert len(plans.seen) >= 8, "auto_explain returned no plans: the check saw nothing"
     assert plans.scans() == []
+
+
+@pytest.mark.filterwarnings("ignore:.*active log listener")
+async def test_webhook_delivery_reads_the_tenants_events_through_indexes(
+        explained: tuple[asyncpg.Pool, Plans]) -> None:
+    pool, plans = explained
+    tenant = f"hooks-{time.time_ns()}"
+    endpoints, claims = PostgresWebhookEndpoints(pool), DeliveryClaims(pool)
+    stored = await endpoints.add(NewEndpoint(
+        id=f"whe_{time.time_ns()}", tenant=tenant, url="https://h.example/in", description="",
+        secret=new_secret(), idempotency_key="plans", fingerprint="f"), limit=20)
+    assert stored is not None
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO outbox (payload) VALUES ($1)",
+                           payload(tenant, "pay_plans"))
+        assert await move_batch(conn, 100) >= 1
+    plans.seen.clear()
+    assert await claims.any_due()
+    [claim] = [c for c in await claims.claim(20, 30) if c.id == stored.endpoint.id]
+    pending = await claims.pending(claim, claim.cursor, 100)
+    assert [e.payment_id for e in pending.events] == ["pay_plans"]
+    assert await claims.advance(claim, pending.events[0].sequence)
+    await claims.release(claim)
+    assert [e.id for e in await endpoints.list(tenant)] == [stored.endpoint.id]
+
+    assert len(plans.seen) >= 5, "auto_explain returned no plans: the check saw nothing"
+    assert plans.scans() == []
+    assert not [p for p in plans.seen if "Seq Scan on webhook_endpoints" in p]

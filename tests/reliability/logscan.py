@@ -19,6 +19,8 @@ from tests.harness import TENANT_KEYS
 SECRETS = [*TENANT_KEYS.values(), "secret-test", "dev_"]
 # Unmasked phone numbers in E.164 (or national) form: the masks keep only the last 3 digits.
 PHONE = re.compile(r"(?<![\w*])\+?(?:254|255|256|229|233|234|250|260|27)\d{8,9}(?!\d)")
+# Outbound webhook signing secrets (malipo/webhooks/signing.py), whoever generated them.
+WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/]{20,}")
 _state: dict[str, logging.FileHandler] = {}
 
 
@@ -30,6 +32,7 @@ def log_path() -> Path:
 def findings(text: str) -> list[str]:
     found = [f"secret {s[:4]}..." for s in SECRETS if s in text]
     found += [f"phone ...{m.group(0)[-3:]}" for m in PHONE.finditer(text)]
+    found += ["webhook secret" for _ in WEBHOOK_SECRET.finditer(text)]
     return found
 
 

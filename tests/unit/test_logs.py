@@ -78,3 +78,18 @@ def test_text_format_masks_too(captured) -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="MALIPO_LOG_FORMAT"):
         logs.configure("yaml")
+
+
+def test_json_lines_carry_the_active_spans_trace_and_span_ids(captured) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    stream, log = captured
+    log.info("outside any span")
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("work") as span:
+        log.info("inside a span")
+    outside, inside = lines(stream)
+    assert "trace_id" not in outside and "span_id" not in outside
+    context = span.get_span_context()
+    assert inside["trace_id"] == format(context.trace_id, "032x")
+    assert inside["span_id"] == format(context.span_id, "016x")

@@ -11,7 +11,7 @@ from decimal import Decimal
 from google.protobuf import json_format
 
 from malipo.api.convert import event_to_proto
-from malipo.connectors.paykassma import postbacks
+from malipo.connectors.paykassma import callbacks
 from malipo.domain.events import StatusEvent
 from malipo.domain.money import Money
 from malipo.domain.payments import ChangeKind, Payment, ProviderUpdate, apply_update
@@ -61,7 +61,7 @@ def test_every_change_an_update_causes_carries_its_raw_payload() -> None:
 
 
 def test_postback_is_stored_masked_with_converted_amount_exact() -> None:
-    [event] = postbacks.events(postbacks.read_postback(_withdrawal_postback()))
+    [event] = callbacks.events(callbacks.read_postback(_withdrawal_postback()))
     stored = stored_provider_payload(event.update.raw)
     sent = json.loads(_withdrawal_postback(), parse_float=Decimal)
     exact = {k: format(v, "f") if isinstance(v, Decimal) else v

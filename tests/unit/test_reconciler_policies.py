@@ -44,3 +44,14 @@ def test_expiry_by_age_or_attempts() -> None:
     assert policy.expired(now - timedelta(seconds=61), 1, now)
     assert policy.expired(now, 5, now)
     assert not policy.expired(now - timedelta(seconds=10), 2, now)
+
+
+def test_no_expiry_before_the_date_a_payment_can_settle_then_by_age_from_it() -> None:
+    policy = PollPolicy(expire_after_s=60, max_attempts=5)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    created = now - timedelta(days=3)
+    # Three days old, many attempts, but it cannot settle before tomorrow: not expired.
+    assert not policy.expired(created, 500, now, not_before=now + timedelta(days=1))
+    # Attempts made while it could not settle do not count after that date either.
+    assert not policy.expired(created, 500, now, not_before=now - timedelta(seconds=10))
+    assert policy.expired(created, 1, now, not_before=now - timedelta(seconds=61))

@@ -18,10 +18,8 @@ export async function createAndWatch(address, apiKey, orderId) {
     amount: { amountMinor: 150000n, currency: "KES" },
     customer: { phoneNumber: "+254712345600" },
   });
-  const stream = client.watchStatus({ afterSequence: 0n, filter: { paymentId: payment?.id } });
-  for await (const { message } of stream) {
-    if (message.case !== "event") continue; // a heartbeat
-    const event = message.value;
+  // Reconnects and resumes from the last sequence seen when the connection breaks.
+  for await (const event of client.watch({ paymentId: payment?.id }, { afterSequence: 0n })) {
     console.log(`#${event.sequence} ${Status[event.oldStatus]} -> ${Status[event.newStatus]}`);
     seen.push(event);
     if (FINAL_STATUSES.has(event.newStatus)) break;

@@ -11,12 +11,16 @@ from typing import Any, cast
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from malipo.app.catalogue import Channel, ProviderCatalogue
-from malipo.app.commands import CreatePayment
+from malipo.app.commands import CreatePayment, RefundPayment, ResolvePayment
 from malipo.app.connector import Capabilities
 from malipo.app.unit_of_work import ExchangeKind, ExchangeRecord, ListQuery
 from malipo.domain.errors import FieldViolation, InvalidRequest
 from malipo.domain.events import EventFilter, Heartbeat, StatusEvent
+from malipo.domain.money import Money
 from malipo.domain.payments import BankAccount, Customer, NextAction, NextActionKind, Payment
+from malipo.domain.refunds import Refund
+from malipo.domain.resolutions import Operator, Resolution
+from malipo.domain.review import split_review
 from malipo.domain.status import Direction, Method, Status
 from malipo.payments.v1 import (
     events_pb2,
@@ -99,6 +103,10 @@ def _money(minor: int, currency: str) -> money_pb2.Money:
     return money_pb2.Money(amount_minor=minor, currency=currency)
 
 
+def money_to_proto(m: Money) -> money_pb2.Money:
+    return _money(m.minor, m.currency.code)
+
+
 def next_action_to_proto(action: NextAction | None, currency: str) -> payment_pb2.NextAction:
     if action is None:
         return payment_pb2.NextAction()
@@ -130,6 +138,7 @@ def next_action_to_proto(action: NextAction | None, currency: str) -> payment_pb
 
 def payment_to_proto(p: Payment) -> payment_pb2.Payment:
     currency = p.amount.currency.code
+    review_code, review_message = split_review(p.review_reason)
     message = payment_pb2.Payment(
         id=p.id, direction=_DIRECTION_TO[p.direction], provider=p.provider, account=p.account,
         method=_METHOD_TO[p.method], channel=p.channel, country=p.country,
@@ -139,7 +148,8 @@ def payment_to_proto(p: Payment) -> payment_pb2.Payment:
         provider_status=p.provider_status, provider_message=p.provider_message,
         failure_reason=p.failure_reason, failure_message=p.failure_message,
         fulfilment=dict(p.fulfilment), metadata=dict(p.metadata), needs_review=p.needs_review,
-        review_reason=p.review_reason, last_event_sequence=p.last_event_sequence,
+        review_reason=review_code, review_message=review_message,
+        last_event_sequence=p.last_event_sequence,
         created_at=timestamp(p.created_at), updated_at=timestamp(p.updated_at),
         idempotency_key=p.idempotency_key,
     )
@@ -163,7 +173,7 @@ def list_query_from_proto(
         provider=f.provider,
         created_after=f.created_after.ToDatetime(UTC) if f.HasField("created_after") else None,
         created_before=f.created_before.ToDatetime(UTC) if f.HasField("created_before") else None,
-        before=before,
+        needs_review=f.needs_review, before=before,
     )
 
 
@@ -198,6 +208,7 @@ def event_to_proto(e: StatusEvent) -> payment_service_pb2.WatchStatusResponse:
         message=e.message, fulfilment=dict(e.fulfilment), needs_review=e.needs_review,
         occurred_at=timestamp(e.occurred_at), provider_reference=e.provider_reference,
         provider_payload=_struct(e.provider_payload) if e.provider_payload else None,
+        refund_id=e.refund_id,
     ))
 
 
@@ -219,6 +230,7 @@ def provider_to_proto(provider: str, accounts: list[str], caps: Capabilities,
         name=provider, display_name=catalogue.display_name, accounts=accounts,
         capabilities=providers_pb2.Capabilities(
             collections=caps.collections, payouts=caps.payouts, refunds=caps.refunds,
+            partial_refunds=caps.partial_refunds,
             cancellations=caps.cancellations, status_polling=caps.status_polling,
             callbacks=caps.callbacks),
         channels=[channel_to_proto(c) for c in catalogue.channels
@@ -248,6 +260,7 @@ def channel_to_proto(c: Channel) -> providers_pb2.Channel:
 _EXCHANGE_KIND = {
     ExchangeKind.REQUEST: payment_service_pb2.ProviderExchange.KIND_REQUEST,
     ExchangeKind.CALLBACK: payment_service_pb2.ProviderExchange.KIND_CALLBACK,
+    ExchangeKind.RESOLUTION: payment_service_pb2.ProviderExchange.KIND_RESOLUTION,
 }
 
 
@@ -256,4 +269,43 @@ def exchange_to_proto(e: ExchangeRecord) -> payment_service_pb2.ProviderExchange
         kind=_EXCHANGE_KIND[e.kind], operation=e.operation, method=e.method, path=e.path,
         request_body=e.request_body, http_status=e.status, response_body=e.response_body,
         latency_ms=e.latency_ms, at=timestamp(e.at), detail=e.detail,
+        resolution=resolution_to_proto(e.resolution) if e.resolution else None,
+    )
+
+
+def refund_from_proto(request: payment_service_pb2.RefundPaymentRequest,
+                      tenant: str) -> RefundPayment:
+    amount = request.amount if request.HasField("amount") else None
+    return RefundPayment(tenant, request.idempotency_key, request.payment_id, request.reason,
+                         amount.amount_minor if amount else None,
+                         amount.currency if amount else "")
+
+
+def refund_to_proto(r: Refund) -> payment_pb2.Refund:
+    return payment_pb2.Refund(
+        id=r.id, payment_id=r.payment_id, amount=_money(r.amount.minor, r.amount.currency.code),
+        status=_STATUS_TO[r.status], reason=r.reason, provider_reference=r.provider_reference,
+        provider_status=r.provider_status, failure_reason=r.failure_reason,
+        failure_message=r.failure_message, idempotency_key=r.idempotency_key,
+        created_at=timestamp(r.created_at), updated_at=timestamp(r.updated_at),
+    )
+
+
+def resolve_from_proto(request: payment_service_pb2.ResolvePaymentRequest,
+                       operator: Operator) -> ResolvePayment:
+    return ResolvePayment(
+        operator=operator.name, key_id=operator.key_id, idempotency_key=request.idempotency_key,
+        tenant=request.tenant, payment_id=request.payment_id,
+        resolution=(status_from_proto(request.resolution, "resolution")
+                    if request.resolution else Status.PENDING),  # PENDING: refused as invalid
+        reason=request.reason, evidence=request.evidence,
+    )
+
+
+def resolution_to_proto(r: Resolution) -> payment_service_pb2.Resolution:
+    return payment_service_pb2.Resolution(
+        id=r.id, payment_id=r.payment_id, operator=r.operator.name, key_id=r.operator.key_id,
+        from_status=_STATUS_TO[r.from_status], to_status=_STATUS_TO[r.to_status],
+        review_reason=r.review_reason, reason=r.reason, evidence=r.evidence,
+        resolved_at=timestamp(r.resolved_at),
     )

@@ -12,7 +12,10 @@ new method handlers every time, which was a tenth of a CreatePayment's server ti
   Server streams (WatchStatus) are rate limited when they open but not counted as
   concurrent: they live for hours, and the event hub's buffers bound their cost.
 - The tenant is then required (UNAUTHENTICATED otherwise) and handed to the method through
-  `caller_tenant()`; an unknown key logs no tenant.
+  `caller_tenant()`; an unknown key logs no tenant. Operator-only unary methods
+  (OPERATOR_METHODS) take an operator key instead (api/operators.py), handed over by
+  `caller_operator()`; a tenant key there, or an operator key on another unary method, is
+  PERMISSION_DENIED. Operators are rate limited and logged as "operator:<name>".
 - Each call is counted and timed by method and final status (malipo_rpc_total,
   malipo_rpc_duration_seconds). With tracing on, tenant and payment id go on the server span.
 - Domain errors become rich statuses (api/errors.py); nothing else in api/ calls abort.
@@ -20,6 +23,7 @@ new method handlers every time, which was a tenth of a CreatePayment's server ti
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import re
@@ -36,12 +40,17 @@ from malipo import logs
 from malipo.api.auth import ApiKeys
 from malipo.api.errors import Context, abort, domain_error
 from malipo.api.limits import RateLimiter
-from malipo.domain.errors import MalipoError, RateLimited, Unauthenticated
+from malipo.api.operators import OperatorKeys
+from malipo.domain.errors import MalipoError, PermissionDenied, RateLimited, Unauthenticated
+from malipo.domain.resolutions import Operator
 from malipo.metrics import RPC_LATENCY, RPCS
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ANONYMOUS = ""
 _TENANT: ContextVar[str] = ContextVar("malipo_caller_tenant", default=_ANONYMOUS)
+_OPERATOR: ContextVar[Operator | None] = ContextVar("malipo_caller_operator", default=None)
+# Unary methods only operator keys may call; every other method needs a tenant key.
+OPERATOR_METHODS = frozenset({"ResolvePayment"})
 
 Unary = Callable[[Any, Context], Awaitable[Any]]
 Streaming = Callable[[Any, Context], AsyncIterator[Any]]
@@ -55,6 +64,34 @@ def caller_tenant() -> str:
     return tenant
 
 
+def caller_operator() -> Operator:
+    """The authenticated operator of an operator-only call (the edge checked it)."""
+    operator = _OPERATOR.get()
+    if operator is None:  # a method reached without the edge: refuse rather than guess
+        raise PermissionDenied("this method needs an operator key",
+                               reason="OPERATOR_KEY_REQUIRED")
+    return operator
+
+
+def _role_refusal(operator: Operator | None, operator_only: bool) -> MalipoError | None:
+    if operator_only and operator is None:
+        return PermissionDenied("only operator keys (MALIPO_OPERATOR_KEYS) may resolve "
+                                "payments; a tenant key may not", reason="OPERATOR_KEY_REQUIRED")
+    if operator is not None and not operator_only:
+        return PermissionDenied("an operator key may only call "
+                                + ", ".join(sorted(OPERATOR_METHODS)),
+                                reason="TENANT_KEY_REQUIRED")
+    return None
+
+
+def _bearer(context: Context) -> str:
+    for name, value in context.invocation_metadata() or ():
+        if name == "authorization":
+            scheme, _, token = str(value).partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else ""
+    return ""
+
+
 class Edge:
     def __init__(self, keys: ApiKeys, *, rate_per_s: float, burst: int, max_concurrent: int,
                  connection_lost: tuple[type[BaseException], ...]) -> None:
@@ -65,6 +102,20 @@ class Edge:
         self._rate = RateLimiter(rate_per_s, burst)
         self._max_concurrent = max_concurrent
         self.in_flight = 0  # unary calls being served now
+        self.operators: OperatorKeys | None = None  # bootstrap sets them when configured
+
+    def _operator(self, context: Context, tenant: str, refused: MalipoError | None, *,
+                  operator_only: bool) -> tuple[Operator | None, MalipoError | None]:
+        """For a unary call `_enter` found no tenant for (or that only operators may make):
+        the operator whose key it carries, and the call's refusal, if any."""
+        key = "" if tenant or self.operators is None else _bearer(context)
+        operator = self.operators.operator_for(key) if key and self.operators else None
+        if operator is not None:
+            return operator, (self._refusal(f"operator:{operator.name}", counted=True)
+                              or _role_refusal(operator, operator_only))
+        if tenant and operator_only:
+            return None, _role_refusal(None, operator_only)
+        return None, refused  # no key, or an unknown one: as _enter decided
 
     def _enter(self, context: Context, *,
                counted: bool) -> tuple[str, str, MalipoError | None]:
@@ -95,11 +146,18 @@ class Edge:
         async def call(request: Any, context: Context) -> Any:
             started, ok = time.perf_counter(), False
             request_id, tenant, refused = self._enter(context, counted=True)
+            operator_only = name in OPERATOR_METHODS
+            operator = None
+            if not tenant or operator_only:  # the common call skips this
+                operator, refused = self._operator(context, tenant, refused,
+                                                   operator_only=operator_only)
+            caller = f"operator:{operator.name}" if operator else tenant
             payment_id = str(getattr(request, "payment_id", "") or
                              getattr(request, "payout_id", "") or "")
-            _annotate(tenant, payment_id)
-            with logs.bound(request_id=request_id, tenant=tenant, payment_id=payment_id):
+            _annotate(caller, payment_id)
+            with logs.bound(request_id=request_id, tenant=caller, payment_id=payment_id):
                 token = _TENANT.set(tenant)
+                operator_token = _OPERATOR.set(operator)
                 self.in_flight += 1
                 try:
                     if refused is not None:
@@ -115,13 +173,14 @@ class Edge:
                 finally:
                     self.in_flight -= 1
                     _TENANT.reset(token)
+                    _OPERATOR.reset(operator_token)
                     _record(name, "OK" if ok else _code(context), started)
 
         return call
 
     def streaming(self, name: str, method: Streaming) -> Streaming:
         async def call(request: Any, context: Context) -> AsyncIterator[Any]:
-            started, ok = time.perf_counter(), False
+            started, code = time.perf_counter(), ""
             request_id, tenant, refused = self._enter(context, counted=False)
             _annotate(tenant, "")
             with logs.bound(request_id=request_id, tenant=tenant):
@@ -131,7 +190,11 @@ class Edge:
                         raise refused
                     async for message in method(request, context):
                         yield message
-                    ok = True
+                    code = "OK"
+                except (asyncio.CancelledError, GeneratorExit):
+                    # The client went away (or the server is stopping): not an error.
+                    code = "CANCELLED"
+                    raise
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:
@@ -140,7 +203,7 @@ class Edge:
                 finally:
                     with contextlib.suppress(ValueError):  # closed from another context
                         _TENANT.reset(token)
-                    _record(name, "OK" if ok else _code(context), started)
+                    _record(name, code or _code(context), started)
 
         return call
 

@@ -17,6 +17,7 @@ from malipo.domain.errors import (
     MalipoError,
     NotFound,
     OutOfRange,
+    PermissionDenied,
     ProviderError,
     RateLimited,
     Unauthenticated,
@@ -35,6 +36,7 @@ _CODES: list[tuple[type[MalipoError], int]] = [
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (Unsupported, code_pb2.FAILED_PRECONDITION),
     (Unauthenticated, code_pb2.UNAUTHENTICATED),
+    (PermissionDenied, code_pb2.PERMISSION_DENIED),
     (RateLimited, code_pb2.RESOURCE_EXHAUSTED),
     (OutOfRange, code_pb2.OUT_OF_RANGE),
     (Unavailable, code_pb2.UNAVAILABLE),
@@ -60,6 +62,8 @@ def to_status(exc: MalipoError) -> grpc.Status:
         ])))
     if isinstance(exc, OutOfRange):
         metadata["oldest_sequence"] = str(exc.oldest_sequence)
+    if isinstance(exc, FailedPrecondition):
+        metadata.update(exc.metadata)
     details.insert(0, _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN,
                                                         metadata=metadata)))
     retry_after = getattr(exc, "retry_after_s", None)

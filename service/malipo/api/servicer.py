@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from malipo.api import convert
-from malipo.api.edge import caller_tenant
+from malipo.api.edge import caller_operator, caller_tenant
 from malipo.api.errors import Context
-from malipo.app import exchanges, payments
+from malipo.app import exchanges, payments, refunds, review
 from malipo.app.commands import ChangePayment, ConfirmPayment
 from malipo.app.services import Services
 from malipo.domain.errors import MalipoError
@@ -116,10 +116,26 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
 
     async def RefundPayment(self, request: pb.RefundPaymentRequest,
                             context: Context) -> pb.RefundPaymentResponse:
-        tenant = caller_tenant()
-        cmd = ChangePayment(tenant, request.idempotency_key, request.payment_id, request.reason)
-        payment = await payments.refund_payment(self._svc, cmd, _deadline(context))
-        return pb.RefundPaymentResponse(payment=convert.payment_to_proto(payment))
+        cmd = convert.refund_from_proto(request, caller_tenant())
+        done = await refunds.refund_payment(self._svc, cmd, _deadline(context))
+        return pb.RefundPaymentResponse(
+            payment=convert.payment_to_proto(done.payment),
+            refund=convert.refund_to_proto(done.refund) if done.refund else None)
+
+    async def ListRefunds(self, request: pb.ListRefundsRequest,
+                          context: Context) -> pb.ListRefundsResponse:
+        found = await refunds.list_refunds(self._svc, caller_tenant(), request.payment_id)
+        return pb.ListRefundsResponse(
+            refunds=[convert.refund_to_proto(r) for r in found.refunds],
+            refunded=convert.money_to_proto(found.refunded),
+            remaining=convert.money_to_proto(found.remaining))
+
+    async def ResolvePayment(self, request: pb.ResolvePaymentRequest,
+                             context: Context) -> pb.ResolvePaymentResponse:
+        cmd = convert.resolve_from_proto(request, caller_operator())
+        done = await review.resolve_payment(self._svc, cmd)
+        return pb.ResolvePaymentResponse(payment=convert.payment_to_proto(done.payment),
+                                         resolution=convert.resolution_to_proto(done.resolution))
 
     async def CancelPayment(self, request: pb.CancelPaymentRequest,
                             context: Context) -> pb.CancelPaymentResponse:

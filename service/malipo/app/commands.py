@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from malipo.domain.errors import FieldViolation, InvalidRequest
 from malipo.domain.money import Currency
 from malipo.domain.payments import Customer, plain
-from malipo.domain.status import Direction, Method
+from malipo.domain.status import Direction, Method, Status
 
 MAX_KEY_LENGTH = 255
 MAX_METADATA_KEYS = 50
@@ -65,6 +65,75 @@ class ChangePayment:
 
     def fingerprint(self) -> str:
         return fingerprint(plain(self))
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPayment:
+    """A refund of `amount_minor` (None: all that remains) in the payment's currency."""
+
+    tenant: str
+    idempotency_key: str
+    payment_id: str
+    reason: str = ""
+    amount_minor: int | None = None
+    currency: str = ""
+
+    def fingerprint(self) -> str:
+        if self.amount_minor is None:  # a key stored before partial refunds still replays
+            return ChangePayment(self.tenant, self.idempotency_key, self.payment_id,
+                                 self.reason).fingerprint()
+        return fingerprint(plain(self))
+
+
+def check_refund(cmd: RefundPayment) -> None:
+    v = check_key(cmd.idempotency_key)
+    if cmd.amount_minor is not None:
+        if cmd.amount_minor <= 0:
+            v.append(FieldViolation("amount.amount_minor", "must be positive"))
+        elif cmd.amount_minor > MAX_AMOUNT_MINOR:
+            v.append(FieldViolation("amount.amount_minor", "too large"))
+        if not cmd.currency:
+            v.append(FieldViolation("amount.currency", "required"))
+    if len(cmd.reason) > MAX_TEXT:
+        v.append(FieldViolation("reason", f"at most {MAX_TEXT} characters"))
+    if v:
+        raise InvalidRequest(v)
+    check_payment_id(cmd.payment_id)
+
+
+MAX_EVIDENCE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvePayment:
+    """An operator's resolution; `operator` and `key_id` come from the key, not the request."""
+
+    operator: str
+    key_id: str
+    idempotency_key: str
+    tenant: str
+    payment_id: str
+    resolution: Status
+    reason: str
+    evidence: str
+
+    def fingerprint(self) -> str:
+        return fingerprint({k: v for k, v in plain(self).items() if k != "key_id"})
+
+
+def check_resolve(cmd: ResolvePayment) -> None:
+    v = check_key(cmd.idempotency_key)
+    if not cmd.tenant:
+        v.append(FieldViolation("tenant", "required: the tenant that owns the payment"))
+    for name, value, most in (("reason", cmd.reason, MAX_TEXT),
+                              ("evidence", cmd.evidence, MAX_EVIDENCE)):
+        if not value.strip():
+            v.append(FieldViolation(name, "required"))
+        elif len(value) > most:
+            v.append(FieldViolation(name, f"at most {most} characters"))
+    if v:
+        raise InvalidRequest(v)
+    check_payment_id(cmd.payment_id)
 
 
 def fingerprint(data: Mapping[str, object]) -> str:

@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from malipo.app.catalogue import ProviderCatalogue
 from malipo.domain.payments import Payment, ProviderUpdate
+from malipo.domain.refunds import Refund
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,8 @@ class Capabilities:
     collections: bool = True
     payouts: bool = False
     refunds: bool = False
+    # Refunds of less than the whole amount, several per payment (PartialRefunds below).
+    partial_refunds: bool = False
     cancellations: bool = False
     status_polling: bool = True
     callbacks: bool = False
@@ -178,6 +181,27 @@ class Connector(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SettlesNotBefore(Protocol):
+    """Optional for a connector: a payment that cannot settle before a date it names (a
+    debit order's action date). The expiry rule starts counting only then."""
+
+    def settles_not_before(self, payment: Payment) -> datetime | None: ...
+
+
+@runtime_checkable
+class PartialRefunds(Protocol):
+    """The verb of a connector whose capabilities say partial_refunds. Connectors without it
+    keep Connector.refund, which returns the whole amount."""
+
+    async def refund_part(self, payment: Payment, refund: Refund,
+                          ctx: CallContext) -> ProviderUpdate:
+        """Refund `refund.amount` of `payment`; `refund.id` is our reference for it. The
+        update speaks of the refund: SUCCEEDED, FAILED, PROCESSING or None (accepted), with
+        the provider's reference for the refund."""
+        ...
 
 
 def ok_answer() -> CallbackAnswer:

@@ -6,16 +6,27 @@ from collections.abc import Sequence
 
 from malipo.app.commands import check_payment_id
 from malipo.app.services import Services
-from malipo.app.unit_of_work import ExchangeRecord
+from malipo.app.unit_of_work import ExchangeKind, ExchangeRecord
 from malipo.domain.errors import NotFound
+from malipo.domain.resolutions import Resolution
 
 
 async def list_provider_exchanges(svc: Services, tenant: str,
                                   payment_id: str) -> Sequence[ExchangeRecord]:
-    """The payment's requests and callbacks, oldest first; another tenant's id is NotFound."""
+    """The payment's requests, callbacks and operators' resolutions, oldest first; another
+    tenant's id is NotFound. Resolutions share the timeline: they were decided on what the
+    exchanges around them say, and support reads both together."""
     check_payment_id(payment_id)
     async with svc.uow() as uow:
         payment = await uow.payments.get(payment_id, tenant=tenant)
         if payment is None:
             raise NotFound(f"payment {payment_id} not found")
-        return await uow.exchanges.for_payment(payment)
+        exchanges = await uow.exchanges.for_payment(payment)
+        resolutions = await uow.resolutions.for_payment(payment_id)
+    # A stable sort: exchanges keep their order, a resolution follows what it saw.
+    return sorted([*exchanges, *map(_as_exchange, resolutions)], key=lambda e: e.at)
+
+
+def _as_exchange(r: Resolution) -> ExchangeRecord:
+    return ExchangeRecord(ExchangeKind.RESOLUTION, "resolve", "", "", "", 0, "", 0.0,
+                          r.resolved_at, f"{r.from_status} -> {r.to_status}", resolution=r)

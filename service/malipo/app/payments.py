@@ -1,4 +1,5 @@
-"""Use cases of the PaymentService: create, read, list, confirm, refund, cancel, refresh."""
+"""Use cases of the PaymentService: create, read, list, confirm, cancel, refresh (refunds:
+app/refunds.py; operator resolutions: app/review.py)."""
 
 from __future__ import annotations
 
@@ -51,10 +52,14 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
     check_create(cmd)
     connector = svc.connectors.resolve(cmd.provider, cmd.account, cmd.tenant)
     caps = connector.capabilities
+    # A well-formed request the provider cannot serve: FAILED_PRECONDITION, as ListProviders'
+    # capabilities announce, not a field error.
     if cmd.direction is Direction.COLLECTION and not caps.collections:
-        raise InvalidRequest(FieldViolation("provider", f"{cmd.provider} takes no collections"))
+        raise Unsupported(f"{cmd.provider} takes no collections (capabilities.collections is "
+                          "false in ListProviders)")
     if cmd.direction is Direction.PAYOUT and not caps.payouts:
-        raise InvalidRequest(FieldViolation("provider", f"{cmd.provider} makes no payouts"))
+        raise Unsupported(f"{cmd.provider} makes no payouts (capabilities.payouts is false in "
+                          "ListProviders)")
     now = svc.clock()
     payment = Payment(
         id=new_payment_id() if cmd.direction is Direction.COLLECTION else new_payout_id(),
@@ -211,35 +216,43 @@ async def confirm_payment(svc: Services, cmd: ConfirmPayment, deadline: float | 
             raise FailedPrecondition(f"the provider refused the confirmation: {exc.message}",
                                      reason="CONFIRMATION_REFUSED") from None
         raise
+    holder = await _reference_holder(svc, payment, update.provider_reference)
+    if holder:
+        # A provider transaction the caller names (KKiaPay's widget id) that already backs
+        # another payment: refused outright. Two racing confirms are still caught under the
+        # row lock (REFERENCE_REUSED review); this answers the plain case with an error.
+        await record_update(svc, payment.id, ProviderUpdate(None), actor=f"tenant:{cmd.tenant}",
+                            exchanges=ctx.exchanges)
+        await _release_key(svc, cmd.tenant, cmd.idempotency_key)
+        raise FailedPrecondition(f"provider transaction {update.provider_reference} already "
+                                 "backs another payment", reason="CONFIRMATION_REFUSED")
     change = await record_update(svc, payment.id, update, actor=f"tenant:{cmd.tenant}",
                                  exchanges=ctx.exchanges)
     return change.after
 
 
-async def refund_payment(svc: Services, cmd: ChangePayment, deadline: float | None) -> Payment:
-    return await _change(svc, cmd, deadline, "refund")
+async def _reference_holder(svc: Services, payment: Payment, reference: str) -> str:
+    """The id of another payment that holds `reference` at the same provider account."""
+    if not reference or reference == payment.provider_reference:
+        return ""
+    async with svc.uow() as uow:
+        other = await uow.payments.by_provider_reference(payment.provider, payment.account,
+                                                         reference)
+    return other.id if other is not None and other.id != payment.id else ""
 
 
 async def cancel_payment(svc: Services, cmd: ChangePayment, deadline: float | None) -> Payment:
-    return await _change(svc, cmd, deadline, "cancel")
-
-
-async def _change(svc: Services, cmd: ChangePayment, deadline: float | None,
-                  operation: str) -> Payment:
+    """Refunds are app/refunds.py: resources of their own."""
+    operation = "cancel"
     payment, replay = await _claim_change(svc, cmd.tenant, cmd.idempotency_key, operation,
                                           cmd.fingerprint(), cmd.payment_id)
     if replay:
         return await get_payment(svc, cmd.tenant, cmd.payment_id)
     connector = svc.connectors.for_payment(payment)
-    caps = connector.capabilities
-    refund = operation == "refund"
     problem = ""
-    if (refund and not caps.refunds) or (not refund and not caps.cancellations):
-        problem = f"{payment.provider} does not support {operation}s"
-    elif refund and (payment.status is not Status.SUCCEEDED
-                     or payment.direction is not Direction.COLLECTION):
-        problem = f"only a SUCCEEDED collection can be refunded (it is {payment.status})"
-    elif not refund and (payment.status in FINAL or payment.status is Status.SUCCEEDED):
+    if not connector.capabilities.cancellations:
+        problem = f"{payment.provider} does not support cancels"
+    elif payment.status in FINAL or payment.status is Status.SUCCEEDED:
         problem = f"a {payment.status} payment cannot be cancelled"
     if problem:
         await _release_key(svc, cmd.tenant, cmd.idempotency_key)
@@ -247,8 +260,7 @@ async def _change(svc: Services, cmd: ChangePayment, deadline: float | None,
         raise FailedPrecondition(problem, reason=reason)
     ctx = CallContext(deadline=deadline)
     try:
-        update = await (connector.refund(payment, ctx) if refund
-                        else connector.cancel(payment, ctx))
+        update = await connector.cancel(payment, ctx)
     except ProviderOutcomeUnknown:
         # Money state unchanged as far as we know; the reconciler's next poll tells.
         update = ProviderUpdate(None, provider_message=f"{operation} outcome unknown")

@@ -36,7 +36,12 @@ class PollPolicy:
         jittered = self.interval_s + random.uniform(0, max(0.0, base - self.interval_s))
         return now + timedelta(seconds=min(self.max_interval_s, jittered))
 
-    def expired(self, created_at: datetime, attempts: int, now: datetime) -> bool:
+    def expired(self, created_at: datetime, attempts: int, now: datetime, *,
+                not_before: datetime | None = None) -> bool:
+        """`not_before`: the payment cannot settle earlier, so only time after it counts
+        (attempts made while it could not settle say nothing about the provider)."""
+        if not_before is not None:
+            return (now - max(created_at, not_before)).total_seconds() >= self.expire_after_s
         return (now - created_at).total_seconds() >= self.expire_after_s or (
             attempts >= self.max_attempts
         )

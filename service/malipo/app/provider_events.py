@@ -21,6 +21,7 @@ from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.domain.errors import CallbackRejected, MalipoError, ProviderError
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate
+from malipo.domain.review import ReviewReason, review_text
 
 log = logging.getLogger("malipo.callbacks")
 
@@ -67,14 +68,17 @@ async def apply_event(svc: Services, connector: Connector, event: CallbackEvent,
                 not event.payment_id else CallbackOutcome.UNKNOWN_PAYMENT)
     if event.direction and event.direction != payment.direction.value:
         await flag_for_review(svc, payment.id,
-                              f"DIRECTION_MISMATCH: callback says {event.direction}",
+                              review_text(ReviewReason.DIRECTION_MISMATCH,
+                                          f"callback says {event.direction}"),
                               actor="callback", provider_payload=event.update.raw)
         return CallbackOutcome.MISMATCH
     update = event.update
     actor = f"callback:{connector.provider}"
     exchanges: Sequence[Exchange] = []
-    if connector.capabilities.callbacks_need_confirmation:
-        # The callback is a trigger; the provider's status answer is the truth.
+    caps = connector.capabilities
+    if caps.callbacks_need_confirmation or (update.status is None and caps.status_polling):
+        # The callback is a trigger (or could not name a status on its own, as Kwik's
+        # before its status names are known): the provider's status answer is the truth.
         ctx = CallContext()
         subject = payment
         if not payment.provider_reference and update.provider_reference:

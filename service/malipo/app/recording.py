@@ -11,6 +11,7 @@ from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.domain.errors import NotFound
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate, apply_update
+from malipo.domain.review import ReviewReason, review_text
 from malipo.domain.status import UNSETTLED, Status
 
 
@@ -64,9 +65,10 @@ async def record(svc: Services, payment_id: str, update: ProviderUpdate, *,
             # Never attach one provider transaction to two payments: flag, change nothing else.
             flagged = replace(current, needs_review=True, updated_at=svc.clock(),
                               provider_status=update.provider_status or current.provider_status,
-                              review_reason="REFERENCE_REUSED: the provider transaction backs "
-                              "another payment")
-            change = Change(ChangeKind.REVIEW, current, flagged, "REFERENCE_REUSED",
+                              review_reason=review_text(
+                                  ReviewReason.REFERENCE_REUSED,
+                                  "the provider transaction backs another payment"))
+            change = Change(ChangeKind.REVIEW, current, flagged, ReviewReason.REFERENCE_REUSED,
                             update.raw)
         plan = _plan(svc, change, schedule)
         if change.writes or submitted or plan is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -11,6 +11,8 @@ from typing import Protocol, Self
 
 from malipo.app.connector import Exchange
 from malipo.domain.payments import Change, Payment
+from malipo.domain.refunds import Refund
+from malipo.domain.resolutions import Resolution
 from malipo.domain.status import Direction, Status
 
 
@@ -32,6 +34,7 @@ class ListQuery:
     provider: str = ""
     created_after: datetime | None = None
     created_before: datetime | None = None
+    needs_review: bool = False  # only the review queue
     # keyset cursor: strictly older than (created_at, id)
     before: tuple[datetime, str] | None = None
 
@@ -135,6 +138,7 @@ class IdempotencyKeys(Protocol):
 class ExchangeKind(StrEnum):
     REQUEST = "REQUEST"    # we called the provider
     CALLBACK = "CALLBACK"  # the provider called us
+    RESOLUTION = "RESOLUTION"  # an operator settled the payment (ResolvePayment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,7 @@ class ExchangeRecord:
     latency_ms: float
     at: datetime
     detail: str = ""
+    resolution: Resolution | None = None  # for RESOLUTION
 
 
 class ExchangeLog(Protocol):
@@ -161,9 +166,57 @@ class ExchangeLog(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class RefundTotals:
+    """A payment's refunds summed: `refunded` succeeded; `held` is every refund not FAILED
+    (pending or unknown ones included), which is what limits further refunds."""
+
+    refunded: int
+    held: int
+
+
+class RefundRepository(Protocol):
+    async def add(self, refund: Refund, payment: Payment, *, actor: str) -> bool:
+        """Insert a refund and its creation event if it fits: the payment's amount less
+        `held` must cover it. The caller holds the payment's row lock (PaymentRepository.lock),
+        which every refund of that payment takes first, so concurrent refunds queue and the
+        sum is read after the one before committed. False: it did not fit, nothing written."""
+        ...
+
+    async def write(self, before: Refund, after: Refund, payment: Payment, *, actor: str,
+                    provider_payload: Mapping[str, object]) -> bool:
+        """Persist a refund's change guarded by the status it was decided from, plus its
+        event (refund_id set). False when the guard failed."""
+        ...
+
+    async def get(self, refund_id: str, *, tenant: str) -> Refund | None: ...
+
+    async def for_payment(self, payment_id: str) -> Sequence[Refund]:
+        """Oldest first."""
+        ...
+
+    async def totals(self, payment_id: str) -> RefundTotals: ...
+
+
+class ResolutionLog(Protocol):
+    async def add(self, resolution: Resolution) -> None: ...
+
+    async def get(self, resolution_id: str) -> Resolution | None: ...
+
+    async def for_payment(self, payment_id: str) -> Sequence[Resolution]:
+        """Oldest first."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def payments(self) -> PaymentRepository: ...
+
+    @property
+    def refunds(self) -> RefundRepository: ...
+
+    @property
+    def resolutions(self) -> ResolutionLog: ...
 
     @property
     def keys(self) -> IdempotencyKeys: ...

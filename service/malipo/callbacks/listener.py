@@ -1,4 +1,5 @@
-"""The callback listener: POST /callbacks/{provider}/{account}, GET /healthz, GET /metrics."""
+"""The callback listener: POST /callbacks/{provider}/{account}, GET /healthz, GET /metrics
+(unless metrics have a listener of their own, MALIPO_METRICS_LISTEN)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ HealthCheck = Callable[[], Awaitable[bool]]
 
 
 def build_app(connectors: ConnectorDirectory, processor: CallbackProcessor, *,
-              max_body: int, healthy: HealthCheck) -> web.Application:
+              max_body: int, healthy: HealthCheck,
+              serve_metrics: bool = True) -> web.Application:
     app = web.Application(client_max_size=max_body)
 
     async def callback(request: web.Request) -> web.Response:
@@ -71,13 +73,22 @@ def build_app(connectors: ConnectorDirectory, processor: CallbackProcessor, *,
         return web.json_response({"status": "ok" if ok else "unavailable"},
                                  status=200 if ok else 503)
 
-    async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
     app.router.add_post("/callbacks/{provider}/{account}", callback)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    if serve_metrics:
+        app.router.add_get("/metrics", _metrics)
     return app
 
 
-__all__ = ["CallbackOutcome", "build_app"]
+def metrics_app() -> web.Application:
+    """GET /metrics alone, for a listener that is not the public callback port."""
+    app = web.Application()
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+async def _metrics(_request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+__all__ = ["CallbackOutcome", "build_app", "metrics_app"]

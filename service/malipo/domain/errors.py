@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -46,9 +47,15 @@ class NotFound(MalipoError):
 
 
 class FailedPrecondition(MalipoError):
-    """The request is valid but the resource's state does not allow it."""
+    """The request is valid but the resource's state does not allow it. `metadata` goes to
+    the ErrorInfo, for what a caller needs to act on (the remaining refundable amount)."""
 
     reason = "FAILED_PRECONDITION"
+
+    def __init__(self, message: str, *, reason: str | None = None,
+                 metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.metadata: Mapping[str, str] = dict(metadata or {})
 
 
 class Unsupported(MalipoError):
@@ -59,6 +66,12 @@ class Unsupported(MalipoError):
 
 class Unauthenticated(MalipoError):
     reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(MalipoError):
+    """The caller is known but its key may not do this (a tenant key resolving payments)."""
+
+    reason = "PERMISSION_DENIED"
 
 
 @dataclass

@@ -32,6 +32,9 @@ class StatusEvent:
     # The provider's own words that caused the change (masked, size-capped); empty when
     # Malipo caused it.
     provider_payload: Mapping[str, object] = field(default_factory=dict)
+    # Set when the event is a change of this refund of the payment (statuses and amount are
+    # the refund's).
+    refund_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

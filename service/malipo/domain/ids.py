@@ -31,3 +31,11 @@ def new_payment_id() -> str:
 
 def new_payout_id() -> str:
     return "po_" + new_ulid()
+
+
+def new_refund_id() -> str:
+    return "rf_" + new_ulid()
+
+
+def new_resolution_id() -> str:
+    return "rsl_" + new_ulid()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -10,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from malipo.domain.money import Money
+from malipo.domain.review import ReviewReason, review_text
 from malipo.domain.status import FINAL, Direction, Method, Status, can_move
 
 
@@ -84,7 +86,8 @@ class ProviderUpdate:
     """What a provider said about one payment, neutral of any provider's format.
 
     `status` None means "no opinion" (only raw fields are refreshed). `amount` is what the
-    provider claims, checked against ours before anything is applied. `raw` is the parsed
+    provider claims, checked against ours before anything is applied; so is `customer_number`,
+    the payer's or payee's phone number when the provider names one. `raw` is the parsed
     callback or answer in the provider's own words (JSON types): it rides on the event this
     update causes, masked and size-capped by the store."""
 
@@ -98,6 +101,7 @@ class ProviderUpdate:
     fulfilment: Mapping[str, str] = field(default_factory=dict)
     amount: Money | None = None
     raw: Mapping[str, object] = field(default_factory=dict)
+    customer_number: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,16 +166,25 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
     conditional UPDATE guarded by the status it was decided from."""
     if update.amount is not None and update.amount != payment.amount:
         why = f"provider reported {update.amount}, expected {payment.amount}"
-        flagged = replace(payment, needs_review=True, review_reason=f"AMOUNT_MISMATCH: {why}",
+        code = ReviewReason.AMOUNT_MISMATCH
+        flagged = replace(payment, needs_review=True, review_reason=review_text(code, why),
                           updated_at=now)
-        return Change(ChangeKind.REVIEW, payment, flagged, "AMOUNT_MISMATCH", update.raw)
+        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
     if update.provider_reference and payment.provider_reference and (
         update.provider_reference != payment.provider_reference
     ):
         why = f"provider reference {update.provider_reference} != {payment.provider_reference}"
-        flagged = replace(payment, needs_review=True, review_reason=f"REFERENCE_MISMATCH: {why}",
+        code = ReviewReason.REFERENCE_MISMATCH
+        flagged = replace(payment, needs_review=True, review_reason=review_text(code, why),
                           updated_at=now)
-        return Change(ChangeKind.REVIEW, payment, flagged, "REFERENCE_MISMATCH", update.raw)
+        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
+    ours = payment.customer.phone_number
+    if update.customer_number and ours and not same_number(update.customer_number, ours):
+        # Never the numbers themselves: review reasons reach callers and logs.
+        code = ReviewReason.ACCOUNT_MISMATCH
+        flagged = replace(payment, needs_review=True, updated_at=now, review_reason=review_text(
+            code, "the provider names another customer number"))
+        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
 
     refreshed = replace(
         payment,
@@ -203,7 +216,16 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
     return Change(ChangeKind.TRANSITION, payment, moved, update.failure_reason, update.raw)
 
 
-REVERSED_UNSEEN = "REVERSED_UNSEEN_SUCCESS"
+def same_number(a: str, b: str) -> bool:
+    """Two writings of one phone number (0712..., +254 712..., 254712...): the national digits
+    of the shorter end the longer. Seven digits at least, so an empty or junk value never
+    matches."""
+    da, db = (re.sub(r"\D", "", n).lstrip("0") for n in (a, b))
+    short, long = sorted((da, db), key=len)
+    return len(short) >= 7 and long.endswith(short)
+
+
+REVERSED_UNSEEN = ReviewReason.REVERSED_UNSEEN_SUCCESS
 _SETTLED = FINAL | {Status.SUCCEEDED}
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from malipo import logs
-from malipo.app.connector import CallContext
+from malipo.app.connector import CallContext, SettlesNotBefore
 from malipo.app.leases import Leased, PollLeases
 from malipo.app.lifecycle import expire, poll, resume
 from malipo.app.services import Services
@@ -144,7 +144,9 @@ class Reconciler:
             if payment.status not in UNSETTLED:
                 await self._release(payment, lease, Schedule(None))
                 return
-            if policy.expired(payment.created_at, attempts, now):
+            not_before = (connector.settles_not_before(payment)
+                          if isinstance(connector, SettlesNotBefore) else None)
+            if policy.expired(payment.created_at, attempts, now, not_before=not_before):
                 await expire(self.services, payment)
                 return
             if not connector.capabilities.status_polling:

@@ -3,8 +3,11 @@
 Routes live under `/jambopayservices` (so `base_url` = `fake.api_base`): the token endpoint,
 presentment `POST /api/payments/POST`, commit `PUT /api/payments/PUT` and the status GET,
 with the shapes of JamboPay's documents (status: both the KPLC and the airtime sample).
-It enforces form-encoded bodies, the app key header and bearer tokens; an uncommitted
-presentment expires after `presentment_ttl_s` (status Cancelled, commit refused with 1051).
+It enforces form-encoded bodies with exactly the documented fields (NOTES.md section 4), the
+app key header and bearer tokens; an uncommitted presentment expires after
+`presentment_ttl_s` (status Cancelled, commit refused with 1051). It imports nothing of the
+connector: statuses, streams and field lists below are its own reading of the documents, and
+where they are silent (grant type, airtime stream, app key header) it accepts one value only.
 
 Control, besides the base's chaos switches (`POST /_control`, JSON):
   {"commit_mode": "complete"|"pending"}  complete at commit, or stay Checking until settled
@@ -31,6 +34,21 @@ from aiohttp import web
 from malipo.sandbox.fake_provider import Callback, Delivery, FakeProvider
 
 PREFIX = "/jambopayservices"
+# The transaction-status document's "Available statuses", and the streams: "kplc" is the
+# document's; airtime is "another stream" (NOTES.md) with no name given, so this fake answers
+# to "credit" only, like its grant type "agency" and its app key header "app_key".
+STATUSES = ("Checking", "Completed", "Failed", "Cancelled")
+GRANT_TYPE = "agency"
+KPLC_STREAM = "kplc"
+AIRTIME_STREAM = "credit"
+APP_KEY_HEADER = "app_key"
+# NOTES.md section 4: presentment (Stream, PhoneNumber, Amount, MeterNumber, optional
+# CallbackUrl), commit (Stream, TransactionID). Airtime names its operator instead of a meter
+# (OperatorCode: this fake's reading, the documents give no airtime presentment).
+PRESENTMENT = {KPLC_STREAM: {"Stream", "PhoneNumber", "Amount", "MeterNumber"},
+               AIRTIME_STREAM: {"Stream", "PhoneNumber", "Amount", "OperatorCode"}}
+PRESENTMENT_OPTIONAL = {"CallbackUrl"}
+COMMIT = {"Stream", "TransactionID"}
 OPERATORS = {"1": "AIRTEL", "2": "TELKOM", "4": "SAFARICOM"}
 PRICE_PER_UNIT = Decimal(500)  # the document's sample: KES 20.0000 bought 0.040000 units
 FOUR = Decimal("0.0001")
@@ -97,15 +115,11 @@ class JambopayFake(FakeProvider):
 
     def __init__(self, *, username: str = "agent@malipo.test",
                  password: str = "fake-password",  # noqa: S107 - the fake's own test credential
-                 app_key: str = "fake-app-key", grant_type: str = "agency",
-                 presentment_ttl_s: float = 300.0, token_ttl_s: int = 86399,
-                 kplc_stream: str = "kplc", airtime_stream: str = "credit",
-                 float_balance: Decimal = Decimal(1_000_000)) -> None:
+                 app_key: str = "fake-app-key", presentment_ttl_s: float = 300.0,
+                 token_ttl_s: int = 86399, float_balance: Decimal = Decimal(1_000_000)) -> None:
         self.username, self.password, self.app_key = username, password, app_key
-        self.grant_type = grant_type
         self.presentment_ttl_s = presentment_ttl_s
         self.token_ttl_s = token_ttl_s
-        self.kplc_stream, self.airtime_stream = kplc_stream, airtime_stream
         self.float_balance = float_balance
         self.commit_mode = "complete"
         self.invalid_meters: set[str] = {"00000000000"}
@@ -187,7 +201,7 @@ class JambopayFake(FakeProvider):
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
-        if (form.get("grant_type") != self.grant_type or form.get("username") != self.username
+        if (form.get("grant_type") != GRANT_TYPE or form.get("username") != self.username
                 or form.get("password") != self.password):
             return web.json_response({"error": "invalid_grant", "error_description":
                                       "The user name or password is incorrect."}, status=400)
@@ -201,7 +215,7 @@ class JambopayFake(FakeProvider):
         expiry = self.tokens.get(token.strip())
         if scheme.lower() != "bearer" or expiry is None or expiry < time.monotonic():
             return _reply(DENIED, 401)
-        if request.headers.get("app_key") != self.app_key:
+        if request.headers.get(APP_KEY_HEADER) != self.app_key:
             return _reply(DENIED, 401)
         if request.method != "GET" and request.content_type != "application/x-www-form-urlencoded":
             return _error(None, "The request entity's media type is not supported.", 415)
@@ -212,6 +226,10 @@ class JambopayFake(FakeProvider):
             return denied
         form = await request.post()
         stream, phone = str(form.get("Stream", "")), str(form.get("PhoneNumber", ""))
+        if stream not in PRESENTMENT:
+            return _error(None, "Invalid stream")
+        if problem := _fields_problem(set(form), PRESENTMENT[stream], PRESENTMENT_OPTIONAL):
+            return _error(None, problem)
         try:
             amount = Decimal(str(form.get("Amount", "")))
         except InvalidOperation:
@@ -222,7 +240,7 @@ class JambopayFake(FakeProvider):
             return _error(None, "Invalid phone number")
         txn = FakeTransaction(self._new_id(), stream, phone, amount,
                               str(form.get("CallbackUrl", "")), time.monotonic())
-        if stream == self.kplc_stream:
+        if stream == KPLC_STREAM:
             txn.meter = str(form.get("MeterNumber", ""))
             if not txn.meter.isdigit() or txn.meter in self.invalid_meters:
                 return _error(None, "Invalid meter number")
@@ -232,14 +250,12 @@ class JambopayFake(FakeProvider):
                              "Address": "NAIROBI"},
                 "TransactionID": txn.id, "Amount": amount.quantize(FOUR),
                 "MeterNumber": txn.meter}
-        elif stream == self.airtime_stream:
+        else:
             txn.operator_code = str(form.get("OperatorCode", ""))
             if txn.operator_code not in OPERATORS:
                 return _error(None, "Invalid operator code")
             body = {"TransactionID": txn.id, "PhoneNumber": phone,
                     "OperatorName": OPERATORS[txn.operator_code], "Amount": amount.quantize(FOUR)}
-        else:
-            return _error(None, "Invalid stream")
         self.transactions[txn.id] = txn
         return _reply(body)
 
@@ -247,6 +263,8 @@ class JambopayFake(FakeProvider):
         if (denied := self._denied(request)) is not None:
             return denied
         form = await request.post()
+        if problem := _fields_problem(set(form), COMMIT, set()):
+            return _error(None, problem)
         txn = self.transactions.get(str(form.get("TransactionID", "")))
         if txn is None or txn.stream != form.get("Stream"):
             return _error(1051, "Invalid transaction id")
@@ -312,6 +330,15 @@ class JambopayFake(FakeProvider):
                              "Address": "NAIROBI"},
                 "Charges": [], "Tokens": tokens, "TransactionID": txn.id,
                 "ReceiptNumber": txn.receipt, "Amount": amount, "MeterNumber": txn.meter}
+
+
+def _fields_problem(given: set[str], required: set[str], optional: set[str]) -> str:
+    """Exactly the documented fields: all required ones, no others."""
+    if missing := sorted(required - given):
+        return f"Missing field(s): {', '.join(missing)}"
+    if unknown := sorted(given - required - optional):
+        return f"Unknown field(s): {', '.join(unknown)}"
+    return ""
 
 
 def _now() -> str:

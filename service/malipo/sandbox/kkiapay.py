@@ -1,14 +1,26 @@
-"""A faithful fake of KKiaPay's admin API, its widget's transactions and its webhooks.
+"""KKiaPay's admin API and webhooks, as kkiapay-transactions.txt and NOTES.md section 3 read.
 
-What it enforces: the three key headers (X-API-KEY, X-PRIVATE-KEY, X-SECRET-KEY) on every
-admin call (401 otherwise), a `transactionId` in status and revert bodies (JSON or form, as
-the Node.js and Python SDKs send them), the payout schedule's fields. What it answers: the
-status call's shape as KKiaPay's SDK users see it (`status`, `amount`, `state` echoing the
-widget's `data`, `failureCode`, ...), 404 for an unknown transaction.
+An independent reading, written from the documents only (never from the connector), so a
+connector mistake has to be made twice, differently, to pass. What the documents say:
+- Three key headers on every admin call: X-API-KEY (public), X-PRIVATE-KEY, X-SECRET-KEY.
+- `POST /api/v1/transactions/status {"transactionId"}` answers type, status
+  (SUCCESS/FAILED/PENDING), source (MOBILE_MONEY), performed_at, amount: exactly those five
+  fields here, nothing more (no echo of the widget's data).
+- `POST /api/v1/transactions/revert {"transactionId"}` refunds.
+- A customer pays in KKiaPay's widget; a merchant-initiated transfer is a dashboard action,
+  so there is no payout endpoint here.
+- Webhooks carry the dashboard's hash secret in `x-kkiapay-secret`; a non-2xx answer is
+  retried 5 times, 500 ms apart and growing.
 
-Webhooks carry `x-kkiapay-secret` and KKiaPay's body (`transactionId`, `isPaymentSucces`,
-`stateData`, `event`, ...). Like KKiaPay, a delivery answered outside 2xx (3xx included, no
-redirect is followed) is retried 5 times, `retry_delay_s` apart and growing by that much.
+Where the documents are silent this fake has one answer, its own default, listed so the
+connector's matching setting is visibly an assumption:
+- Bodies are JSON objects with exactly the documented key; anything else is 400.
+- Missing or wrong keys: 401; an unknown transaction: 404 (bodies `{"status", "reason"}`).
+- After a revert the status call says REVERTED; a revert answers `{"code": "SUCCESS", ...}`,
+  a refused one 400 with `{"code", "description"}`.
+- The webhook body: transactionId, isPaymentSucces (KKiaPay's spelling), amount,
+  performedAt, stateData (the widget's data), event, and failureCode/failureMessage on a
+  failure. A redirect answer counts as a failure (no redirect is followed).
 
 Test surface, in Python (`widget_payment`, `settle`, `notify`, `refuse_next_revert`) and over
 HTTP for end-to-end tests:
@@ -24,86 +36,83 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from malipo.sandbox.fake_provider import (
-    Callback,
-    Delivery,
-    FakeProvider,
-    json_bytes,
-)
+from malipo.sandbox.fake_provider import Callback, Delivery, FakeProvider, json_bytes
 
-SOURCES = {"mtn": "MTN BENIN", "moov": "MOOV BENIN"}
-FAILURE_MESSAGES = {
+# The status call's values as NOTES.md names them, and this fake's word after a revert.
+SETTLED = ("SUCCESS", "FAILED")
+OPEN = "PENDING"
+REVERTED = "REVERTED"
+KEY_HEADERS = ("X-API-KEY", "X-PRIVATE-KEY", "X-SECRET-KEY")
+SECRET_HEADER = "x-kkiapay-secret"  # noqa: S105 (a header name)
+OPERATOR_MESSAGES = {
     "insufficent_fund": "User account balance is less than requested amount",
     "processing_error": "System is busy or user already has a pending payment request",
 }
 
 
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 @dataclass
 class FakeTransaction:
+    """One widget transaction: what KKiaPay holds and answers about it."""
+
     transaction_id: str
-    amount: int
+    amount: int  # XOF, whole francs
     status: str  # SUCCESS | FAILED | PENDING | REVERTED
-    state: str | None  # the widget's `data`
-    kind: str = "PAYMENT"  # or PAYOUT
-    operator: str = "mtn"
-    phone: str = "2290197000000"
+    data: str | None  # what the merchant's page gave the widget; never in the status answer
     failure_code: str = ""
     performed_at: str = ""
 
     def status_body(self) -> dict[str, Any]:
-        failed = self.status == "FAILED"
-        return {
-            "performed_at": self.performed_at, "performedAt": self.performed_at,
-            "type": "DEBIT" if self.kind == "PAYOUT" else "CREDIT",
-            "status": self.status, "source": "MOBILE_MONEY",
-            "source_common_name": SOURCES.get(self.operator, self.operator),
-            "amount": self.amount, "fees": self.amount // 50, "reason": None,
-            "failureCode": self.failure_code if failed else None,
-            "failureMessage": FAILURE_MESSAGES.get(self.failure_code, "failed") if failed
-            else None,
-            "state": self.state, "partnerId": None, "feeSupportedBy": "merchant",
-            "income": self.amount - self.amount // 50, "transactionId": self.transaction_id,
-            "client": {"fullname": "Test Customer", "phone": self.phone, "email": ""},
-        }
+        """The five documented fields, nothing else."""
+        return {"type": "PAYMENT", "status": self.status, "source": "MOBILE_MONEY",
+                "performed_at": self.performed_at, "amount": self.amount}
 
     def webhook_body(self) -> dict[str, Any]:
-        success = self.status == "SUCCESS"
+        paid = self.status == "SUCCESS"
         body: dict[str, Any] = {
-            "transactionId": self.transaction_id, "isPaymentSucces": success,
-            "account": self.phone, "label": SOURCES.get(self.operator, self.operator),
-            "method": "MOBILE_MONEY", "amount": self.amount, "fees": self.amount // 50,
-            "partnerId": "", "performedAt": self.performed_at, "stateData": self.state or "",
-            "event": "transaction.success" if success else "transaction.failed",
+            "transactionId": self.transaction_id, "isPaymentSucces": paid,
+            "amount": self.amount, "performedAt": self.performed_at,
+            "stateData": self.data or "",
+            "event": "transaction.success" if paid else "transaction.failed",
         }
-        if not success:
-            body["failureCode"] = self.failure_code or "processing_error"
-            body["failureMessage"] = FAILURE_MESSAGES.get(self.failure_code, "failed")
+        if not paid:
+            code = self.failure_code or "processing_error"
+            body["failureCode"] = code
+            body["failureMessage"] = OPERATOR_MESSAGES.get(code, "transaction failed")
         return body
+
+
+def _refusal(status: int, reason: str) -> web.Response:
+    return web.json_response({"status": status, "reason": reason}, status=status)
 
 
 class KkiapayFake(FakeProvider):
     name = "kkiapay"
-    webhook_attempts = 6  # the first try and KKiaPay's 5 retries
+    webhook_attempts = 6  # the first delivery and the 5 documented retries
+    follow_redirects = False
 
     def __init__(self, *, public_key: str = "pk_test", private_key: str = "tpk_test",
                  secret_key: str = "tsk_test", webhook_secret: str = "whsec_test",  # noqa: S107 (fake's test keys)
                  webhook_url: str = "", retry_delay_s: float = 0.5) -> None:
+        # Lower-case header names: aiohttp's lookup ignores case, demo.py reads them so.
         self.keys = {"x-api-key": public_key, "x-private-key": private_key,
                      "x-secret-key": secret_key}
         self.webhook_secret = webhook_secret
         self.webhook_url = webhook_url
         self.retry_delay_s = retry_delay_s
         self.transactions: dict[str, FakeTransaction] = {}
-        self.payout_requests: list[dict[str, str]] = []
         self._revert_refusal: tuple[str, str] | None = None
         super().__init__()
 
@@ -111,7 +120,6 @@ class KkiapayFake(FakeProvider):
         return [
             web.post("/api/v1/transactions/status", self._status),
             web.post("/api/v1/transactions/revert", self._revert),
-            web.post("/merchant/payouts/schedule", self._schedule_payout),
             web.post("/_test/webhook", self._t_webhook),
             web.post("/_test/widget", self._t_widget),
             web.post("/_test/transactions/{tid}/settle", self._t_settle),
@@ -119,16 +127,15 @@ class KkiapayFake(FakeProvider):
             web.post("/_test/revert_refusal", self._t_revert_refusal),
         ]
 
-    # --- the test "widget" and operator outcomes -----------------------------------------
+    # --- what customers and operators do ------------------------------------------------
 
     def widget_payment(self, amount: int, data: str | None, *, status: str = "SUCCESS",
-                       failure_code: str = "", operator: str = "mtn",
-                       notify: bool = True) -> FakeTransaction:
-        """What a customer completing KKiaPay's widget produces: a transaction (and a webhook)."""
-        tx = FakeTransaction(self._new_id(), amount, status.upper(), data, operator=operator,
-                             failure_code=failure_code, performed_at=_now())
+                       failure_code: str = "", notify: bool = True) -> FakeTransaction:
+        """A customer finishing KKiaPay's widget: a transaction and, once settled, a webhook."""
+        tx = FakeTransaction(str(100000000 + secrets.randbelow(900000000)), amount,
+                             status.upper(), data, failure_code, _now())
         self.transactions[tx.transaction_id] = tx
-        if notify and tx.status != "PENDING":
+        if notify and tx.status in SETTLED:
             self.notify(tx)
         return tx
 
@@ -142,11 +149,11 @@ class KkiapayFake(FakeProvider):
 
     def notify(self, tx: FakeTransaction, *,
                body: dict[str, Any] | None = None) -> asyncio.Task[list[Delivery]] | None:
-        """Send the webhook for `tx` (or any body, for contradicting claims)."""
+        """Send the webhook for `tx` (or any body, to contradict the status call)."""
         if not self.webhook_url:
             return None
         callback = Callback(self.webhook_url, json_bytes(body or tx.webhook_body()),
-                            {"x-kkiapay-secret": self.webhook_secret})
+                            {SECRET_HEADER: self.webhook_secret})
         return self.send_callbacks([callback], attempts=self.webhook_attempts,
                                    retry_delay_s=self.retry_delay_s)
 
@@ -155,55 +162,37 @@ class KkiapayFake(FakeProvider):
         self._revert_refusal = (code, description)
 
     def forge(self, callback: Callback) -> Callback:
-        return Callback(callback.url, callback.body, {**callback.headers,
-                                                      "x-kkiapay-secret": "not-the-secret"})
-
-    # KKiaPay's schedule: delays grow by the base delay each time; a 3xx is a failure.
-    follow_redirects = False
+        return Callback(callback.url, callback.body,
+                        {**callback.headers, SECRET_HEADER: "not-the-secret"})
 
     def pause_after(self, attempt: int, base_s: float) -> float:
+        """500 ms apart and growing: each pause one base delay longer than the last."""
         return base_s * attempt
 
-    # --- admin API -----------------------------------------------------------------------
+    # --- the admin API --------------------------------------------------------------------
 
-    def _authorised(self, request: web.Request) -> bool:
-        ok = True
-        for name, expected in self.keys.items():
-            ok &= hmac.compare_digest(request.headers.get(name, "").encode(), expected.encode())
-        return ok
-
-    @staticmethod
-    async def _fields(request: web.Request) -> dict[str, Any] | None:
-        raw = await request.read()
-        if request.content_type == "application/x-www-form-urlencoded":
-            return dict(parse_qsl(raw.decode()))
-        try:
-            data = await request.json()
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-
-    async def _admin(self, request: web.Request) -> dict[str, Any] | web.Response:
-        if not self._authorised(request):
-            return web.json_response({"status": 4001, "reason": "UNAUTHORIZED"}, status=401)
-        fields = await self._fields(request)
-        if fields is None:
-            return web.json_response({"status": 4000, "reason": "BAD_REQUEST"}, status=400)
-        return fields
+    def _keys_match(self, request: web.Request) -> bool:
+        matched = True
+        for header in KEY_HEADERS:
+            given = request.headers.get(header, "").encode()
+            matched &= hmac.compare_digest(given, self.keys[header.lower()].encode())
+        return matched
 
     async def _transaction(self, request: web.Request) -> FakeTransaction | web.Response:
-        fields = await self._admin(request)
-        if isinstance(fields, web.Response):
-            return fields
-        tid = str(fields.get("transactionId") or "")
-        if not tid:
-            return web.json_response({"status": 4000, "reason": "transactionId is required"},
-                                     status=400)
+        """The documented call shape: the keys, then a JSON `{"transactionId"}` and no more."""
+        if not self._keys_match(request):
+            return _refusal(401, "UNAUTHORIZED")
+        try:
+            body: Any = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return _refusal(400, "body must be the JSON object {\"transactionId\"}")
+        if not isinstance(body, dict) or set(body) != {"transactionId"}:  # pyright: ignore[reportUnknownArgumentType]
+            return _refusal(400, "body must be the JSON object {\"transactionId\"}")
+        tid: Any = body["transactionId"]
+        if not isinstance(tid, str) or not tid.strip():
+            return _refusal(400, "transactionId must be a non-empty string")
         tx = self.transactions.get(tid)
-        if tx is None:
-            return web.json_response({"status": 4003, "reason": "TRANSACTION_NOT_FOUND"},
-                                     status=404)
-        return tx
+        return tx if tx is not None else _refusal(404, "TRANSACTION_NOT_FOUND")
 
     async def _status(self, request: web.Request) -> web.Response:
         tx = await self._transaction(request)
@@ -216,30 +205,15 @@ class KkiapayFake(FakeProvider):
         if self._revert_refusal is not None:
             (code, description), self._revert_refusal = self._revert_refusal, None
             return web.json_response({"code": code, "description": description}, status=400)
-        if tx.kind != "PAYMENT" or tx.status != "SUCCESS":
+        if tx.status != "SUCCESS":
             return web.json_response({"code": "TRANSACTION_NOT_REVERTIBLE",
-                                      "description": f"transaction is {tx.status}"}, status=400)
-        tx.status = "REVERTED"
+                                      "description": f"the transaction is {tx.status}"},
+                                     status=400)
+        tx.status = REVERTED
         return web.json_response({"code": "SUCCESS", "description": "REFUND_SUCCESS",
                                   "transactionId": tx.transaction_id})
 
-    async def _schedule_payout(self, request: web.Request) -> web.Response:
-        fields = await self._admin(request)
-        if isinstance(fields, web.Response):
-            return fields
-        problem = _payout_problem(fields)
-        if problem:
-            return web.json_response({"status": 4000, "reason": problem}, status=400)
-        self.payout_requests.append({k: str(v) for k, v in fields.items()})
-        amount = int(fields.get("roof_amount") or 0)
-        tx = FakeTransaction(self._new_id(), amount, "PENDING", None, kind="PAYOUT",
-                             phone=str(fields["destination"]), performed_at=_now())
-        self.transactions[tx.transaction_id] = tx
-        return web.json_response({"transactionId": tx.transaction_id, "status": "PENDING",
-                                  "algorithm": fields["algorithm"],
-                                  "destination_type": fields["destination_type"]})
-
-    # --- HTTP test surface ---------------------------------------------------------------
+    # --- HTTP test surface ----------------------------------------------------------------
 
     async def _t_webhook(self, request: web.Request) -> web.Response:
         self.webhook_url = str((await request.json()).get("url", ""))
@@ -251,50 +225,25 @@ class KkiapayFake(FakeProvider):
                                  status=str(d.get("status", "SUCCESS")),
                                  failure_code=str(d.get("failure_code", "")),
                                  notify=bool(d.get("notify", True)))
-        return web.json_response(tx.status_body())
+        return web.json_response({"transactionId": tx.transaction_id, **tx.status_body()})
 
     async def _t_settle(self, request: web.Request) -> web.Response:
         d = await request.json()
         tid = request.match_info["tid"]
         if tid not in self.transactions:
-            return web.json_response({"reason": "TRANSACTION_NOT_FOUND"}, status=404)
+            return _refusal(404, "TRANSACTION_NOT_FOUND")
         tx = self.settle(tid, str(d["status"]), failure_code=str(d.get("failure_code", "")),
                          notify=bool(d.get("notify", True)))
-        return web.json_response(tx.status_body())
+        return web.json_response({"transactionId": tx.transaction_id, **tx.status_body()})
 
     async def _t_get(self, request: web.Request) -> web.Response:
         tx = self.transactions.get(request.match_info["tid"])
         if tx is None:
-            return web.json_response({"reason": "TRANSACTION_NOT_FOUND"}, status=404)
-        return web.json_response(tx.status_body())
+            return _refusal(404, "TRANSACTION_NOT_FOUND")
+        return web.json_response({"transactionId": tx.transaction_id, **tx.status_body()})
 
     async def _t_revert_refusal(self, request: web.Request) -> web.Response:
         d = await request.json()
         self.refuse_next_revert(str(d.get("code", "INSUFFICIENT_BALANCE")),
                                 str(d.get("description", "merchant balance too low")))
         return web.json_response({"armed": True})
-
-    @staticmethod
-    def _new_id() -> str:
-        return str(100000000 + secrets.randbelow(900000000))
-
-
-def _payout_problem(fields: dict[str, Any]) -> str:
-    algorithm = str(fields.get("algorithm", ""))
-    if algorithm not in ("rate", "roof"):
-        return "algorithm must be rate or roof"
-    if str(fields.get("destination_type", "")) not in ("MOBILE_MONEY", "BANK_ACCOUNT"):
-        return "destination_type must be MOBILE_MONEY or BANK_ACCOUNT"
-    if not str(fields.get("destination", "")).strip():
-        return "destination is required"
-    if str(fields.get("send_notification", "")) not in ("0", "1"):
-        return "send_notification must be 0 or 1"
-    if algorithm == "roof" and not str(fields.get("roof_amount", "")).isdigit():
-        return "roof_amount must be a whole amount"
-    if algorithm == "rate" and str(fields.get("rate_frequency", "")) not in ("3d", "1w", "1m"):
-        return "rate_frequency must be 3d, 1w or 1m"
-    return ""
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -28,7 +28,7 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 EVENT_COLUMNS = (
     "sequence, event_id, tenant, payment_id, direction, provider, account, old_status, "
     "new_status, provider_status, provider_reference, amount_minor, currency, reason, message, "
-    "fulfilment, needs_review, actor, occurred_at, provider_payload"
+    "fulfilment, needs_review, actor, occurred_at, provider_payload, refund_id"
 )
 
 # One statement moves a batch: every CTE sees the same snapshot, so the rows inserted, the
@@ -46,6 +46,7 @@ WITH batch AS (
            r.currency, r.reason, r.message, r.fulfilment, r.needs_review, r.actor, r.occurred_at,
            -- outbox rows written before migration 0003 have no payload
            coalesce(r.provider_payload, '{{}}'::jsonb),
+           coalesce(r.refund_id, ''),  -- only refund events name one (migration 0007)
            statement_timestamp()  -- when this snapshot was taken, not when the batch began
     FROM numbered n CROSS JOIN LATERAL jsonb_populate_record(NULL::events, n.payload) r
     RETURNING sequence
@@ -217,6 +218,7 @@ def event_from_row(row: asyncpg.Record) -> StatusEvent:
         needs_review=row["needs_review"],
         occurred_at=row["occurred_at"],
         provider_payload=row["provider_payload"],
+        refund_id=row["refund_id"],
     )
 
 
@@ -242,5 +244,6 @@ def event_to_json(event: StatusEvent) -> dict[str, Any]:
         "needs_review": event.needs_review,
         "occurred_at": event.occurred_at.isoformat(),
         "provider_payload": dict(event.provider_payload),
+        "refund_id": event.refund_id,
     }
 

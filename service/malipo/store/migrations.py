@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from importlib import resources
 
 import asyncpg
@@ -13,6 +14,16 @@ def _migrations() -> list[tuple[str, str]]:
     folder = resources.files("malipo.store") / "migrations"
     files = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
     return [(name, (folder / name).read_text(encoding="utf-8")) for name in files]
+
+
+async def status(conn: asyncpg.Connection) -> list[tuple[str, datetime | None]]:
+    """Every migration this version ships, with when it was applied (None: pending)."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done: dict[str, datetime] = {}
+    if exists:
+        done = {r["name"]: r["applied_at"]
+                for r in await conn.fetch("SELECT name, applied_at FROM schema_migrations")}
+    return [(name, done.get(name)) for name, _sql in _migrations()]
 
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:

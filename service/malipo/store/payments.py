@@ -243,10 +243,11 @@ class PostgresPayments:
             "AND ($5::timestamptz IS NULL OR created_at >= $5) "
             "AND ($6::timestamptz IS NULL OR created_at < $6) "
             "AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::text)) "
+            "AND (NOT $10 OR needs_review) "
             "ORDER BY created_at DESC, id DESC LIMIT $9",
             query.tenant, query.direction.value, [s.value for s in query.statuses],
             query.provider, query.created_after, query.created_before, before_at, before_id,
-            query.page_size,
+            query.page_size, query.needs_review,
         )
         return [payment_from_row(r) for r in rows]
 

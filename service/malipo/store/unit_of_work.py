@@ -12,6 +12,8 @@ from asyncpg.pool import PoolConnectionProxy
 from malipo.store.exchange_log import PostgresExchangeLog
 from malipo.store.idempotency_keys import PostgresIdempotencyKeys
 from malipo.store.payments import PostgresPayments
+from malipo.store.refunds import PostgresRefunds
+from malipo.store.resolutions import PostgresResolutions
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -107,6 +109,8 @@ class PostgresUnitOfWork:
     payments: PostgresPayments
     keys: PostgresIdempotencyKeys
     exchanges: PostgresExchangeLog
+    refunds: PostgresRefunds
+    resolutions: PostgresResolutions
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -121,6 +125,8 @@ class PostgresUnitOfWork:
         self.payments = PostgresPayments(self._lazy)
         self.keys = PostgresIdempotencyKeys(self._lazy)
         self.exchanges = PostgresExchangeLog(self._lazy)
+        self.refunds = PostgresRefunds(self._lazy)
+        self.resolutions = PostgresResolutions(self._lazy)
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -128,12 +134,13 @@ class PostgresUnitOfWork:
         assert self._conn is not None
         assert self._lazy is not None
         # A statement run alone (fetchval_alone) committed by itself; a transaction below.
-        committed_events = self._lazy.tx is None and self.payments.wrote_events
+        wrote_events = self.payments.wrote_events or self.refunds.wrote_events
+        committed_events = self._lazy.tx is None and wrote_events
         try:
             if self._lazy.tx is not None:
                 if exc_type is None:
                     await self._lazy.tx.commit()
-                    committed_events = self.payments.wrote_events
+                    committed_events = wrote_events
                 else:
                     await self._lazy.tx.rollback()
         finally:

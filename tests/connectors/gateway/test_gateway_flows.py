@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+from gateway_document_samples import C2B_STATUS_REQUEST_WITH_OTP, CALLBACK, as_json
 from gateway_receiver import MakeConnector, MakePayment, Receiver
 
 from malipo.app.connector import (
@@ -68,6 +69,7 @@ async def test_c2b_success_with_signed_callback(
     got = (await receiver.wait_for(1))[0]
     assert got.outcome is CallbackOutcome.APPLIED
     assert got.answer_status == 200
+    assert list(json.loads(got.callback.body)) == list(as_json(CALLBACK))  # the document's shape
     assert await _delivered(fake) == 200
     event = got.events[0]
     assert event.payment_id == payment.id
@@ -120,11 +122,11 @@ async def test_failure_arrives_by_callback(
     assert event.update.failure_message == "Transaction failed"
 
 
-@pytest.mark.parametrize("confirm_via", ["repeat", "status"])
-async def test_otp_confirmation(
-        make_connector: MakeConnector, fake: GatewayFake, receiver: Receiver,
-        make_payment: MakePayment, confirm_via: str) -> None:
-    connector = make_connector(confirm_via=confirm_via)
+async def test_c2b_otp_is_confirmed_by_a_status_request_as_the_document_shows(
+        connector: GatewayConnector, fake: GatewayFake, receiver: Receiver,
+        make_payment: MakePayment) -> None:
+    """A repeated payment_c2b gets the identical first answer (order_id is the idempotency
+    key), so it cannot carry the code: the document's C2B example sends it in `status`."""
     fake.scenarios["254712345678"] = Outcome.OTP
     payment = make_payment()
     update = await connector.create_payment(payment, CallContext())
@@ -135,10 +137,52 @@ async def test_otp_confirmation(
         await connector.confirm(payment, Confirmation(otp=" "), CallContext())
     confirmed = await connector.confirm(payment, Confirmation(otp=fake.otp), CallContext())
     assert confirmed.status is Status.PROCESSING
-    suffix = "/payment_c2b" if confirm_via == "repeat" else "/status"
-    assert _sent(fake, suffix)["extra"] == {"otp": fake.otp}
+    assert len(fake.calls_to("/payment_c2b")) == 1
+    sent = _sent(fake, "/status")
+    assert list(sent) == list(as_json(C2B_STATUS_REQUEST_WITH_OTP))  # the document's example
+    assert sent["customer_id"] == "254712345678"
+    assert sent["extra"] == {"otp": fake.otp}
     event = (await receiver.wait_for(1))[0].events[0]
     assert event.update.status is Status.SUCCEEDED
+
+
+async def test_b2c_otp_is_confirmed_by_a_second_payment_b2c(
+        connector: GatewayConnector, fake: GatewayFake, receiver: Receiver,
+        make_payment: MakePayment) -> None:
+    """The document's payment_b2c: "send the second payment_b2c request with confirmation
+    data"."""
+    fake.scenarios["254712345678"] = Outcome.OTP
+    payout = make_payment(direction=Direction.PAYOUT, amount="300.00")
+    update = await connector.create_payout(payout, CallContext())
+    assert update.status is Status.ACTION_REQUIRED
+    confirmed = await connector.confirm(payout, Confirmation(otp=fake.otp), CallContext())
+    assert confirmed.status is Status.PROCESSING
+    first, second = (json.loads(c.body) for c in fake.calls_to("/payment_b2c"))
+    assert "extra" not in first
+    assert second == {**first, "extra": {"otp": fake.otp}, "signature": second["signature"]}
+    assert fake.calls_to("/status") == []
+    event = (await receiver.wait_for(1))[0].events[0]
+    assert event.update.status is Status.SUCCEEDED
+
+
+async def test_a_poll_while_a_code_or_a_transfer_is_awaited_keeps_the_action(
+        connector: GatewayConnector, fake: GatewayFake, make_payment: MakePayment) -> None:
+    """The document's status answer carries neither confirm_type nor the bank details of the
+    "synchronized response": "in progress" there does not mean the customer has acted."""
+    fake.scenarios["254712345678"] = Outcome.OTP
+    awaiting = [make_payment(),
+                make_payment(channel="2311", currency="NGN", amount="2500", phone="",
+                             customer={"reference": "cust-77"})]
+    for payment in awaiting:
+        created = await connector.create_payment(payment, CallContext())
+        assert created.status is Status.ACTION_REQUIRED
+        shown = replace(payment, status=created.status, next_action=created.next_action)
+        polled = await connector.fetch_status(shown, CallContext())
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{fake.base_url}/_gateway/orders/{payment.id}") as resp:
+            assert not {"confirm_type", "extra"} & set(await resp.json())  # status's shape
+        assert (polled.status, polled.next_action) == (Status.ACTION_REQUIRED,
+                                                       created.next_action)
 
 
 async def test_wrong_otp_fails(connector: GatewayConnector, fake: GatewayFake,
@@ -226,11 +270,13 @@ async def test_b2c_with_required_extra_fields(
         await connector.create_payment(payout, CallContext())
 
 
-async def test_fake_enforces_required_extras(
+async def test_a_4xx_saying_status_minus_1_is_an_unknown_outcome_not_a_refusal(
         connector: GatewayConnector, make_payment: MakePayment) -> None:
+    """The document's -1 is "undefined (for example in an error situation)": whatever the
+    HTTP status, the gateway does not say that nothing happened, so it is never FAILED."""
     payout = make_payment(channel="2303", currency="XOF", amount="1000", phone="+2250701234567",
                           direction=Direction.PAYOUT)  # no customer.name: the service would stop it
-    with pytest.raises(ProviderRejectedRequest, match=r"extra\.customer_name"):
+    with pytest.raises(ProviderOutcomeUnknown, match=r"HTTP 400.*extra\.customer_name"):
         await connector.create_payout(payout, CallContext())
 
 
@@ -340,11 +386,14 @@ async def test_duplicate_and_out_of_order_callbacks(
     assert late[0].events[0].event_key != late[1].events[0].event_key
 
 
-async def test_bad_credentials_are_a_rejected_request(
+async def test_bad_credentials_are_an_unknown_outcome_or_an_unavailable_read(
         make_connector: MakeConnector, make_payment: MakePayment) -> None:
     wrong = make_connector(secret_key="not-the-secret")
-    with pytest.raises(ProviderRejectedRequest, match="401"):
-        await wrong.create_payment(make_payment(), CallContext())
+    payment = make_payment()
+    with pytest.raises(ProviderOutcomeUnknown, match="401"):
+        await wrong.create_payment(payment, CallContext())
+    with pytest.raises(ProviderUnavailable, match="401"):
+        await wrong.fetch_status(payment, CallContext())
 
 
 async def test_phases_of_http_failures(
@@ -401,9 +450,6 @@ async def test_contract_surface(connector: GatewayConnector, fake: GatewayFake,
     built = build(connector.account)
     assert isinstance(built, GatewayConnector)
     await built.close()
-    with pytest.raises(ValueError, match="confirm_via"):
-        GatewayConnector(replace(connector.account, settings={
-            **connector.account.settings, "confirm_via": "sms"}))
 
 
 async def test_fake_control_over_http(
@@ -423,3 +469,13 @@ async def test_fake_control_over_http(
     event = (await receiver.wait_for(1))[0].events[0]
     assert event.update.status is Status.CANCELLED
     assert event.update.failure_reason == "CANCELLED_BY_PROVIDER"
+
+
+async def test_a_path_other_than_the_default_is_refused_before_anything_happens(
+        make_connector: MakeConnector, make_payment: MakePayment, fake: GatewayFake) -> None:
+    """The document names no paths: the fake serves only the settings' defaults, so a
+    changed default shows here, and a 4xx without a gateway status is a plain refusal."""
+    moved = make_connector(c2b_path="/api/v2/{public_id}/payment_c2b")
+    with pytest.raises(ProviderRejectedRequest, match="HTTP 404"):
+        await moved.create_payment(make_payment(), CallContext())
+    assert fake.orders == {}

@@ -62,7 +62,7 @@ async def test_kplc_presentment_then_commit_delivers_the_token(
     assert done.fulfilment["receipt_number"] == txn.receipt
     assert done.amount == payment.amount
     assert form_of(fake, "/api/payments/PUT") == {
-        "Stream": "kplc", "TransactionID": txn.id, "PaidBy": "Wanjiku"}
+        "Stream": "kplc", "TransactionID": txn.id}  # NOTES.md: Stream, TransactionID
 
     payment = moved(payment, done)
     assert payment.status is Status.SUCCEEDED

@@ -7,6 +7,13 @@ from datetime import UTC, datetime
 
 import aiohttp
 import pytest
+from kkiapay_document_samples import (
+    KEY_HEADERS,
+    STATUS_ANSWER_FIELDS,
+    STATUS_PATH,
+    STATUSES,
+    status_request,
+)
 from kkiapay_support import KEYS, PaymentFactory, account_for
 
 from malipo.app.catalogue import check_payment
@@ -102,41 +109,41 @@ async def test_a_transaction_for_another_amount_is_reported_and_not_credited(
     assert change.after.needs_review
 
 
-async def test_a_transaction_of_another_payment_is_refused(
+async def test_a_transaction_of_another_payment_is_pinned_by_its_id_for_the_service_to_refuse(
     connector: KkiapayConnector, fake: KkiapayFake, make_payment: PaymentFactory,
 ) -> None:
+    # The documented answer does not name our payment, so the connector cannot tell; it
+    # always reports the transaction id, which the service refuses to credit twice
+    # (tests/e2e/test_kkiapay_flows.py::test_used_transaction_id_is_refused_for_a_second_payment).
     first, second = make_payment(5000), make_payment(5000)
     tx = fake.widget_payment(5000, first.id, notify=False)
-    ok = await connector.confirm(first, Confirmation(provider_transaction_id=tx.transaction_id),
-                                 CallContext())
-    assert ok.status is Status.SUCCEEDED
-    with pytest.raises(ProviderRejectedRequest) as caught:
-        await connector.confirm(second, Confirmation(provider_transaction_id=tx.transaction_id),
-                                CallContext())
-    assert caught.value.reason == "TRANSACTION_MISMATCH"
-    assert tx.transaction_id in caught.value.message
+    for payment in (first, second):
+        update = await connector.confirm(payment, by_id(tx.transaction_id), CallContext())
+        assert update.provider_reference == tx.transaction_id
 
 
-async def test_a_transaction_without_our_reference_is_refused(
+async def test_a_transaction_without_our_reference_is_confirmed_by_amount_and_id(
     connector: KkiapayConnector, fake: KkiapayFake, make_payment: PaymentFactory,
 ) -> None:
+    # The documented status answer carries no `state`: the widget's `data` is not required.
     payment = make_payment(5000)
     tx = fake.widget_payment(5000, None, notify=False)
-    with pytest.raises(ProviderRejectedRequest) as caught:
-        await connector.confirm(payment, by_id(tx.transaction_id), CallContext())
-    assert caught.value.reason == "TRANSACTION_MISMATCH"
+    update = await connector.confirm(payment, by_id(tx.transaction_id), CallContext())
+    assert update.status is Status.SUCCEEDED
+    assert update.provider_reference == tx.transaction_id
 
 
-async def test_failed_transaction_fails_with_the_operator_reason(
+async def test_failed_transaction_fails_the_payment(
     connector: KkiapayConnector, fake: KkiapayFake, make_payment: PaymentFactory,
 ) -> None:
+    # The documented status answer gives no failure code: the reason is the generic one.
     payment = make_payment(5000)
     tx = fake.widget_payment(5000, payment.id, status="FAILED", failure_code="insufficent_fund",
                              notify=False)
     update = await connector.confirm(payment, by_id(tx.transaction_id), CallContext())
     assert update.status is Status.FAILED
-    assert update.failure_reason == "INSUFFICIENT_FUNDS"
-    assert "balance" in update.failure_message
+    assert update.failure_reason == "DECLINED"
+    assert update.provider_status == "FAILED"
     assert update.provider_reference == tx.transaction_id
 
 
@@ -237,21 +244,33 @@ async def test_catalogue_rules_are_data(connector: KkiapayConnector,
     assert [v.field for v in bad_phone] == ["customer.phone_number"]
 
 
-async def test_fake_enforces_the_key_headers_and_accepts_both_sdk_encodings(
+async def test_fake_enforces_the_key_headers_and_the_documented_body(
     fake: KkiapayFake, make_payment: PaymentFactory,
 ) -> None:
     tx = fake.widget_payment(5000, make_payment().id, notify=False)
-    url = f"{fake.base_url}/api/v1/transactions/status"
-    headers = {"X-API-KEY": KEYS["public_key"], "X-PRIVATE-KEY": KEYS["private_key"],
-               "X-SECRET-KEY": KEYS["secret_key"]}
+    url = f"{fake.base_url}{STATUS_PATH}"
+    headers: dict[str, str] = dict(zip(KEY_HEADERS, (KEYS["public_key"], KEYS["private_key"],
+                                                     KEYS["secret_key"]), strict=True))
     async with aiohttp.ClientSession() as http:
         for missing in headers:
             partial = {k: v for k, v in headers.items() if k != missing}
-            async with http.post(url, json={"transactionId": tx.transaction_id},
+            async with http.post(url, json=status_request(tx.transaction_id),
                                  headers=partial) as resp:
                 assert resp.status == 401, missing
-        async with http.post(url, data={"transactionId": tx.transaction_id},
-                             headers=headers) as resp:  # the Python SDK's form body
-            assert (await resp.json())["status"] == "SUCCESS"
-        async with http.post(url, json={}, headers=headers) as resp:
-            assert resp.status == 400
+        async with http.post(url, json=status_request(tx.transaction_id),
+                             headers=headers) as resp:
+            answer = await resp.json()
+            assert tuple(answer) == STATUS_ANSWER_FIELDS
+            assert answer["status"] in STATUSES
+            assert answer["source"] == "MOBILE_MONEY"
+            assert answer["amount"] == 5000
+        refused: list[dict[str, object]] = [
+            {"data": {"transactionId": tx.transaction_id}},  # a form body: not documented
+            {"json": {}},
+            {"json": {**status_request(tx.transaction_id), "state": "x"}},
+            {"json": {"transactionId": 123}},
+            {"json": [tx.transaction_id]},
+        ]
+        for shape in refused:
+            async with http.post(url, headers=headers, **shape) as resp:  # type: ignore[arg-type]
+                assert resp.status == 400, shape

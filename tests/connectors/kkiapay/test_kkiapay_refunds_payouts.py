@@ -1,19 +1,18 @@
-"""Reverts (REVERSED only when KKiaPay confirms) and payouts through the schedule endpoint."""
+"""Reverts (REVERSED only when KKiaPay confirms); payouts are not offered at all."""
 
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
-from kkiapay_support import PaymentFactory, account_for
+from kkiapay_support import KEYS, PaymentFactory, account_for
 
 from malipo.app.connector import CallContext, Confirmation
 from malipo.connectors.kkiapay import KkiapayConnector
 from malipo.domain.errors import (
     FailedPrecondition,
-    InvalidRequest,
     ProviderOutcomeUnknown,
     ProviderRejectedRequest,
     Unsupported,
@@ -99,74 +98,30 @@ async def test_revert_without_a_success_code_is_not_reversed(
     await conn.close()
 
 
-async def test_payout_is_scheduled_and_followed(
+async def test_payouts_are_unsupported_and_never_sweep_the_merchant_balance(
     connector: KkiapayConnector, fake: KkiapayFake, make_payment: PaymentFactory,
 ) -> None:
+    # The document makes merchant-initiated transfers a dashboard action; the admin API's
+    # payout schedule sweeps the whole balance, so no per-customer payout may be offered.
+    assert not connector.capabilities.payouts
+    assert [c.id for c in connector.catalogue().channels
+            if c.limits_for(Direction.PAYOUT) is not None] == []
     payout = make_payment(15000, direction=Direction.PAYOUT, channel="moov-bj",
                           status=Status.PENDING)
-    connector.validate(payout)
-    update = await connector.create_payout(payout, CallContext())
-    assert update.status is Status.PROCESSING
-    assert update.provider_reference
-    sent = fake.payout_requests[-1]
-    assert sent == {"algorithm": "roof", "destination": "2290197000000",
-                    "destination_type": "MOBILE_MONEY", "send_notification": "1",
-                    "roof_amount": "15000"}
-    processing = apply_update(payout, update, datetime.now(UTC)).after
-    assert (await connector.fetch_status(processing, CallContext())).status is Status.PROCESSING
-    fake.settle(update.provider_reference, "SUCCESS", notify=False)
-    done = await connector.fetch_status(processing, CallContext())
-    assert done.status is Status.SUCCEEDED
-    assert apply_update(processing, done, datetime.now(UTC)).after.status is Status.SUCCEEDED
-
-
-async def test_payout_failure_from_the_operator(
-    connector: KkiapayConnector, fake: KkiapayFake, make_payment: PaymentFactory,
-) -> None:
-    payout = make_payment(2000, direction=Direction.PAYOUT, status=Status.PENDING)
-    update = await connector.create_payout(payout, CallContext())
-    processing = apply_update(payout, update, datetime.now(UTC)).after
-    fake.settle(update.provider_reference, "FAILED", failure_code="processing_error",
-                notify=False)
-    failed = await connector.fetch_status(processing, CallContext())
-    assert failed.status is Status.FAILED
-    assert failed.failure_reason == "PROVIDER_PROCESSING_ERROR"
-
-
-async def test_payout_rate_algorithm_is_a_setting(fake: KkiapayFake,
-                                                  make_payment: PaymentFactory) -> None:
-    conn = KkiapayConnector(account_for(fake, payout_algorithm="rate",
-                                        payout_rate_frequency="1w"))
-    await conn.create_payout(make_payment(direction=Direction.PAYOUT, status=Status.PENDING),
-                             CallContext())
-    sent = fake.payout_requests[-1]
-    assert sent["algorithm"] == "rate"
-    assert sent["rate_frequency"] == "1w"
-    assert "roof_amount" not in sent
-    await conn.close()
-
-
-async def test_payout_to_a_bad_number_is_refused_before_any_call(
-    connector: KkiapayConnector, fake: KkiapayFake, make_payment: PaymentFactory,
-) -> None:
-    payout = make_payment(direction=Direction.PAYOUT, phone="+22997000000",
-                          status=Status.PENDING)
-    with pytest.raises(InvalidRequest):
-        connector.validate(payout)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Unsupported) as caught:
         await connector.create_payout(payout, CallContext())
+    assert "dashboard" in caught.value.message
     assert fake.calls == []
 
 
-async def test_payout_answer_never_comes_is_outcome_unknown(
-    connector: KkiapayConnector, fake: KkiapayFake, make_payment: PaymentFactory,
-) -> None:
-    fake.chaos.next_response, fake.chaos.response_count = ResponseFault.TIMEOUT, 1
-    fake.chaos.hang_seconds = 2.0
-    payout = make_payment(direction=Direction.PAYOUT, status=Status.PENDING)
-    with pytest.raises(ProviderOutcomeUnknown):
-        await connector.create_payout(payout, CallContext(deadline=time.monotonic() + 0.3))
-    assert len(fake.payout_requests) >= 1  # it was processed: exactly why it is UNKNOWN
+async def test_the_fake_has_no_balance_sweep_endpoint(fake: KkiapayFake) -> None:
+    headers = {"X-API-KEY": KEYS["public_key"], "X-PRIVATE-KEY": KEYS["private_key"],
+               "X-SECRET-KEY": KEYS["secret_key"]}
+    body = {"algorithm": "roof", "roof_amount": "15000", "destination": "2290197000000",
+            "destination_type": "MOBILE_MONEY", "send_notification": 1}
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{fake.base_url}/merchant/payouts/schedule", json=body, headers=headers) as resp:
+        assert resp.status == 404
 
 
 async def test_cancel_is_unsupported(connector: KkiapayConnector,
@@ -174,3 +129,15 @@ async def test_cancel_is_unsupported(connector: KkiapayConnector,
     assert not connector.capabilities.cancellations
     with pytest.raises(Unsupported):
         await connector.cancel(make_payment(), CallContext())
+
+
+async def test_the_word_after_a_revert_is_the_fakes_own_default_only(
+    fake: KkiapayFake, make_payment: PaymentFactory,
+) -> None:
+    # The documents name no status for a reverted transaction: `reverted_status` assumes
+    # REVERTED, the fake's one reading; a connector assuming another word learns nothing.
+    conn = KkiapayConnector(account_for(fake, reverted_status="REFUNDED"))
+    payment = await succeeded(conn, fake, make_payment)
+    await conn.refund(payment, CallContext())
+    assert (await conn.fetch_status(payment, CallContext())).status is Status.UNKNOWN
+    await conn.close()

@@ -53,7 +53,7 @@ async def test_mixed_batch_is_one_submission_and_each_payment_reaches_its_own_st
     for payment, update, ctx in zip(payments, updates, ctxs, strict=True):
         assert update.status is Status.PROCESSING
         assert update.amount == payment.amount
-        assert update.provider_reference == fake.transactions[payment.id]["payments_id"]
+        assert update.provider_reference == fake.payments[payment.id]["id"]
         assert [e.operation for e in ctx.exchanges][:1] == ["kwik.submit"]
 
     fake.run()
@@ -138,7 +138,7 @@ async def test_one_refused_payment_does_not_sink_the_batch(
                                    return_exceptions=True)
     assert results[0].status is Status.PROCESSING  # type: ignore[union-attr]
     assert isinstance(results[1], ProviderRejectedRequest)
-    assert "Invalid payment_methods_id" in str(results[1])
+    assert "payment_methods_id is not one of" in str(results[1])
     assert len(fake.batches) == 1
 
 
@@ -163,7 +163,7 @@ async def test_server_error_after_processing_makes_every_member_unknown_and_not_
     results = await asyncio.gather(*(connector.create_payment(p, CallContext())
                                      for p in payments), return_exceptions=True)
     assert all(isinstance(r, ProviderOutcomeUnknown) for r in results)
-    assert set(fake.transactions) == {p.id for p in payments}  # Kwik did take them
+    assert set(fake.payments) == {p.id for p in payments}  # Kwik did take them
     with pytest.raises(ProviderOutcomeUnknown):
         await connector.create_payment(payments[0], CallContext())
     assert len(fake.calls_to("/payments/submit")) == 1

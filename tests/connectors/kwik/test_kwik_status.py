@@ -32,10 +32,11 @@ async def test_record_times_are_converted_from_gmt_plus_2_to_utc(
 ) -> None:
     payment = make_payment("paid")
     await connector.create_payment(payment, CallContext())
+    fake.advance(webhook=False)  # the collection run makes the transaction
     fake.transactions[payment.id]["status_changed_at"] = "2025-01-20 01:30:03"
     update = await connector.fetch_status(payment, CallContext())
     assert update.raw["times_utc"]["status_changed_at"] == "2025-01-19T23:30:03Z"  # type: ignore[index]
-    assert update.provider_status == "Pending"
+    assert update.provider_status == "Sent to Bank"
     assert update.status is Status.PROCESSING
     assert update.fulfilment["payment_reference"] == fake.transactions[payment.id][
         "payment_reference"]
@@ -76,6 +77,7 @@ async def test_a_burst_stays_under_kwiks_limit(
 ) -> None:
     payment = make_payment("paid")
     await connector.create_payment(payment, CallContext())
+    fake.advance(webhook=False)
     updates = await asyncio.gather(*(connector.fetch_status(payment, CallContext())
                                      for _ in range(150)))
     assert fake.rate_limited == 0
@@ -90,6 +92,7 @@ async def test_without_a_client_limit_kwik_answers_429_as_unavailable(
     connector = make_connector(rate_limit_per_s="1000")
     payment = make_payment("paid")
     await connector.create_payment(payment, CallContext())
+    fake.advance(webhook=False)  # one record call per status poll from here
     await asyncio.sleep(1.0)  # let Kwik's window forget the submission
     fake.rate_limit = 10
     results = await asyncio.gather(*(connector.fetch_status(payment, CallContext())

@@ -7,34 +7,31 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log"
 	"os"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/credentials/insecure"
 
 	paymentsv1 "malipo.dev/clients/go/gen/malipo/payments/v1"
+	"malipo.dev/clients/go/malipo"
 )
-
-var final = map[paymentsv1.Status]bool{
-	paymentsv1.Status_STATUS_SUCCEEDED: true, paymentsv1.Status_STATUS_FAILED: true,
-	paymentsv1.Status_STATUS_CANCELLED: true, paymentsv1.Status_STATUS_REVERSED: true,
-}
 
 func createAndWatch(target, apiKey, orderID string) error {
 	// snippet:start
-	conn, err := grpc.Dial(target, grpc.WithInsecure()) // plaintext: local use only
+	conn, err := grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials())) // plaintext: local use only
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	client := paymentsv1.NewPaymentServiceClient(conn)
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+apiKey)
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	client, err := malipo.New(conn, apiKey, malipo.Options{}) // key, deadlines, safe retries
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
 	created, err := client.CreatePayment(ctx, &paymentsv1.CreatePaymentRequest{
@@ -46,28 +43,16 @@ func createAndWatch(target, apiKey, orderID string) error {
 	if err != nil {
 		return err
 	}
-	after := int64(0)
-	stream, err := client.WatchStatus(ctx, &paymentsv1.WatchStatusRequest{
-		AfterSequence: &after,
-		Filter:        &paymentsv1.StatusFilter{PaymentId: created.Payment.Id},
-	})
-	if err != nil {
-		return err
-	}
-	for {
-		message, err := stream.Recv()
-		if err != nil {
-			return err // io.EOF included: the stream ended before a final status
-		}
-		event := message.GetEvent()
-		if event == nil {
-			continue // a heartbeat
-		}
+	after := int64(0) // reconnects and resumes from the last sequence seen
+	watch := malipo.WatchOptions{AfterSequence: &after,
+		Filter: &paymentsv1.StatusFilter{PaymentId: created.Payment.Id}}
+	return client.Watch(ctx, watch, func(event *paymentsv1.StatusEvent) error {
 		fmt.Printf("#%d %s -> %s\n", event.Sequence, event.OldStatus, event.NewStatus)
-		if final[event.NewStatus] {
-			return nil
+		if malipo.Final[event.NewStatus] {
+			return malipo.StopWatch
 		}
-	}
+		return nil
+	})
 	// snippet:end
 }
 
@@ -79,7 +64,7 @@ func main() {
 	if _, err := rand.Read(id); err != nil {
 		log.Fatal(err)
 	}
-	if err := createAndWatch(os.Args[1], os.Args[2], hex.EncodeToString(id)); err != nil && !errors.Is(err, io.EOF) {
+	if err := createAndWatch(os.Args[1], os.Args[2], hex.EncodeToString(id)); err != nil {
 		log.Fatal(err)
 	}
 }

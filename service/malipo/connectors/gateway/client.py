@@ -1,33 +1,15 @@
-"""The gateway's three endpoints over ProviderHttp, and the account settings they need.
-
-Settings (ProviderAccount.settings; the document gives no URL paths, so they are settings
-with the defaults NOTES.md suggests):
-  base_url             required, the brand's API root, e.g. https://api.brand.example
-  public_id            required, the path parameter naming the merchant
-  merchant_id          required, sent in every body
-  secret_key           required, signs requests and verifies callbacks
-  previous_secret_key  optional, also accepted on callbacks while a key is rotated
-  c2b_path             default /api/v1/{public_id}/payment_c2b
-  b2c_path             default /api/v1/{public_id}/payment_b2c
-  status_path          default /api/v1/{public_id}/status
-  timeout_s            default 30 (seconds per call, capped by the caller's deadline)
-  send_country         default true (the document lists `country` without "required")
-  confirm_via          default "repeat": the OTP goes in a second request of the original
-                       operation (the document's B2C text); "status": in a status request
-                       with customer_id and extra.otp (the document's Ivory Coast example)
-  redirect_lookup      default true: after a C2B on a redirect_c2b channel, ask status once
-                       for extra.customer_redirect
-"""
+"""The gateway's three endpoints over ProviderHttp (settings.py names their paths)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from malipo.app.connector import CallContext, ProviderAccount
-from malipo.connectors.gateway import mapping
+from malipo.app.connector import CallContext
+from malipo.connectors.exact_json import loads
+from malipo.connectors.gateway.mapping import status_of
+from malipo.connectors.gateway.settings import GatewaySettings
 from malipo.connectors.gateway.signing import signed
 from malipo.connectors.http import ProviderHttp
 from malipo.domain.errors import (
@@ -36,57 +18,8 @@ from malipo.domain.errors import (
     ProviderRejectedRequest,
     ProviderUnavailable,
 )
+from malipo.domain.status import Status
 from malipo.redaction import mask_text
-
-_TRUE = {"1", "true", "yes", "on"}
-C2B_PATH = "/api/v1/{public_id}/payment_c2b"
-B2C_PATH = "/api/v1/{public_id}/payment_b2c"
-STATUS_PATH = "/api/v1/{public_id}/status"
-
-
-@dataclass(frozen=True, slots=True)
-class GatewaySettings:
-    base_url: str
-    public_id: str
-    merchant_id: str
-    secret_key: str
-    previous_secret_key: str = ""
-    c2b_path: str = C2B_PATH
-    b2c_path: str = B2C_PATH
-    status_path: str = STATUS_PATH
-    timeout_s: float = 30.0
-    send_country: bool = True
-    confirm_via: str = "repeat"
-    redirect_lookup: bool = True
-
-    @classmethod
-    def from_account(cls, account: ProviderAccount) -> GatewaySettings:
-        s = account.setting
-        confirm_via = s("confirm_via", "repeat")
-        if confirm_via not in ("repeat", "status"):
-            raise ValueError(f"gateway account {account.name}: confirm_via must be "
-                             "'repeat' or 'status'")
-        return cls(
-            base_url=s("base_url").rstrip("/"),
-            public_id=s("public_id"),
-            merchant_id=s("merchant_id"),
-            secret_key=s("secret_key"),
-            previous_secret_key=s("previous_secret_key", ""),
-            c2b_path=s("c2b_path", C2B_PATH),
-            b2c_path=s("b2c_path", B2C_PATH),
-            status_path=s("status_path", STATUS_PATH),
-            timeout_s=float(s("timeout_s", "30")),
-            send_country=s("send_country", "true").lower() in _TRUE,
-            confirm_via=confirm_via,
-            redirect_lookup=s("redirect_lookup", "true").lower() in _TRUE,
-        )
-
-    def url(self, path: str) -> str:
-        return self.base_url + path.format(public_id=self.public_id)
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(k for k in (self.secret_key, self.previous_secret_key) if k)
 
 
 class GatewayClient:
@@ -106,7 +39,7 @@ class GatewayClient:
 
     async def status(self, payload: Mapping[str, Any], ctx: CallContext, *,
                      mutating: bool = False) -> dict[str, Any]:
-        """A status read; `mutating` when it carries an OTP (confirm_via = "status")."""
+        """A status read; `mutating` when it carries a C2B OTP (extra.otp)."""
         return await self._post("status", self._settings.status_path, payload, ctx,
                                 mutating=mutating)
 
@@ -119,11 +52,17 @@ class GatewayClient:
             raise ProviderNotFound(f"status: the gateway does not know order "
                                    f"{payload.get('order_id')}")
         if reply.status >= 400:
-            raise ProviderRejectedRequest(
-                f"{operation}: the gateway refused the request (HTTP {reply.status}"
-                f"{_reason(reply.body)})")
+            refused = f"{operation}: HTTP {reply.status}{_reason(reply.body)}"
+            if not is_refusal(reply.body):
+                # -1 is "undefined (for example in an error situation)": not "nothing happened".
+                if mutating:
+                    raise ProviderOutcomeUnknown(f"{refused}; the gateway's status is undefined")
+                raise ProviderUnavailable(refused)
+            raise ProviderRejectedRequest(f"the gateway refused the request: {refused}")
         try:
-            parsed = mapping.loads(reply.body)
+            parsed = loads(reply.body)
+            if not isinstance(parsed, dict):
+                raise ValueError("not an object")
         except ValueError:
             lost = f"{operation}: HTTP {reply.status} with a body that is not a JSON object"
             if mutating:
@@ -135,10 +74,22 @@ class GatewayClient:
             if mutating:
                 raise ProviderOutcomeUnknown(lost)
             raise ProviderUnavailable(lost)
-        return parsed
+        return parsed  # type: ignore[return-value]
 
     async def close(self) -> None:
         await self._http.close()
+
+
+def is_refusal(body: bytes) -> bool:
+    """A 4xx is a refusal when its body carries no status, or one that is final and not a
+    success (3 failed, 4 cancelled); -1 or any other status leaves the outcome open."""
+    try:
+        parsed = loads(body)
+    except ValueError:
+        return True
+    if not isinstance(parsed, dict) or "status" not in parsed:
+        return True
+    return status_of(parsed.get("status")) in (Status.FAILED, Status.CANCELLED)  # type: ignore[union-attr]
 
 
 def _reason(body: bytes) -> str:

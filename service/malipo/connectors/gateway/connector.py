@@ -1,6 +1,6 @@
 """The white-label Payment API Gateway (gateway-c2b-b2c-api.txt, NOTES.md section 1).
 
-One connector serves every brand: an account's settings (client.py lists them with defaults)
+One connector serves every brand: an account's settings (settings.py lists them, defaults too)
 name the brand's base URL, public_id, merchant_id and secret key. Channels are the gateway's
 provider ids, kept as data in catalogue.toml with each country's phone format, limits and
 required fields; the service checks them before calling validate() and then us.
@@ -14,30 +14,30 @@ sent when the channel requires it for the payment's direction, or when the calle
 provider_fields. customer_id is the phone in the channel's format, or the field the channel
 names (bank account number for bank transfers, customer.reference for Nigerian C2B).
 
-Flows: payment_c2b / payment_b2c -> PROCESSING, FAILED (result.code non-zero: a decline, its
-message kept) or ACTION_REQUIRED: a non-zero confirm_type asks for an OTP (confirm() sends it),
-`extra` bank details (Nigerian bank transfer) become BANK_TRANSFER, extra.customer_redirect in
-a status answer becomes REDIRECT. Provider id 14 (simulator) stays in progress and never
-calls back; nothing special is coded for it, the reconciler polls and expires it.
+Flows: payment_c2b / payment_b2c -> the status table decides (mapping.STATUS): PROCESSING,
+FAILED (with a non-zero result.code: a decline, its message kept), UNKNOWN or
+ACTION_REQUIRED: a non-zero confirm_type asks for an OTP (confirm() sends it), `extra` bank
+details (Nigerian bank transfer) become BANK_TRANSFER, extra.customer_redirect in a status
+answer becomes REDIRECT. Provider id 14 (simulator) stays in progress and never calls back;
+nothing special is coded for it, the reconciler polls and expires it.
 
 Where the document is silent (each choice is data or a setting):
 - URL paths: settings c2b_path, b2c_path, status_path.
-- Confirmation Types: the section is missing. Any non-zero confirm_type is an OTP, sent with
-  the same order_id in a repeat of the original operation (setting confirm_via="repeat"), or in
-  a status request as in the Ivory Coast example (confirm_via="status").
-- Status for an unknown order: HTTP 404 -> ProviderNotFound; other HTTP 4xx -> rejected.
-- Submit with status -1 and a non-zero result.code: UNKNOWN, not FAILED (an undefined
-  outcome must be asked again, never guessed).
-- Callbacks carry no currency: the amount is read in the currency of the catalogue channel
-  named by provider_id (or a `currency` field when present), numbers and strings alike.
-- Responses are not signed in the document, so only callbacks are verified; callbacks whose
-  merchant_id is not ours are rejected even when correctly signed.
+- Confirmation Types: the section is missing. Any non-zero confirm_type is an OTP: C2B sends
+  it in a status request with customer_id and extra.otp (the document's C2B example; a
+  repeated payment_c2b would get the identical first answer), B2C in a second payment_b2c
+  with the same order_id and extra.otp (the document's payment_b2c text).
+- Status for an unknown order: HTTP 404 -> ProviderNotFound.
+- HTTP 4xx: a refusal only when the body carries no status or says failed/cancelled; -1
+  ("undefined, for example in an error situation") or any other status leaves the outcome
+  UNKNOWN (client.py), never FAILED: the reconciler asks again.
+- Callbacks carry no currency (callbacks.py says how the amount is read).
+- Responses are not signed in the document, so only callbacks are verified.
 - Refunds and cancellations are not in the document: Unsupported.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,11 +53,10 @@ from malipo.app.connector import (
     ProviderAccount,
     default_callback_answer,
 )
-from malipo.connectors.gateway import mapping
-from malipo.connectors.gateway.client import GatewayClient, GatewaySettings
-from malipo.connectors.gateway.signing import verify
+from malipo.connectors.gateway import callbacks, mapping
+from malipo.connectors.gateway.client import GatewayClient
+from malipo.connectors.gateway.settings import GatewaySettings
 from malipo.domain.errors import (
-    CallbackRejected,
     FieldViolation,
     InvalidRequest,
     ProviderError,
@@ -66,12 +65,7 @@ from malipo.domain.errors import (
 from malipo.domain.payments import NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Direction, Status
 
-CATALOGUE = Path(__file__).with_name("catalogue.toml")
-
-
-@functools.cache
-def gateway_catalogue() -> ProviderCatalogue:
-    return load_catalogue(CATALOGUE)
+CATALOGUE = load_catalogue(Path(__file__).with_name("catalogue.toml"))
 
 
 class GatewayConnector:
@@ -89,7 +83,7 @@ class GatewayConnector:
         self._client = GatewayClient(self.settings)
 
     def catalogue(self) -> ProviderCatalogue:
-        return gateway_catalogue()
+        return CATALOGUE
 
     def _channel(self, payment: Payment) -> Channel:
         catalogue = self.catalogue()
@@ -164,8 +158,11 @@ class GatewayConnector:
         if not otp:
             raise InvalidRequest(FieldViolation("otp", "rule required_field: the gateway "
                                                 "confirms with extra.otp"))
-        if self.settings.confirm_via == "repeat":
+        if payment.direction is Direction.PAYOUT:
+            # "send the second payment_b2c request with confirmation data" (payment_b2c).
             return await self._submit(payment, ctx, otp)
+        # A repeated payment_c2b is answered identically (order_id is the idempotency key),
+        # so C2B confirms as the document's "Example of a status request" does.
         payload = {
             **mapping.status_request(self.settings.merchant_id, payment.id),
             "customer_id": mapping.customer_id(payment, self._channel(payment)),
@@ -185,25 +182,14 @@ class GatewayConnector:
     async def cancel(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         raise Unsupported("the gateway's document has no cancel operation")
 
-    def _body(self, callback: InboundCallback) -> dict[str, object]:
-        try:
-            return mapping.loads(callback.body)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejected("gateway callback is not a JSON object") from None
-
     def verify_callback(self, callback: InboundCallback) -> None:
         """The signature is over the fields as received (order, PHP rendering), parsed from
         the raw bytes with exact decimals; both the current and the previous key count."""
-        body = self._body(callback)
-        if not verify(body, self.settings.secrets):
-            raise CallbackRejected("gateway callback signature does not match")
-        if str(body.get("merchant_id", "")) != self.settings.merchant_id:
-            raise CallbackRejected("gateway callback is for another merchant")
+        callbacks.verify_callback(callback.body, self.settings.secrets,
+                                  self.settings.merchant_id)
 
     def parse_callback(self, callback: InboundCallback) -> list[CallbackEvent]:
-        body = self._body(callback)
-        channel = self.catalogue().channel(str(body.get("provider_id", "")))
-        return [mapping.read_callback(body, channel.currency if channel else "")]
+        return callbacks.parse_callback(callback.body, CATALOGUE)
 
     def callback_answer(self, outcome: CallbackOutcome) -> CallbackAnswer:
         # "Payment gateway considers the Merchant system response as successful if HTTP 200."

@@ -12,18 +12,21 @@ Our Payment -> the gateway's fields:
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from malipo.app.catalogue import Channel, field_value, national_number, render_phone
-from malipo.app.connector import CallbackEvent
-from malipo.domain.errors import CallbackRejected, FieldViolation, InvalidRequest
-from malipo.domain.money import InexactAmount, Money, UnknownCurrency
+from malipo.connectors.exact_json import plain
+from malipo.domain.errors import FieldViolation, InvalidRequest
+from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Direction, Status
+from malipo.redaction import mask_text
+
+log = logging.getLogger(__name__)
 
 # Every status the document names. Anything else is UNKNOWN, never FAILED.
 STATUS: Mapping[int, Status] = {
@@ -60,26 +63,6 @@ FAILURE_FAILED = "PROVIDER_FAILED"             # status 3
 FAILURE_CANCELLED = "CANCELLED_BY_PROVIDER"    # status 4
 
 
-def loads(body: bytes) -> dict[str, Any]:
-    """Parse a gateway body keeping field order and exact decimals (never floats)."""
-    data = json.loads(body, parse_float=Decimal)
-    if not isinstance(data, dict):
-        raise ValueError("the gateway's body is not a JSON object")
-    return data  # type: ignore[return-value]
-
-
-def jsonable(value: Any) -> Any:
-    """Decimals as strings, so `raw` can be stored as JSON without losing a digit (positional,
-    never "2.6E-7")."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}  # type: ignore[misc]
-    if isinstance(value, list):
-        return [jsonable(v) for v in value]  # type: ignore[misc]
-    return value
-
-
 def render_amount(amount: Money) -> str:
     return amount.format(2)
 
@@ -92,11 +75,28 @@ def parse_amount(value: object, currency: str) -> Money:
 
 
 def status_of(code: object) -> Status:
-    number = _int(code)
-    return Status.UNKNOWN if number is None else STATUS.get(number, Status.UNKNOWN)
+    """The table's status; a code the document does not list is UNKNOWN, logged once here
+    with its raw value so that a new gateway status is noticed, never guessed."""
+    number = integer(code)
+    status = STATUS.get(number) if number is not None else None
+    if status is None:
+        log.warning("gateway status %r is not in the document's table: read as UNKNOWN",
+                    mask_text(repr(code)))
+        return Status.UNKNOWN
+    return status
 
 
-def _int(value: object) -> int | None:
+def direction_of(code: object) -> Direction | None:
+    """The operation_type's direction; an undocumented one names none and is logged once."""
+    number = integer(code)
+    direction = OPERATION_TYPES.get(number) if number is not None else None
+    if direction is None and code is not None:
+        log.warning("gateway operation_type %r is not in the document's table",
+                    mask_text(repr(code)))
+    return direction
+
+
+def integer(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -109,7 +109,7 @@ def _int(value: object) -> int | None:
     return None
 
 
-def _text(value: object) -> str:
+def text(value: object) -> str:
     return "" if value is None else str(value)
 
 
@@ -178,21 +178,21 @@ def status_request(merchant_id: str, order_id: str) -> dict[str, Any]:
     return {"merchant_id": merchant_id, "order_id": order_id}
 
 
-def _messages(body: Mapping[str, Any]) -> tuple[int, str, str]:
+def messages(body: Mapping[str, Any]) -> tuple[int, str, str]:
     result: Mapping[str, Any] = body.get("result") or {}
     provider: Mapping[str, Any] = body.get("provider_result") or {}
-    code = _int(result.get("code"))
-    return (0 if code is None else code, _text(result.get("message")),
-            _text(provider.get("message")))
+    code = integer(result.get("code"))
+    return (0 if code is None else code, text(result.get("message")),
+            text(provider.get("message")))
 
 
 def _next_action(body: Mapping[str, Any], payment: Payment) -> NextAction | None:
     extra: Mapping[str, Any] = body.get("extra") or {}
-    redirect = _text(extra.get("customer_redirect"))
+    redirect = text(extra.get("customer_redirect"))
     if redirect:
         return NextAction(NextActionKind.REDIRECT, {"url": redirect})
     if extra.get("account_number"):
-        details = {k: _text(extra.get(k)) for k in ("account_number", "bank_name",
+        details = {k: text(extra.get(k)) for k in ("account_number", "bank_name",
                                                       "account_name")}
         details["reference"] = payment.id
         transfer = extra.get("transfer_amount")
@@ -200,7 +200,7 @@ def _next_action(body: Mapping[str, Any], payment: Payment) -> NextAction | None
             details["amount_minor"] = str(parse_amount(transfer, payment.amount.currency.code)
                                           .minor)
         return NextAction(NextActionKind.BANK_TRANSFER, details)
-    confirm_type = _int(body.get("confirm_type"))
+    confirm_type = integer(body.get("confirm_type"))
     if confirm_type:
         # The document's "Confirmation Types" section is missing: every non-zero type is
         # treated as a code the customer received, sent back in extra.otp.
@@ -209,75 +209,51 @@ def _next_action(body: Mapping[str, Any], payment: Payment) -> NextAction | None
     return None
 
 
+def _still_awaited(payment: Payment, *, submit: bool) -> NextAction | None:
+    """A status read never shows confirm_type nor the bank details of the submit's answer
+    (the document's status sample), so "in progress" there leaves an awaited code or
+    transfer awaited; only the answer to the confirmation itself (submit) moves it on."""
+    if submit or payment.status is not Status.ACTION_REQUIRED or payment.next_action is None:
+        return None
+    if payment.next_action.kind in (NextActionKind.OTP, NextActionKind.BANK_TRANSFER):
+        return payment.next_action
+    return None
+
+
 def read_reply(body: Mapping[str, Any], payment: Payment, *, submit: bool) -> ProviderUpdate:
     """A payment or status answer as a neutral update.
 
-    On submit a non-zero result.code is a decline (FAILED, message kept), except with status
-    -1: an undefined outcome is never reported as FAILED; the reconciler asks again."""
-    code, result_message, provider_message = _messages(body)
+    `status` decides; result.code only explains it. A submit answered with a non-zero
+    result.code and status 3 is a decline (GATEWAY_DECLINED, message kept). Initiated and in
+    progress (0, 1) stay PROCESSING whatever result.code says: the gateway still has the
+    operation. A success (2) beside a non-zero result.code contradicts itself, so it is
+    UNKNOWN and the reconciler asks again, as for -1 and any undocumented status."""
+    code, result_message, provider_message = messages(body)
     raw_status = body.get("status")
     status = status_of(raw_status)
     reason, failure = "", ""
-    if submit and code != 0 and status is not Status.UNKNOWN:
-        status, reason = Status.FAILED, FAILURE_DECLINED
-        failure = result_message or provider_message
+    if status is Status.SUCCEEDED and code != 0:
+        status = Status.UNKNOWN
+    elif status is Status.FAILED and submit and code != 0:
+        reason, failure = FAILURE_DECLINED, result_message or provider_message
     elif status is Status.FAILED:
         reason, failure = FAILURE_FAILED, provider_message or result_message
     elif status is Status.CANCELLED:
         reason, failure = FAILURE_CANCELLED, provider_message or result_message
     next_action = None
     if status is Status.PROCESSING:
-        next_action = _next_action(body, payment)
+        next_action = _next_action(body, payment) or _still_awaited(payment, submit=submit)
         if next_action is not None:
             status = Status.ACTION_REQUIRED
-    ref = _text(body.get("transaction_ref"))
+    ref = text(body.get("transaction_ref"))
     return ProviderUpdate(
         status=status,
-        provider_reference=_text(body.get("transaction_id")),
-        provider_status=_text(raw_status),
+        provider_reference=text(body.get("transaction_id")),
+        provider_status=text(raw_status),
         provider_message=provider_message or result_message,
         failure_reason=reason,
         failure_message=failure,
         next_action=next_action,
         fulfilment={"transaction_ref": ref} if ref else {},
-        raw=jsonable(body),
-    )
-
-
-def read_callback(body: Mapping[str, Any], currency: str) -> CallbackEvent:
-    """One callback -> one event. `currency` comes from the catalogue channel of provider_id,
-    because the document's callback carries no currency (it is used only when absent)."""
-    order_id = _text(body.get("order_id"))
-    if not order_id or "status" not in body:
-        raise CallbackRejected("gateway callback without order_id or status")
-    code, result_message, provider_message = _messages(body)
-    status = status_of(body.get("status"))
-    amount: Money | None = None
-    cur = _text(body.get("currency")) or currency
-    if body.get("amount") is not None and cur:
-        try:
-            amount = parse_amount(body.get("amount"), cur)
-        except (InexactAmount, UnknownCurrency) as exc:
-            raise CallbackRejected(f"gateway callback amount is not exact: {exc}") from None
-    reason = {Status.FAILED: FAILURE_FAILED, Status.CANCELLED: FAILURE_CANCELLED}.get(status, "")
-    op = _int(body.get("operation_type"))
-    direction = OPERATION_TYPES.get(op) if op is not None else None
-    ref = _text(body.get("transaction_ref"))
-    update = ProviderUpdate(
-        status=status,
-        provider_reference=_text(body.get("transaction_id")),
-        provider_status=_text(body.get("status")),
-        provider_message=provider_message or result_message,
-        failure_reason=reason,
-        failure_message=(provider_message or result_message) if reason else "",
-        fulfilment={"transaction_ref": ref} if ref else {},
-        amount=amount,
-        raw=jsonable(body),
-    )
-    return CallbackEvent(
-        update=update,
-        payment_id=order_id,
-        event_key=f"{order_id}:{_text(body.get('status'))}:{code}:{update.provider_reference}",
-        direction=direction.value if direction else "",
-        raw=jsonable(body),
+        raw=plain(body),
     )

@@ -1,6 +1,6 @@
 """JamboPay's callback: an unsigned JSON notice sent to the presentment's CallbackUrl.
 
-Shape (biller API, KPLC bill preparation): TransactionId, MeterNumber, PhoneNumber, Amount,
+Shape (NOTES.md section 4): TransactionId, MeterNumber, PhoneNumber, Amount,
 TransactionStatus ("completed" when the third party vended, "cancelled" when it failed and the
 agent float was reversed), ThirdPartyRef, Action ("Token Vending" or "Agent Refunded").
 
@@ -11,19 +11,19 @@ the token reaches the payout through that confirming status call.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from malipo.app.connector import CallbackEvent, InboundCallback
+from malipo.connectors.exact_json import loads, plain
+from malipo.connectors.jambopay import signing
 from malipo.connectors.jambopay.mapping import (
     AGENT_REFUNDED_REASON,
     FAILURE_REASON,
-    loads,
     money_of,
-    plain,
     status_of,
     text,
+    unlisted,
 )
 from malipo.domain.errors import CallbackRejected, ProviderRejectedRequest
 from malipo.domain.payments import ProviderUpdate
@@ -40,18 +40,8 @@ ACTIONS: Mapping[str, Status | None] = {
 _ACTIONS_FOLDED = {name.casefold(): status for name, status in ACTIONS.items()}
 
 
-def check_source(callback: InboundCallback, allowed: Sequence[str]) -> None:
-    """The only check an unsigned callback allows: where it came from (when configured)."""
-    if not allowed:
-        return
-    try:
-        remote = ipaddress.ip_address(callback.remote)
-    except ValueError:
-        raise CallbackRejected("callback from an unreadable address") from None
-    for entry in allowed:
-        if remote in ipaddress.ip_network(entry, strict=False):
-            return
-    raise CallbackRejected("callback from an address outside callback_allowed_ips")
+def verify(callback: InboundCallback, allowed: Sequence[str]) -> None:
+    signing.check_source(callback.remote, allowed)
 
 
 def parse(callback: InboundCallback, currency: str) -> list[CallbackEvent]:
@@ -93,8 +83,11 @@ def parse(callback: InboundCallback, currency: str) -> list[CallbackEvent]:
 def _status(raw_status: str, action: str) -> Status:
     """"Agent Refunded" is the money coming back after the fact: a succeeded payout is
     REVERSED (one that never succeeded is refused that move by the transition table, and the
-    confirming status call says FAILED or CANCELLED)."""
-    by_action = _ACTIONS_FOLDED.get(action.casefold())
-    if by_action is not None:
-        return by_action
-    return status_of(raw_status)
+    confirming status call says FAILED or CANCELLED). An Action the document does not name
+    makes the whole claim UNKNOWN, whatever its TransactionStatus says."""
+    if not action:
+        return status_of(raw_status)
+    folded = action.casefold()
+    if folded not in _ACTIONS_FOLDED:
+        return unlisted("callback Action", action)
+    return _ACTIONS_FOLDED[folded] or status_of(raw_status)

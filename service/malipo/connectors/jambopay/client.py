@@ -1,8 +1,9 @@
-"""JamboPay over HTTP: settings, the bearer token, and one method per endpoint.
+"""JamboPay over HTTP: the bearer token, and one method per endpoint.
 
-Auth (JamboPay's security page; the status document only says "app key in the header, bearer
-token in the authorization section"): a token is obtained by POSTing the agency credentials,
-form-encoded, to the token endpoint, and every API call carries `Authorization: Bearer ...`
+Auth (the status document only says "app key in the header, bearer token in the
+authorization section"; the rest is assumed, see settings.py): a token is obtained by POSTing
+the agency credentials, form-encoded, to the token endpoint, and every API call carries
+`Authorization: Bearer ...`
 plus the app key header. The token is cached until shortly before `expires_in`, and a 401
 from an API call refreshes it once and repeats the call before giving up: a 401 means the
 call was refused before anything happened, so repeating even a commit is safe.
@@ -17,56 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from malipo.app.connector import CallContext, ProviderAccount
+from malipo.app.connector import CallContext
+from malipo.connectors.exact_json import loads
 from malipo.connectors.http import HttpReply, ProviderHttp
-from malipo.connectors.jambopay.mapping import loads
+from malipo.connectors.jambopay.settings import JambopaySettings
 from malipo.domain.errors import ProviderRejectedRequest
 
 FORM = "application/x-www-form-urlencoded"
 PRESENTMENT_PATH = "/api/payments/POST"
 COMMIT_PATH = "/api/payments/PUT"
 STATUS_PATH = "/api/payments/gettransactionstatus"
-
-
-@dataclass(frozen=True, slots=True)
-class JambopaySettings:
-    """What the connector reads from ProviderAccount.settings (defaults in `from_account`)."""
-
-    base_url: str
-    token_url: str
-    username: str
-    password: str
-    app_key: str
-    grant_type: str = "agency"
-    app_key_header: str = "app_key"
-    kplc_stream: str = "kplc"
-    airtime_stream: str = "credit"
-    timeout_s: float = 30.0
-    token_ttl_s: float = 3600.0
-    token_refresh_margin_s: float = 60.0
-    presentment_ttl_s: float = 0.0
-    callback_allowed_ips: tuple[str, ...] = ()
-
-    @classmethod
-    def from_account(cls, account: ProviderAccount) -> JambopaySettings:
-        base = account.setting("base_url").rstrip("/")
-        ips = account.setting("callback_allowed_ips", "")
-        return cls(
-            base_url=base,
-            token_url=account.setting("token_url", base + "/token"),
-            username=account.setting("username"),
-            password=account.setting("password"),
-            app_key=account.setting("app_key"),
-            grant_type=account.setting("grant_type", "agency"),
-            app_key_header=account.setting("app_key_header", "app_key"),
-            kplc_stream=account.setting("kplc_stream", "kplc"),
-            airtime_stream=account.setting("airtime_stream", "credit"),
-            timeout_s=float(account.setting("timeout_s", "30")),
-            token_ttl_s=float(account.setting("token_ttl_s", "3600")),
-            token_refresh_margin_s=float(account.setting("token_refresh_margin_s", "60")),
-            presentment_ttl_s=float(account.setting("presentment_ttl_s", "0")),
-            callback_allowed_ips=tuple(ip.strip() for ip in ips.split(",") if ip.strip()),
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,17 +10,17 @@ merchant's JamboPay agent float. Each purchase is a PAYOUT in two steps:
 Status: `GET .../api/payments/gettransactionstatus?transactionid=` (mapping.STATUS).
 Callbacks are unsigned claims confirmed by a status call (callbacks.py).
 
-Where the transaction-status document is silent (choices, each a setting where it can be):
-- Auth, from JamboPay's security page: form-encoded `grant_type`/`username`/`password` to
-  `token_url` (default `{base_url}/token`, grant_type "agency"), JSON `access_token` and
-  `expires_in`; the app key travels in the `app_key` header (`app_key_header`). Request
-  bodies are form-encoded, as that page says of every POST and PUT.
-- Streams: KPLC is "kplc" (the document), airtime is "credit" (the biller API pages; the
-  issue calls it "airtime"): `kplc_stream`, `airtime_stream`. OperatorCode (1 Airtel,
-  2 Telkom, 4 Safaricom) is channel data in catalogue.toml.
-- Presentment/commit fields follow the biller API pages (Stream, PhoneNumber, Amount,
-  MeterNumber or OperatorCode, CallbackUrl; commit: Stream, TransactionID, PaidBy), and the
-  commit error codes come from JamboPay's airtime commit page (mapping.ERRORS).
+Where jambopay-transaction-status.txt and NOTES.md section 4 are silent, this connector
+assumes, and each assumption is a setting (settings.py) where it can be:
+- Auth: form-encoded `grant_type`/`username`/`password` to `token_url` (default
+  `{base_url}/token`, grant_type "agency"), JSON `access_token` and `expires_in`; the app key
+  travels in the `app_key` header (`app_key_header`). Request bodies are form-encoded.
+- Streams: KPLC is "kplc" (NOTES.md), airtime is "credit" (assumed; NOTES.md says only
+  "another stream"): `kplc_stream`, `airtime_stream`. OperatorCode (1 Airtel, 2 Telkom,
+  4 Safaricom) is channel data in catalogue.toml.
+- Presentment fields are NOTES.md's (Stream, PhoneNumber, Amount, MeterNumber, optional
+  CallbackUrl; airtime sends OperatorCode instead of MeterNumber, assumed); the commit sends
+  Stream and TransactionID only. The error codes in mapping.ERRORS are assumed.
 - A presentment's lifetime is not documented: `presentment_ttl_s` (0: no expires_at shown).
 - JamboPay takes no reference of ours, so polls go by its TransactionID only, and a lost
   auto-committed create cannot be found again (status_by_our_reference, idempotent_submit
@@ -51,19 +51,20 @@ from malipo.app.connector import (
     ProviderAccount,
     default_callback_answer,
 )
+from malipo.connectors.exact_json import plain
 from malipo.connectors.jambopay import callbacks
-from malipo.connectors.jambopay.client import ApiReply, JambopayClient, JambopaySettings
+from malipo.connectors.jambopay.client import ApiReply, JambopayClient
 from malipo.connectors.jambopay.mapping import (
     ErrorKind,
     commit_form,
     confirm_action,
-    plain,
     presentment_form,
     read_commit,
     read_fault,
     read_presentment,
     read_status,
 )
+from malipo.connectors.jambopay.settings import JambopaySettings
 from malipo.domain.errors import (
     FieldViolation,
     InvalidRequest,
@@ -76,7 +77,7 @@ from malipo.domain.errors import (
 from malipo.domain.payments import Payment, ProviderUpdate
 from malipo.domain.status import Direction, Method, Status
 
-CATALOGUE = Path(__file__).with_name("catalogue.toml")
+CATALOGUE = load_catalogue(Path(__file__).with_name("catalogue.toml"))
 
 
 class JambopayConnector:
@@ -91,16 +92,15 @@ class JambopayConnector:
         self.account = account
         self.settings = JambopaySettings.from_account(account)
         self._client = JambopayClient(self.settings)
-        self._catalogue = load_catalogue(CATALOGUE)
 
     def catalogue(self) -> ProviderCatalogue:
-        return self._catalogue
+        return CATALOGUE
 
     def validate(self, payment: Payment) -> None:
         problems: list[FieldViolation] = []
         if payment.direction is not Direction.PAYOUT:
             problems.append(FieldViolation("direction", "JamboPay purchases are payouts"))
-        channel = self._catalogue.channel(payment.channel or self._catalogue.default_channel)
+        channel = CATALOGUE.channel(payment.channel or CATALOGUE.default_channel)
         if channel is not None and payment.method not in (channel.method, Method.UNSPECIFIED):
             problems.append(FieldViolation(
                 "method", f"channel {channel.id} takes {channel.method}, not {payment.method}"))
@@ -189,10 +189,10 @@ class JambopayConnector:
         raise Unsupported("JamboPay has no cancellation; an unconfirmed presentment expires")
 
     def verify_callback(self, callback: InboundCallback) -> None:
-        callbacks.check_source(callback, self.settings.callback_allowed_ips)
+        callbacks.verify(callback, self.settings.callback_allowed_ips)
 
     def parse_callback(self, callback: InboundCallback) -> list[CallbackEvent]:
-        return callbacks.parse(callback, self._catalogue.currencies[0])
+        return callbacks.parse(callback, CATALOGUE.currencies[0])
 
     def callback_answer(self, outcome: CallbackOutcome) -> CallbackAnswer:
         return default_callback_answer(outcome)
@@ -203,7 +203,7 @@ class JambopayConnector:
     # --- helpers ----------------------------------------------------------------------
 
     def _channel(self, payment: Payment) -> Channel:
-        channel = self._catalogue.channel(payment.channel or self._catalogue.default_channel)
+        channel = CATALOGUE.channel(payment.channel or CATALOGUE.default_channel)
         if channel is None:
             raise InvalidRequest(FieldViolation("channel", f"unknown channel {payment.channel!r}"))
         return channel
@@ -234,8 +234,7 @@ class JambopayConnector:
 
     async def _commit(self, payment: Payment, txid: str, channel: Channel,
                       ctx: CallContext) -> ProviderUpdate:
-        form = commit_form(stream=self._stream(channel), transaction_id=txid,
-                           paid_by=payment.customer.name)
+        form = commit_form(stream=self._stream(channel), transaction_id=txid)
         reply = await self._client.commit(form, ctx)
         if reply.ok:
             if reply.data is None:

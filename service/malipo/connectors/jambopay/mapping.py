@@ -1,25 +1,30 @@
 """JamboPay's words in our terms: status table, error codes, request forms, response readers.
 
 Amounts arrive as JSON decimals ("Amount": 20.0000); bodies are parsed with
-parse_float=Decimal (see `loads`) so no amount ever passes through a float.
+malipo.connectors.exact_json so no amount ever passes through a float.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
+from malipo.connectors.exact_json import plain
 from malipo.domain.errors import ProviderRejectedRequest
 from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Status
 from malipo.redaction import mask_number, mask_text
 
-# Every status the transaction-status document names. Anything else is UNKNOWN, never FAILED.
+log = logging.getLogger(__name__)
+
+# Every status the transaction-status document names. Anything else is UNKNOWN, never FAILED,
+# and logged once with the raw value.
 STATUS: Mapping[str, Status] = {
     "Checking": Status.PROCESSING,   # prepared, awaiting completion
     "Completed": Status.SUCCEEDED,
@@ -42,7 +47,8 @@ class ErrorKind(StrEnum):
     INTERNAL = "INTERNAL"    # JamboPay's own failure: outcome of a mutation is unknown
 
 
-# Error codes of JamboPay's commit documentation (the status document lists none).
+# Error codes assumed for presentment and commit answers (the documents list none); an
+# unlisted code is read by HTTP status in read_fault.
 ERRORS: Mapping[int, tuple[ErrorKind, str]] = {
     1000: (ErrorKind.DECLINE, "PROVIDER_RESERVED_ERROR"),
     1010: (ErrorKind.AUTH, "INVALID_USERNAME"),
@@ -58,26 +64,17 @@ ERRORS: Mapping[int, tuple[ErrorKind, str]] = {
 }
 
 
+@lru_cache(maxsize=1024)
+def unlisted(kind: str, raw: str) -> Status:
+    """UNKNOWN for a value no table lists, logged once per raw value (cached), masked."""
+    log.warning("JamboPay %s %r is not one its document lists: UNKNOWN", kind, mask_text(raw))
+    return Status.UNKNOWN
+
+
 def status_of(raw: object) -> Status:
     """The document capitalises statuses; the callback text writes them in lower case."""
-    if not isinstance(raw, str):
-        return Status.UNKNOWN
-    return _STATUS_FOLDED.get(raw.strip().casefold(), Status.UNKNOWN)
-
-
-def loads(body: bytes) -> Any:
-    return json.loads(body, parse_float=Decimal)
-
-
-def plain(value: Any) -> Any:
-    """A JSON-safe copy for ProviderUpdate.raw: decimals keep their exact text."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}  # type: ignore[misc]
-    if isinstance(value, list):
-        return [plain(v) for v in value]  # type: ignore[misc]
-    return value
+    status = _STATUS_FOLDED.get(raw.strip().casefold()) if isinstance(raw, str) else None
+    return status if status is not None else unlisted("status", text(raw))
 
 
 def money_of(value: object, currency: str) -> Money | None:
@@ -132,7 +129,7 @@ def read_fault(http_status: int, data: object) -> Fault:
 
 def presentment_form(*, stream: str, phone: str, amount: Money, callback_url: str,
                      meter_number: str = "", operator_code: str = "") -> dict[str, str]:
-    """Bill preparation (biller API): KPLC takes MeterNumber, airtime takes OperatorCode."""
+    """Presentment (NOTES.md section 4): KPLC takes MeterNumber, airtime (assumed) OperatorCode."""
     form = {"Stream": stream, "PhoneNumber": phone, "Amount": amount.format()}
     if meter_number:
         form["MeterNumber"] = meter_number
@@ -143,11 +140,9 @@ def presentment_form(*, stream: str, phone: str, amount: Money, callback_url: st
     return form
 
 
-def commit_form(*, stream: str, transaction_id: str, paid_by: str) -> dict[str, str]:
-    form = {"Stream": stream, "TransactionID": transaction_id}
-    if paid_by:
-        form["PaidBy"] = paid_by
-    return form
+def commit_form(*, stream: str, transaction_id: str) -> dict[str, str]:
+    """The two documented commit fields (NOTES.md section 4), no more."""
+    return {"Stream": stream, "TransactionID": transaction_id}
 
 
 # --- responses --------------------------------------------------------------------------
@@ -236,7 +231,7 @@ def status_fulfilment(data: object) -> dict[str, str]:
 
 
 def read_commit(data: object, payment: Payment, transaction_id: str) -> ProviderUpdate:
-    """A receipt confirms completion (commit documentation); KPLC also needs its token.
+    """A receipt confirms completion (NOTES.md: token, units, receipt); KPLC also needs its token.
     Without them the commit was taken but not finished: PROCESSING until callback or poll."""
     body = _mapping(data)
     fulfilment = commit_fulfilment(body)

@@ -1,4 +1,4 @@
-"""KKiaPay (Benin mobile money): widget payments verified server-side, refunds, payouts."""
+"""KKiaPay (Benin mobile money): widget payments verified server-side, refunds."""
 
 from .connector import KkiapayConnector
 

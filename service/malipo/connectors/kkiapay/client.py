@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from malipo.app.connector import CallContext
+from malipo.connectors.exact_json import loads
 from malipo.connectors.http import HttpReply, ProviderHttp
 from malipo.domain.errors import (
     ProviderNotFound,
@@ -19,7 +20,7 @@ from malipo.domain.errors import (
     ProviderUnavailable,
 )
 
-from .mapping import loads, provider_text
+from .mapping import provider_text
 from .settings import KkiapaySettings
 
 
@@ -89,11 +90,6 @@ class KkiapayClient:
         """`POST /api/v1/transactions/revert`: refunds (reverses) a successful transaction."""
         return await self._post(self._s.revert_path, {"transactionId": transaction_id}, ctx,
                                 operation="kkiapay.revert", mutating=True)
-
-    async def schedule_payout(self, body: dict[str, Any], ctx: CallContext) -> Answer:
-        """`POST /merchant/payouts/schedule`."""
-        return await self._post(self._s.payout_path, body, ctx,
-                                operation="kkiapay.schedule_payout", mutating=True)
 
     async def close(self) -> None:
         await self._http.close()

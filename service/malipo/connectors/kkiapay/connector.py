@@ -4,15 +4,19 @@ Flows
 - Collection: nothing is sent to KKiaPay. create_payment answers ACTION_REQUIRED with a WIDGET
   next action (public key, amount, our payment id as the widget's `data`, sandbox flag). The
   front end opens KKiaPay's widget and gets a transaction id; confirm() (or a webhook) brings
-  it back and `POST /api/v1/transactions/status` decides: only SUCCESS with our amount, our
-  currency and our id echoed as `state` is SUCCEEDED. A mismatch is never credited: a
-  transaction that is not ours makes confirm() raise ProviderRejectedRequest
-  (TRANSACTION_MISMATCH); one under our reference with another amount or currency comes back
-  with status None, failure_reason *_MISMATCH and the claimed amount, which the service flags.
-  The verified transaction id is the update's provider_reference, so the service can refuse
-  one already used by another payment.
+  it back and `POST /api/v1/transactions/status` decides: only SUCCESS for the transaction id
+  we asked about, with our amount (and our currency, when one is given) is SUCCEEDED. The
+  documented answer (type, status, source, performed_at, amount) names neither the
+  transaction nor our payment; a `state` (the widget's `data`) or `transactionId` KKiaPay adds
+  must agree, but neither is required. A mismatch is never credited: a transaction that is
+  not ours makes confirm() raise ProviderRejectedRequest (TRANSACTION_MISMATCH); one with
+  another amount or currency comes back with status None, failure_reason *_MISMATCH and the
+  claimed amount, which the service flags. The verified transaction id is the update's
+  provider_reference, so the service refuses one already credited to another payment.
 - Refund: `POST /api/v1/transactions/revert`; REVERSED only on a success code.
-- Payout: `POST /merchant/payouts/schedule`, then webhooks and status calls.
+- Payout: not offered. The document makes a merchant-initiated transfer a dashboard action,
+  and the admin API's payout schedule (NOTES.md section 3) sweeps the merchant's whole balance
+  to one destination: it is not a transfer to one customer, so it must never carry a payout.
 - Webhooks: `x-kkiapay-secret` header (a shared secret, not a signature), so every webhook is
   a trigger the service confirms with a status call (callbacks_need_confirmation).
 
@@ -20,19 +24,15 @@ Where the document (a five-line page) and NOTES.md are silent, this connector ch
 each choice is a setting (settings.py) or stated here:
 - Bodies are JSON (Node.js SDK); headers use the Python SDK's names X-API-KEY, X-PRIVATE-KEY,
   X-SECRET-KEY. Unknown transaction: HTTP 404 -> ProviderNotFound; 401/403: keys refused.
-- Our reference is read back from the status answer's `state` (the widget's `data`); KKiaPay
-  cannot be searched by our id, so fetch_status needs the transaction id (no opinion before).
+- KKiaPay cannot be searched by our id, so fetch_status needs the transaction id (no opinion
+  before one is known).
 - Status answers carry no currency (KKiaPay is XOF-only): the account's `currency` setting
   is assumed, and a `currency` field, when present, must match.
 - A FAILED attempt fails the payment (`failed_attempt=fail`), or leaves it ACTION_REQUIRED for
-  another widget attempt (`failed_attempt=retry`, Stripe's PaymentIntent behaviour).
+  another widget attempt (`failed_attempt=retry`).
 - The revert answer's shape is not documented: `code` in `revert_success_codes` (SUCCESS)
   means REVERSED; another 2xx code is no opinion; a 4xx is a refusal (REFUND_REFUSED). After a
-  revert the status call is assumed to say REVERTED.
-- The payout endpoint schedules a sweep of the merchant balance to a destination (algorithm
-  `roof` with the payout amount as roof_amount, or `rate`): it is not a per-customer transfer
-  API. Its answer's shape is not documented: `transactionId` (or `id`) becomes the reference
-  and status calls/webhooks follow it; no answer status means PROCESSING.
+  revert the status call is assumed to say REVERTED (`reverted_status`).
 - Cancel is unsupported: the widget has no server-side session to cancel; an abandoned
   payment expires through the reconciler's expiry rule.
 - Every callback we could journal is answered 200 (KKiaPay retries non-2xx five times, which
@@ -41,11 +41,10 @@ each choice is a setting (settings.py) or stated here:
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from malipo.app.catalogue import ProviderCatalogue, load_catalogue, national_number, render_phone
+from malipo.app.catalogue import ProviderCatalogue, load_catalogue
 from malipo.app.connector import (
     CallbackAnswer,
     CallbackEvent,
@@ -56,6 +55,7 @@ from malipo.app.connector import (
     InboundCallback,
     ProviderAccount,
 )
+from malipo.connectors.exact_json import plain
 from malipo.connectors.http import ProviderHttp
 from malipo.domain.errors import (
     FailedPrecondition,
@@ -70,12 +70,10 @@ from malipo.domain.errors import (
 from malipo.domain.payments import Payment, ProviderUpdate
 from malipo.domain.status import Direction, Status
 
-from . import webhooks
+from . import callbacks
 from .client import Answer, KkiapayClient
 from .mapping import (
     REFERENCE_MISMATCH,
-    payout_request,
-    payout_update,
     provider_text,
     read_transaction,
     verified_update,
@@ -83,16 +81,18 @@ from .mapping import (
 )
 from .settings import KkiapaySettings
 
+PAYOUTS_UNSUPPORTED = (
+    "KKiaPay payouts are not offered: KKiaPay pays a customer only from its dashboard, and its "
+    "API's payout schedule sweeps the whole merchant balance, not one transfer")
 
-@cache
-def _catalogue() -> ProviderCatalogue:
-    return load_catalogue(Path(__file__).with_name("catalogue.toml"))
+
+CATALOGUE = load_catalogue(Path(__file__).with_name("catalogue.toml"))
 
 
 class KkiapayConnector:
     provider = "kkiapay"
     capabilities = Capabilities(
-        collections=True, payouts=True, refunds=True, cancellations=False,
+        collections=True, payouts=False, refunds=True, cancellations=False,
         status_polling=True, callbacks=True, status_by_our_reference=False,
         idempotent_submit=False, callbacks_need_confirmation=True,
     )
@@ -103,25 +103,11 @@ class KkiapayConnector:
         self._client = KkiapayClient(self.settings, http)
 
     def catalogue(self) -> ProviderCatalogue:
-        return _catalogue()
+        return CATALOGUE
 
     def validate(self, payment: Payment) -> None:
-        """KKiaPay takes whole francs, and pays out only to a +229 mobile money number."""
+        """KKiaPay takes whole francs."""
         payment.amount.whole_units()
-        if payment.direction is Direction.PAYOUT and self._destination(payment) is None:
-            raise InvalidRequest(FieldViolation(
-                "customer.phone_number",
-                "rule phone_format: a payout needs a Benin mobile money number, +229 and 10 digits",
-            ))
-
-    def _destination(self, payment: Payment) -> str | None:
-        catalogue = self.catalogue()
-        channel = catalogue.channel(payment.channel) or catalogue.channel("mtn-bj")
-        phone = channel.phone if channel else None
-        if phone is None or not payment.customer.phone_number:
-            return None
-        national = national_number(payment.customer.phone_number, phone)
-        return render_phone(national, phone) if national else None
 
     async def create_payment(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         """No HTTP call: KKiaPay learns of the payment when the customer opens the widget."""
@@ -133,18 +119,7 @@ class KkiapayConnector:
         )
 
     async def create_payout(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
-        self.validate(payment)
-        destination = self._destination(payment)
-        assert destination is not None  # validate() refused it otherwise
-        s = self.settings
-        answer = await self._client.schedule_payout(
-            payout_request(payment, destination, algorithm=s.payout_algorithm,
-                           rate_frequency=s.payout_rate_frequency,
-                           send_notification=s.payout_send_notification), ctx)
-        if not answer.ok:
-            raise ProviderRejectedRequest(
-                f"KKiaPay refused the payout: {provider_text(answer.body) or answer.status}")
-        return payout_update(self._object(answer, mutating=True))
+        raise Unsupported(PAYOUTS_UNSUPPORTED)
 
     async def confirm(self, payment: Payment, confirmation: Confirmation,
                       ctx: CallContext) -> ProviderUpdate:
@@ -183,7 +158,8 @@ class KkiapayConnector:
                 f"KKiaPay refused the status call: {provider_text(answer.body) or answer.status}")
         body = self._object(answer, mutating=False)
         tx = read_transaction(body, transaction_id, self.settings.currency)
-        return verified_update(payment, tx, retry_failed=self.settings.failed_attempt == "retry")
+        return verified_update(payment, tx, retry_failed=self.settings.failed_attempt == "retry",
+                               reverted=self.settings.reverted_status)
 
     async def refund(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         if payment.direction is not Direction.COLLECTION:
@@ -202,17 +178,17 @@ class KkiapayConnector:
             status=Status.REVERSED if confirmed else None,
             provider_reference=payment.provider_reference,
             provider_status=code, provider_message=str(body.get("description") or text),
-            raw=body,
+            raw=plain(body),
         )
 
     async def cancel(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         raise Unsupported("KKiaPay has no cancel: refund a successful payment instead")
 
     def verify_callback(self, callback: InboundCallback) -> None:
-        webhooks.verify(callback, self.settings.webhook_secrets)
+        callbacks.verify(callback, self.settings.webhook_secrets)
 
     def parse_callback(self, callback: InboundCallback) -> list[CallbackEvent]:
-        return webhooks.parse(callback, self.settings.currency)
+        return callbacks.parse(callback, self.settings.currency)
 
     def callback_answer(self, outcome: CallbackOutcome) -> CallbackAnswer:
         if outcome is CallbackOutcome.REJECTED:

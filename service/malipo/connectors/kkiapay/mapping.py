@@ -8,27 +8,32 @@ credited: see `verified_update`.
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from malipo.connectors.exact_json import plain
 from malipo.domain.money import InexactAmount, Money, UnknownCurrency
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Direction, Status
+from malipo.redaction import mask_text
 
-# Every transaction status KKiaPay's admin SDKs and NOTES.md name. REVERTED is not in the
-# document: it is what the status call is assumed to say after a revert (see the fake);
-# anything else is UNKNOWN, never FAILED.
+log = logging.getLogger(__name__)
+
+# Every transaction status NOTES.md section 3 names for the status call. Anything else,
+# including what the status call says after a revert (a setting: `reverted_status`), is
+# UNKNOWN, never FAILED, and logged once with the raw value.
 TRANSACTION_STATUS: Mapping[str, Status] = {
     "SUCCESS": Status.SUCCEEDED,
     "FAILED": Status.FAILED,
     "PENDING": Status.PROCESSING,
-    "REVERTED": Status.REVERSED,
 }
 
-# `failureCode` values the JS SDK documents (with KKiaPay's own spelling), and ours.
+# `failureCode` values the webhook body is assumed to carry (KKiaPay's own spelling), and ours;
+# the documented status answer carries none, so a FAILED status alone is DECLINED.
 FAILURE_REASONS: Mapping[str, str] = {
     "processing_error": "PROVIDER_PROCESSING_ERROR",
     "insufficent_fund": "INSUFFICIENT_FUNDS",
@@ -47,13 +52,20 @@ CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
 AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
 
 
-def loads(body: bytes) -> Any:
-    """JSON with decimals kept exact: an amount must never pass through a float."""
-    return json.loads(body, parse_float=Decimal)
+@lru_cache(maxsize=1024)
+def unlisted(kind: str, raw: str) -> Status:
+    """UNKNOWN for a value no table lists, logged once per raw value (cached), masked."""
+    log.warning("KKiaPay %s %r is not one its document lists: UNKNOWN", kind, mask_text(raw))
+    return Status.UNKNOWN
 
 
-def status_of(raw: str) -> Status:
-    return TRANSACTION_STATUS.get(raw.strip().upper(), Status.UNKNOWN)
+def status_of(raw: str, *, reverted: str = "") -> Status:
+    """`reverted`: the status word the status call is assumed to give after a revert."""
+    word = raw.strip().upper()
+    if reverted and word == reverted.strip().upper():
+        return Status.REVERSED
+    status = TRANSACTION_STATUS.get(word)
+    return status if status is not None else unlisted("transaction status", raw)
 
 
 def failure_reason(code: str) -> str:
@@ -78,11 +90,12 @@ def read_amount(value: object, currency: str) -> Money | None:
 class Transaction:
     """One verified transaction as KKiaPay's status call describes it."""
 
-    transaction_id: str
+    transaction_id: str  # the one we asked about
     status: str
     amount: Money | None
     currency: str  # as KKiaPay gave it; "" when absent (KKiaPay is XOF-only)
-    reference: str  # the widget's `data`, echoed as `state`
+    reference: str  # the widget's `data` as `state`, when KKiaPay adds it; "" otherwise
+    named_id: str = ""  # a `transactionId` in the answer, when KKiaPay adds one
     failure_code: str = ""
     failure_message: str = ""
     source: str = ""
@@ -92,7 +105,8 @@ class Transaction:
 def read_transaction(body: Mapping[str, Any], asked_id: str, currency: str) -> Transaction:
     given_currency = _text(body.get("currency")).upper()
     return Transaction(
-        transaction_id=_text(body.get("transactionId")) or asked_id,
+        transaction_id=asked_id,
+        named_id=_text(body.get("transactionId")),
         status=_text(body.get("status")).upper(),
         amount=read_amount(body.get("amount"), given_currency or currency),
         currency=given_currency,
@@ -100,13 +114,19 @@ def read_transaction(body: Mapping[str, Any], asked_id: str, currency: str) -> T
         failure_code=_text(body.get("failureCode")),
         failure_message=_text(body.get("failureMessage") or body.get("reason")),
         source=_text(body.get("source")),
-        raw=dict(body),
+        raw=plain(body),
     )
 
 
 def integrity_problem(payment: Payment, tx: Transaction) -> str:
-    """Why this transaction cannot settle this payment, or "" when it can."""
-    if payment.direction is Direction.COLLECTION and tx.reference != payment.id:
+    """Why this transaction cannot settle this payment, or "" when it can.
+
+    The documented status answer (type, status, source, performed_at, amount) names neither
+    the transaction nor our payment: the transaction id we asked about and the amount are what
+    must agree. A `state` (the widget's `data`) or a `transactionId`, when KKiaPay adds one,
+    must agree too; a transaction id already credited to another payment is the service's to
+    refuse."""
+    if tx.named_id not in ("", tx.transaction_id) or tx.reference not in ("", payment.id):
         return REFERENCE_MISMATCH
     if tx.currency and tx.currency != payment.amount.currency.code:
         return CURRENCY_MISMATCH
@@ -115,7 +135,8 @@ def integrity_problem(payment: Payment, tx: Transaction) -> str:
     return ""
 
 
-def verified_update(payment: Payment, tx: Transaction, *, retry_failed: bool) -> ProviderUpdate:
+def verified_update(payment: Payment, tx: Transaction, *, retry_failed: bool,
+                    reverted: str = "") -> ProviderUpdate:
     """The neutral answer for one verified transaction.
 
     A mismatch gives status None (no opinion on OUR payment) with the reason in
@@ -133,7 +154,7 @@ def verified_update(payment: Payment, tx: Transaction, *, retry_failed: bool) ->
             status=None, failure_reason=problem, failure_message=why, provider_message=why,
             amount=tx.amount if problem != REFERENCE_MISMATCH else None, raw=tx.raw,
         )
-    status = status_of(tx.status)
+    status = status_of(tx.status, reverted=reverted)
     if status is Status.FAILED:
         reason = failure_reason(tx.failure_code)
         message = tx.failure_message or tx.failure_code or "failed at KKiaPay"
@@ -172,39 +193,6 @@ def widget_action(payment: Payment, *, public_key: str, sandbox: bool,
     }
     details.update({k: v for k, v in optional.items() if v})
     return NextAction(NextActionKind.WIDGET, details)
-
-
-def payout_request(payment: Payment, destination: str, *, algorithm: str,
-                   rate_frequency: str, send_notification: bool) -> dict[str, Any]:
-    """The schedule body as KKiaPay's admin SDKs send it (Python SDK field names)."""
-    body: dict[str, Any] = {
-        "algorithm": algorithm,
-        "destination": destination,
-        "destination_type": "MOBILE_MONEY",
-        "send_notification": 1 if send_notification else 0,
-    }
-    if algorithm == "roof":
-        body["roof_amount"] = str(payment.amount.whole_units())
-    else:
-        body["rate_frequency"] = rate_frequency
-    return body
-
-
-def payout_update(body: Mapping[str, Any]) -> ProviderUpdate:
-    """The schedule answer: accepted means PROCESSING until a webhook or status call says more."""
-    reference = _text(body.get("transactionId") or body.get("id"))
-    raw_status = _text(body.get("status")).upper()
-    status = status_of(raw_status) if raw_status else Status.PROCESSING
-    if status is Status.FAILED:
-        message = _text(body.get("failureMessage") or body.get("message")) or "payout failed"
-        return ProviderUpdate(status=Status.FAILED, provider_reference=reference,
-                              provider_status=raw_status, provider_message=message,
-                              failure_reason=failure_reason(_text(body.get("failureCode"))),
-                              failure_message=message, raw=dict(body))
-    if status is Status.SUCCEEDED and not reference:
-        status = Status.PROCESSING  # nothing to verify it by: wait for a webhook
-    return ProviderUpdate(status=status, provider_reference=reference,
-                          provider_status=raw_status or "SCHEDULED", raw=dict(body))
 
 
 def provider_text(body: object) -> str:

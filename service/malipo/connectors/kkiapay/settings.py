@@ -1,23 +1,22 @@
 """The account settings the KKiaPay connector reads, parsed once, with documented defaults.
 
 Credentials come from the account's `settings` mapping (config or files), never from code.
-Every choice the provider document leaves open is a setting here, so an operator can follow
-KKiaPay if the live API turns out to differ from what the public SDKs show.
+NOTES.md section 3 gives the base URLs, the key headers and the two admin paths; every choice
+it and kkiapay-transactions.txt leave open is marked "assumed" and is a setting, so the
+README's provider-assumptions table can name it and an operator can follow the live API.
 
   public_key, private_key, secret_key   required; sent as X-API-KEY, X-PRIVATE-KEY, X-SECRET-KEY
   sandbox                 "false"; also picks the default base_url and the widget's flag
   base_url                https://api.kkiapay.me (sandbox: https://api-sandbox.kkiapay.me)
   webhook_secret          the dashboard's hash secret; no secret: every webhook is refused
   webhook_secret_previous also accepted while rotating
-  currency                "XOF" (status answers carry none)
-  status_path / revert_path / payout_path   /api/v1/transactions/status, .../revert,
-                          /merchant/payouts/schedule
+  currency                "XOF" (assumed: the status answer carries no currency)
+  status_path / revert_path   /api/v1/transactions/status, /api/v1/transactions/revert
   timeout_s               "30"
   failed_attempt          "fail" (FAILED) | "retry" (stay ACTION_REQUIRED for a new attempt)
-  revert_success_codes    "SUCCESS" (comma-separated revert `code`s that mean REVERSED)
-  payout_algorithm        "roof" (roof_amount = payout amount) | "rate"
-  payout_rate_frequency   "3d" | "1w" | "1m" (with rate)
-  payout_send_notification "true"
+  revert_success_codes    "SUCCESS" (assumed: comma-separated revert `code`s meaning REVERSED)
+  reverted_status         "REVERTED" (assumed: the status call's word for a reverted
+                          transaction; the documents name only SUCCESS, FAILED, PENDING)
   widget_callback_url     "" (the widget's `callback` redirect, when set)
 """
 
@@ -33,8 +32,6 @@ SANDBOX_BASE_URL = "https://api-sandbox.kkiapay.me"
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FAILED_ATTEMPT = frozenset({"fail", "retry"})
-_ALGORITHMS = frozenset({"roof", "rate"})
-_FREQUENCIES = frozenset({"3d", "1w", "1m"})
 
 
 def _flag(value: str) -> bool:
@@ -52,13 +49,10 @@ class KkiapaySettings:
     currency: str = "XOF"
     status_path: str = "/api/v1/transactions/status"
     revert_path: str = "/api/v1/transactions/revert"
-    payout_path: str = "/merchant/payouts/schedule"
     timeout_s: float = 30.0
     failed_attempt: str = "fail"
     revert_success_codes: frozenset[str] = frozenset({"SUCCESS"})
-    payout_algorithm: str = "roof"
-    payout_rate_frequency: str = "3d"
-    payout_send_notification: bool = True
+    reverted_status: str = "REVERTED"
     widget_callback_url: str = ""
 
     @classmethod
@@ -77,16 +71,13 @@ class KkiapaySettings:
             currency=s.get("currency", "XOF"),
             status_path=s.get("status_path", "/api/v1/transactions/status"),
             revert_path=s.get("revert_path", "/api/v1/transactions/revert"),
-            payout_path=s.get("payout_path", "/merchant/payouts/schedule"),
             timeout_s=float(s.get("timeout_s", "30")),
             failed_attempt=s.get("failed_attempt", "fail").strip().lower(),
             revert_success_codes=frozenset(
                 c.strip().upper() for c in s.get("revert_success_codes", "SUCCESS").split(",")
                 if c.strip()
             ),
-            payout_algorithm=s.get("payout_algorithm", "roof").strip().lower(),
-            payout_rate_frequency=s.get("payout_rate_frequency", "3d").strip().lower(),
-            payout_send_notification=_flag(s.get("payout_send_notification", "true")),
+            reverted_status=s.get("reverted_status", "REVERTED").strip().upper(),
             widget_callback_url=s.get("widget_callback_url", ""),
         )
         out._check()
@@ -96,9 +87,5 @@ class KkiapaySettings:
         bad: list[FieldViolation] = []
         if self.failed_attempt not in _FAILED_ATTEMPT:
             bad.append(FieldViolation("settings.failed_attempt", "one of fail, retry"))
-        if self.payout_algorithm not in _ALGORITHMS:
-            bad.append(FieldViolation("settings.payout_algorithm", "one of roof, rate"))
-        if self.payout_rate_frequency not in _FREQUENCIES:
-            bad.append(FieldViolation("settings.payout_rate_frequency", "one of 3d, 1w, 1m"))
         if bad:
             raise InvalidRequest(bad, reason="BAD_PROVIDER_SETTINGS")

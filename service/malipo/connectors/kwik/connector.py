@@ -3,24 +3,30 @@
 Documented (kwik-transactions.txt, NOTES.md section 5): Basic auth api_key:api_secret,
 100 requests/second, POST /payments/submit with batch_reference and payments[], GET
 /transactions (filters) and GET /transactions/record/{reference}, GMT+2 timestamps,
-batched webhooks {id, type, status, results[], created_at}.
+webhooks `{"transactions": [...]}` (NOTES.md: {id, type, status, results[], created_at}).
 
-Where the documents are silent, the choices below are ours (settings in brackets):
-- payments[] items carry `transaction_reference` (our payment id), `payment_methods_id`
-  [payment_methods_id, or provider_fields], `amount` as a two-decimal string, `action_date`
-  (provider_fields, YYYY-MM-DD), customer/customer_id and bank_account/bank_account_id.
-- The submit answer is read as {"status": true, "results": [...]}: one entry per payment,
-  matched by transaction_reference (else by position), `status: false` + `message` for a
-  refused one, `id` = Kwik's payment id, which is our provider_reference everywhere
-  (transactions give it as `payments_id`). A payment missing from the answer is UNKNOWN.
+Where the documents are silent, the choices below are ours (settings.py lists each):
+- payments[] items carry `transaction_reference` (our payment id), `payment_methods_id`,
+  `amount` as a two-decimal string, `action_date` (provider_fields, YYYY-MM-DD),
+  customer/customer_id and bank_account/bank_account_id.
+- The submit answer is read as {"status": true, "payments"|"results": [...]}: one entry
+  per payment, matched by transaction_reference (else by position), `status: false` +
+  `message` for a refused one, `id` = Kwik's payment id, which is our provider_reference
+  everywhere (transactions give it as `payments_id`). A payment missing from the answer,
+  or an answer that cannot be read, is UNKNOWN.
+- A transaction exists only once the collection run of its action date has made it, so
+  a 404 on the record is not "never submitted": the submission is then looked up by our
+  reference [payment_record_path], and only when that is missing too is it not found (a
+  resumed submission is sent again only then). The payment cannot settle before the end
+  of its action date (settles_not_before), so the expiry rule does not count before it.
 - Status names come from GET /lookups/transaction_status (Kwik's public docs)
-  [status_lookups_path, status_lookups to pin names, lookups_refresh_s].
+  [status_lookups_path, status_lookups to pin names, lookups_refresh_s]. A webhook read
+  before the names are known leaves the status open and the callback processor confirms
+  it with fetch_status, which fetches them.
 - Webhooks are unsigned: a shared secret in the callback URL's query or a header
   [webhook_secret, webhook_secret_param, webhook_secret_header] and a source allow-list
   [webhook_allowed_ips]; without a secret every webhook must be confirmed by polling.
-- A 404 on a record is ProviderNotFound; Kwik's answer to our webhook is a plain 200.
-- Batching [batch_window_s=2, batch_max_size=100]; rate limit [rate_limit_per_s=100,
-  rate_limit_window_s=1.0] is per connector instance, i.e. per configured account.
+- Kwik's answer to our webhook is a plain 200.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +52,14 @@ from malipo.app.connector import (
 )
 from malipo.connectors.http import ProviderHttp
 from malipo.connectors.kwik.batcher import Batcher, Outcome
+from malipo.connectors.kwik.callbacks import parse_webhook
 from malipo.connectors.kwik.client import KwikClient
 from malipo.connectors.kwik.lookups import StatusNames
 from malipo.connectors.kwik.mapping import (
     MalformedRecord,
     TransactionFilter,
     TransactionUpdate,
+    end_of_action_date,
     parse_action_date,
     payment_item,
     require_object,
@@ -58,23 +67,24 @@ from malipo.connectors.kwik.mapping import (
     transaction_update,
 )
 from malipo.connectors.kwik.ratelimit import SlidingWindowLimiter
+from malipo.connectors.kwik.settings import KwikSettings
 from malipo.connectors.kwik.signing import secret_matches, source_allowed
-from malipo.connectors.kwik.webhooks import parse_webhook
 from malipo.domain.errors import (
     CallbackRejected,
     FieldViolation,
     InvalidRequest,
     ProviderError,
+    ProviderNotFound,
     ProviderOutcomeUnknown,
     ProviderRejectedRequest,
     Unsupported,
 )
 from malipo.domain.ids import new_ulid
 from malipo.domain.payments import Payment, ProviderUpdate
-from malipo.domain.status import Direction, Method
+from malipo.domain.status import Direction, Method, Status
 from malipo.redaction import mask_text
 
-DEFAULT_BASE_URL = "https://api.kwik.co.za/1.0/"
+CATALOGUE = load_catalogue(Path(__file__).with_name("catalogue.toml"))
 _BRANCH = re.compile(r"^\d{6}$")
 _ACCOUNT = re.compile(r"^\d{6,16}$")
 
@@ -84,40 +94,24 @@ class KwikConnector:
 
     def __init__(self, account: ProviderAccount) -> None:
         self.account = account
-        s = account.setting
-        self._secret = s("webhook_secret", "")
-        self._secret_param = s("webhook_secret_param", "token")
-        self._secret_header = s("webhook_secret_header", "x-kwik-webhook-secret")
-        self._allowed_ips = frozenset(
-            ip.strip() for ip in s("webhook_allowed_ips", "").split(",") if ip.strip())
-        self._payment_methods_id = s("payment_methods_id", "")
-        self._batch_prefix = s("batch_reference_prefix", "MLP")
-        timeout_s = float(s("timeout_s", "30"))
+        self.settings = settings = KwikSettings.from_account(account)
         self.capabilities = Capabilities(
             collections=True, payouts=False, refunds=False, cancellations=False,
             status_polling=True, callbacks=True, status_by_our_reference=True,
-            idempotent_submit=False, callbacks_need_confirmation=not self._secret,
+            idempotent_submit=False, callbacks_need_confirmation=not settings.webhook_secret,
         )
-        self._http = ProviderHttp(provider="kwik", timeout_s=timeout_s)
-        self.limiter = SlidingWindowLimiter(int(s("rate_limit_per_s", "100")),
-                                            float(s("rate_limit_window_s", "1.0")))
-        self._client = KwikClient(
-            base_url=s("base_url", DEFAULT_BASE_URL), api_key=s("api_key"),
-            api_secret=s("api_secret"), http=self._http, limiter=self.limiter,
-            timeout_s=timeout_s,
-        )
-        self.status_names = StatusNames(
-            self._client, path=s("status_lookups_path", "lookups/transaction_status"),
-            pinned=StatusNames.parse_setting(s("status_lookups", "")),
-            refresh_s=float(s("lookups_refresh_s", "60")),
-        )
-        self.batcher = Batcher(self._send_batch, window_s=float(s("batch_window_s", "2.0")),
-                               max_size=int(s("batch_max_size", "100")),
-                               default_timeout_s=timeout_s)
-        self._catalogue = load_catalogue(Path(__file__).with_name("catalogue.toml"))
+        self._http = ProviderHttp(provider="kwik", timeout_s=settings.timeout_s)
+        self.limiter = SlidingWindowLimiter(settings.rate_limit_per_s,
+                                            settings.rate_limit_window_s)
+        self._client = KwikClient(settings, http=self._http, limiter=self.limiter)
+        self.status_names = StatusNames(self._client, pinned=dict(settings.status_lookups),
+                                        refresh_s=settings.lookups_refresh_s)
+        self.batcher = Batcher(self._send_batch, window_s=settings.batch_window_s,
+                               max_size=settings.batch_max_size,
+                               default_timeout_s=settings.timeout_s)
 
     def catalogue(self) -> ProviderCatalogue:
-        return self._catalogue
+        return CATALOGUE
 
     def validate(self, payment: Payment) -> None:
         """Rules the catalogue cannot say: either/or identities, date and account formats."""
@@ -133,7 +127,7 @@ class KwikConnector:
         except ValueError:
             out.append(FieldViolation("provider_fields.action_date",
                                       "rule date_format: YYYY-MM-DD"))
-        if not (fields.get("payment_methods_id") or self._payment_methods_id):
+        if not (fields.get("payment_methods_id") or self.settings.payment_methods_id):
             out.append(FieldViolation("provider_fields.payment_methods_id",
                                       "rule required_field: no Kwik payment method configured"))
         if not fields.get("bank_account_id"):
@@ -156,7 +150,7 @@ class KwikConnector:
             raise InvalidRequest(out)
 
     async def create_payment(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
-        item = payment_item(payment, self._payment_methods_id)
+        item = payment_item(payment, self.settings.payment_methods_id)
         update = await self.batcher.submit(payment.id, item, ctx)
         if not self.status_names.loaded:
             # Warm the status names while we are talking to Kwik anyway, so webhooks
@@ -167,7 +161,8 @@ class KwikConnector:
 
     async def _send_batch(self, items: Sequence[Mapping[str, Any]],
                           ctx: CallContext) -> list[Outcome]:
-        body = {"batch_reference": self._batch_prefix + new_ulid(), "payments": list(items)}
+        body = {"batch_reference": self.settings.batch_reference_prefix + new_ulid(),
+                "payments": list(items)}
         answer = await self._client.submit_payments(body, ctx)
         results = answer.get("results", answer.get("payments"))
         if not isinstance(results, list):
@@ -184,14 +179,29 @@ class KwikConnector:
         return outcomes
 
     async def fetch_status(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
-        body = await self._client.transaction_record(payment.id, ctx)
+        try:
+            body = await self._client.transaction_record(payment.id, ctx)
+        except ProviderNotFound:
+            # No collection run yet: is the submission there? (ProviderNotFound if not.)
+            return await self._submission(payment, ctx)
         try:
             tx = require_object(body.get("transaction"), "transaction")
             name = await self.status_names.resolve(
                 str(tx.get("transaction_status_lookups_id") or ""), ctx)
-            return transaction_update(tx, name)
+            return transaction_update(tx, name, unnamed=Status.UNKNOWN)
         except MalformedRecord as exc:
             raise ProviderRejectedRequest(f"Kwik transaction record unreadable: {exc}") from None
+
+    async def _submission(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
+        body = await self._client.payment_record(payment.id, ctx)
+        try:
+            return submission_update(require_object(body.get("payment"), "payment"))
+        except (MalformedRecord, KeyError) as exc:
+            raise ProviderRejectedRequest(f"Kwik payment record unreadable: {exc}") from None
+
+    def settles_not_before(self, payment: Payment) -> datetime | None:
+        """A debit order is collected on its action date: no outcome can exist before."""
+        return end_of_action_date(payment.provider_fields.get("action_date", ""))
 
     async def list_transactions(self, filters: TransactionFilter,
                                 ctx: CallContext) -> list[TransactionUpdate]:
@@ -206,7 +216,8 @@ class KwikConnector:
                 name = await self.status_names.resolve(
                     str(tx.get("transaction_status_lookups_id") or ""), ctx)
                 out.append(TransactionUpdate(str(tx.get("transaction_reference")),
-                                             transaction_update(tx, name)))
+                                             transaction_update(tx, name,
+                                                                unnamed=Status.UNKNOWN)))
             except MalformedRecord:
                 continue
         return out
@@ -225,11 +236,12 @@ class KwikConnector:
         raise Unsupported("Kwik cancellation is not in the provider document")
 
     def verify_callback(self, callback: InboundCallback) -> None:
-        if not source_allowed(callback.remote, self._allowed_ips):
+        s = self.settings
+        if not source_allowed(callback.remote, s.webhook_allowed_ips):
             raise CallbackRejected("Kwik webhook from an address not on the allow-list")
-        if self._secret and not secret_matches(
-            self._secret, callback.query, callback.headers,
-            query_param=self._secret_param, header=self._secret_header,
+        if s.webhook_secret and not secret_matches(
+            s.webhook_secret, callback.query, callback.headers,
+            query_param=s.webhook_secret_param, header=s.webhook_secret_header,
         ):
             raise CallbackRejected("Kwik webhook without the shared secret")
 

@@ -2,16 +2,15 @@
 
 Kwik transactions carry `transaction_status_lookups_id`, not a name. Kwik's public docs
 (not the seed .txt) list lookups with GET /lookups/{type}; the type for this field is
-`transaction_status` (the parameter name minus `_lookups_id`). Names can also be pinned by
-the `status_lookups` setting (a JSON object id -> name) for accounts that know them. The
-table is fetched once and again only when an unknown id shows up, at most every
-`refresh_s`, so a flood of unknown ids cannot become a flood of lookups calls.
+`transaction_status` (the parameter name minus `_lookups_id`), setting status_lookups_path.
+Names can also be pinned by the `status_lookups` setting (a JSON object id -> name) for
+accounts that know them. The table is fetched once and again only when an unknown id shows
+up, at most every `refresh_s`, so a flood of unknown ids cannot become a flood of calls.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,31 +20,22 @@ from malipo.connectors.kwik.client import KwikClient
 
 
 class StatusNames:
-    def __init__(self, client: KwikClient, *, path: str, pinned: Mapping[str, str],
+    def __init__(self, client: KwikClient, *, pinned: Mapping[str, str],
                  refresh_s: float = 60.0) -> None:
         self._client = client
-        self._path = path
         self._names: dict[str, str] = dict(pinned)
         self._pinned = dict(pinned)
         self._refresh_s = refresh_s
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
 
-    @staticmethod
-    def parse_setting(text: str) -> dict[str, str]:
-        if not text.strip():
-            return {}
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("status_lookups must be a JSON object of lookup id -> name")
-        return {str(k): str(v) for k, v in data.items()}  # type: ignore[misc]
-
     @property
     def loaded(self) -> bool:
         return self._fetched_at is not None
 
     def name(self, lookup_id: str) -> str | None:
-        """Known name, or None (parse_callback is synchronous and cannot ask Kwik)."""
+        """Known name, or None (parse_callback is synchronous and cannot ask Kwik: the
+        callback processor then confirms the event with fetch_status, which can)."""
         return self._names.get(lookup_id)
 
     def id_of(self, name: str) -> str | None:
@@ -66,7 +56,7 @@ class StatusNames:
                 now - self._fetched_at < self._refresh_s
             ):
                 return
-            body = await self._client.lookups(self._path, ctx)
+            body = await self._client.lookups(ctx)
             self._fetched_at = now
             self._names = {**_read(body), **self._pinned}
 

@@ -1,39 +1,41 @@
 """Kwik's shapes <-> neutral ones: the status table, amounts, GMT+2 timestamps, request items.
 
-Kwik answers `amount` as a JSON number (500.25): bodies are parsed with `loads` (Decimal for
-every float) so no amount ever passes through a binary float. Timestamps are South African
-Standard Time (GMT+2, no daylight saving) and are converted to UTC here.
+Kwik answers `amount` as a JSON number (500.25): bodies are parsed with exact_json.loads
+(Decimal for every float) so no amount ever passes through a binary float. Timestamps are
+South African Standard Time (GMT+2, no daylight saving) and are converted to UTC here.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
+from malipo.connectors.exact_json import plain
 from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import Payment, ProviderUpdate
 from malipo.domain.status import Status
+from malipo.redaction import mask_text
+
+log = logging.getLogger(__name__)
 
 SAST = timezone(timedelta(hours=2), "SAST")
 CURRENCY = "ZAR"
 
-# Every transaction status name Kwik documents (the issue's names and the staging table's
-# spellings: "Rejected by Bank", "Accepted by bank"), keyed lower-case. Anything else is
-# PROCESSING with the raw name kept: the issue asks for that instead of UNKNOWN because a
-# Kwik transaction that has a record is, at least, at Kwik.
+# Every transaction status name the documents list (NOTES.md section 5, the staging table:
+# Paid, Unpaid, Rejected by Bank, Cancelled, Disputed, Reversed, Accepted by bank, Sent to
+# Bank, Pending), keyed lower-case with single spaces. Any other name is UNKNOWN.
 STATUS: Mapping[str, Status] = {
     "paid": Status.SUCCEEDED,
     "unpaid": Status.FAILED,
-    "rejected": Status.FAILED,
     "rejected by bank": Status.FAILED,
     "cancelled": Status.CANCELLED,
     "disputed": Status.REVERSED,
     "reversed": Status.REVERSED,
-    "accepted": Status.PROCESSING,
     "accepted by bank": Status.PROCESSING,
     "sent to bank": Status.PROCESSING,
     "pending": Status.PROCESSING,
@@ -42,7 +44,6 @@ STATUS: Mapping[str, Status] = {
 # Stable codes for the non-success outcomes; the bank's words go to failure_message.
 FAILURE_REASON: Mapping[str, str] = {
     "unpaid": "UNPAID",
-    "rejected": "REJECTED_BY_BANK",
     "rejected by bank": "REJECTED_BY_BANK",
     "cancelled": "CANCELLED",
     "disputed": "DISPUTED",
@@ -56,25 +57,21 @@ class MalformedRecord(ValueError):
     """A transaction record that cannot be read (missing reference, inexact amount...)."""
 
 
-def loads(body: bytes) -> Any:
-    """JSON with Decimal floats: Kwik's `amount: 500.25` must never become a float."""
-    return json.loads(body, parse_float=Decimal)
-
-
-def plain(value: Any) -> Any:
-    """Decimals back to strings so raw provider data stays JSON-storable (positional text,
-    never "2.6E-7")."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}  # type: ignore[misc]
-    if isinstance(value, list):
-        return [plain(v) for v in value]  # type: ignore[misc]
-    return value
-
-
 def status_of(name: str) -> Status:
-    return STATUS.get(" ".join(name.lower().split()), Status.PROCESSING)
+    """The table's status for a Kwik status name; a name it does not list is UNKNOWN."""
+    status = STATUS.get(_key(name))
+    return status if status is not None else unlisted("status name", name)
+
+
+@lru_cache(maxsize=1024)
+def unlisted(kind: str, raw: str) -> Status:
+    """UNKNOWN for a value no table lists, logged once per raw value (cached), masked."""
+    log.warning("Kwik %s %r is not one its documents list: UNKNOWN", kind, mask_text(raw))
+    return Status.UNKNOWN
+
+
+def _key(name: str) -> str:
+    return " ".join(name.lower().split())
 
 
 def parse_amount(value: object) -> Money:
@@ -102,6 +99,16 @@ def parse_timestamp(value: object) -> datetime | None:
 
 def parse_action_date(value: str) -> date:
     return datetime.strptime(value, "%Y-%m-%d").date()
+
+
+def end_of_action_date(value: str) -> datetime | None:
+    """When the collection run of this action date is surely over: the end of that day in
+    South Africa. None for a date that cannot be read (validate refuses those)."""
+    try:
+        day = parse_action_date(value)
+    except ValueError:
+        return None
+    return datetime.combine(day + timedelta(days=1), time(), SAST).astimezone(UTC)
 
 
 def iso_utc(moment: datetime) -> str:
@@ -182,7 +189,8 @@ def _drop_empty(values: Mapping[str, str]) -> dict[str, str]:
 
 
 def submission_update(result: Mapping[str, Any]) -> ProviderUpdate:
-    """A payment Kwik accepted into a batch: at Kwik, not yet charged."""
+    """A payment Kwik holds (from the submit answer or found by our reference) whose
+    collection run has not made a transaction yet: at Kwik, not yet charged."""
     amount = parse_amount(result["amount"]) if result.get("amount") is not None else None
     return ProviderUpdate(
         status=Status.PROCESSING,
@@ -193,9 +201,11 @@ def submission_update(result: Mapping[str, Any]) -> ProviderUpdate:
     )
 
 
-def transaction_update(tx: Mapping[str, Any], status_name: str | None) -> ProviderUpdate:
-    """A transaction record -> neutral update. `status_name` None: the lookup id could not
-    be resolved to a name, so no opinion on status (the raw id is kept)."""
+def transaction_update(tx: Mapping[str, Any], status_name: str | None, *,
+                       unnamed: Status | None = None) -> ProviderUpdate:
+    """A transaction record -> neutral update. `status_name` None: the lookup id has no
+    name; the status is then `unnamed` (None: no opinion, for a webhook read before the
+    names are known; UNKNOWN once Kwik's own lookups do not name it), raw id kept."""
     reference = tx.get("transaction_reference")
     if not isinstance(reference, str) or not reference:
         raise MalformedRecord("transaction_reference missing")
@@ -203,8 +213,13 @@ def transaction_update(tx: Mapping[str, Any], status_name: str | None) -> Provid
     times = {k: parse_timestamp(tx.get(k)) for k in TIMESTAMP_FIELDS}
     lookup_id = str(tx.get("transaction_status_lookups_id") or "")
     unpaid = str(tx.get("unpaid_reason") or "")
-    status = status_of(status_name) if status_name is not None else None
-    key = " ".join((status_name or "").lower().split())
+    if status_name is not None:
+        status = status_of(status_name)
+    else:
+        status = unnamed
+        if unnamed is Status.UNKNOWN:
+            unlisted("transaction_status_lookups_id", lookup_id)
+    key = _key(status_name or "")
     failed = status in (Status.FAILED, Status.CANCELLED, Status.REVERSED)
     fulfilment = _drop_empty({
         "payment_reference": str(tx.get("payment_reference") or ""),

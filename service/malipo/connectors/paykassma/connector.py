@@ -1,23 +1,7 @@
 """Paykassma M-Pesa (Kenya): API deposits, the hosted payment window, withdrawals, postbacks.
 
-Source: shared/reference/providers/paykassma-mpesa.txt. Where it is silent, the choice is a
-setting of the account (ProviderAccount.settings), defaults in brackets:
-
-  api_url                         "https://api.{server}" (required for API calls)
-  plugin_url                      "https://plugin.{server}" (required for the hosted window)
-  pluginapi_secret                deposit `secret` query parameter (required for deposits)
-  withdrawal_private_key          key of the withdrawal signature (required for payouts)
-  withdrawal_signature_algorithm  ["sha1_private_md5_json"]: the document names no algorithm;
-                                  see signing.py for the candidates and why this default
-  postback_access_key, postback_private_key   postback signature keys (required for postbacks)
-  postback_private_key_previous   [""] accepted too while keys rotate
-  postback_signed_form            ["additional_data"] or "body": which JSON the signature's
-                                  md5 covers (their pages differ; signing.py)
-  is_test                         ["false"] the withdrawal `is_test` flag
-  lang                            ["en"] payment-window language
-  payment_url_success_id / payment_url_fail_id / payment_url_pending_id   [""] window pages
-  unknown_postback_answer         ["retry"] or "ok"; see callback_answer
-  timeout_s                       ["30"]
+Source: paykassma-mpesa.txt and NOTES.md section 2. The account's settings, and the defaults
+chosen where the document is silent, are in settings.py.
 
 Silences of the document, and what this connector does:
 - No status endpoint: capabilities.status_polling is False and fetch_status raises
@@ -33,7 +17,6 @@ Silences of the document, and what this connector does:
 
 from __future__ import annotations
 
-import hmac
 import json
 from pathlib import Path
 
@@ -49,16 +32,16 @@ from malipo.app.connector import (
     ProviderAccount,
 )
 from malipo.connectors.http import ProviderHttp
-from malipo.connectors.paykassma import mapping, postbacks, signing
+from malipo.connectors.paykassma import callbacks, mapping, signing
 from malipo.connectors.paykassma.client import PaykassmaClient
-from malipo.domain.errors import CallbackRejected, ProviderOutcomeUnknown, Unsupported
+from malipo.connectors.paykassma.settings import PaykassmaSettings
+from malipo.domain.errors import ProviderOutcomeUnknown, Unsupported
 from malipo.domain.payments import Payment, ProviderUpdate
 from malipo.domain.status import Direction, Method, Status
 
-_CATALOGUE = Path(__file__).with_name("catalogue.toml")
+CATALOGUE = load_catalogue(Path(__file__).with_name("catalogue.toml"))
 HOSTED_CHANNEL = "mpesa_hosted"
 OK_BODY = b'{"status":"ok"}'
-UNKNOWN_ANSWERS = ("retry", "ok")
 
 
 def _json_answer(status: int, body: dict[str, str]) -> CallbackAnswer:
@@ -76,22 +59,14 @@ class PaykassmaConnector:
 
     def __init__(self, account: ProviderAccount) -> None:
         self.account = account
-        self._algorithm = account.setting("withdrawal_signature_algorithm",
-                                          signing.DEFAULT_WITHDRAWAL_ALGORITHM)
-        signing.withdrawal_signer(self._algorithm)  # fail at start on a misspelt name
-        self._form = account.setting("postback_signed_form", signing.DEFAULT_SIGNED_FORM)
-        if self._form not in signing.SIGNED_FORMS:
-            raise ValueError(f"postback_signed_form must be one of {signing.SIGNED_FORMS}")
-        self._unknown_answer = account.setting("unknown_postback_answer", "retry")
-        if self._unknown_answer not in UNKNOWN_ANSWERS:
-            raise ValueError(f"unknown_postback_answer must be one of {UNKNOWN_ANSWERS}")
-        http = ProviderHttp(provider="paykassma",
-                            timeout_s=float(account.setting("timeout_s", "30")))
-        self._client = PaykassmaClient(account.setting("api_url", ""), http)
-        self._catalogue = load_catalogue(_CATALOGUE)
+        self.settings = PaykassmaSettings.from_account(account)  # misspelt names fail here
+        self._sign_withdrawal = signing.withdrawal_signer(
+            self.settings.withdrawal_signature_algorithm)
+        http = ProviderHttp(provider="paykassma", timeout_s=self.settings.timeout_s)
+        self._client = PaykassmaClient(self.settings.api_url, http)
 
     def catalogue(self) -> ProviderCatalogue:
-        return self._catalogue
+        return CATALOGUE
 
     def is_hosted(self, payment: Payment) -> bool:
         return (payment.method is Method.HOSTED or payment.channel == HOSTED_CHANNEL
@@ -109,21 +84,18 @@ class PaykassmaConnector:
     async def create_payment(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         self.validate(payment)
         if self.is_hosted(payment):
-            page_ids = {key: self.account.setting(key, "") for key in (
-                "payment_url_success_id", "payment_url_fail_id", "payment_url_pending_id")}
-            url = mapping.hosted_url(payment, self.account.setting("plugin_url"),
-                                     lang=self.account.setting("lang", "en"), page_ids=page_ids)
+            url = mapping.hosted_url(payment, self.settings.require("plugin_url"),
+                                     lang=self.settings.lang, page_ids=self.settings.page_ids)
             return mapping.hosted_update(url)
         answer = await self._client.create_deposit(
-            mapping.deposit_body(payment), self.account.setting("pluginapi_secret"), ctx)
+            mapping.deposit_body(payment), self.settings.require("pluginapi_secret"), ctx)
         return _settled(mapping.read_answer(answer, reference=""), "create_deposit")
 
     async def create_payout(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         self.validate(payment)
-        fields = mapping.withdrawal_fields(
-            payment, is_test=self.account.setting("is_test", "false").lower() == "true")
-        signer = signing.withdrawal_signer(self._algorithm)
-        fields["signature"] = signer(fields, self.account.setting("withdrawal_private_key"))
+        fields = mapping.withdrawal_fields(payment, is_test=self.settings.is_test)
+        fields["signature"] = self._sign_withdrawal(
+            fields, self.settings.require("withdrawal_private_key"))
         answer = await self._client.create_withdrawal(fields, ctx)
         return _settled(mapping.read_answer(answer, reference=payment.id), "create_withdrawal")
 
@@ -143,20 +115,10 @@ class PaykassmaConnector:
         raise Unsupported("paykassma M-Pesa offers no cancellation")
 
     def verify_callback(self, callback: InboundCallback) -> None:
-        postback = postbacks.read_postback(callback.body)
-        access_key = self.account.setting("postback_access_key")
-        sent_key = postback.get("access_key")
-        if not isinstance(sent_key, str) or not hmac.compare_digest(
-                sent_key.encode(), access_key.encode()):
-            raise CallbackRejected("paykassma postback: access_key does not match")
-        keys = [self.account.setting("postback_private_key")]
-        if previous := self.account.setting("postback_private_key_previous", ""):
-            keys.append(previous)
-        if not signing.postback_is_authentic(postback, access_key, keys, self._form):
-            raise CallbackRejected("paykassma postback: signature does not match")
+        callbacks.verify(callbacks.read_postback(callback.body), self.settings)
 
     def parse_callback(self, callback: InboundCallback) -> list[CallbackEvent]:
-        return postbacks.events(postbacks.read_postback(callback.body))
+        return callbacks.events(callbacks.read_postback(callback.body))
 
     def callback_answer(self, outcome: CallbackOutcome) -> CallbackAnswer:
         """Paykassma re-sends until HTTP 200 with body exactly {"status":"ok"}. We give it for
@@ -170,7 +132,8 @@ class PaykassmaConnector:
             return _json_answer(401, {"status": "fail", "message": "signature rejected"})
         if outcome is CallbackOutcome.INVALID:
             return _json_answer(400, {"status": "fail", "message": "unreadable postback"})
-        if outcome is CallbackOutcome.UNKNOWN_PAYMENT and self._unknown_answer == "retry":
+        if (outcome is CallbackOutcome.UNKNOWN_PAYMENT
+                and self.settings.unknown_postback_answer == "retry"):
             return _json_answer(404, {"status": "fail", "message": "unknown transaction"})
         return CallbackAnswer(200, OK_BODY, "application/json")
 

@@ -1,8 +1,9 @@
 """Paykassma request builders and answer readers, with the exhaustive status tables.
 
 Wire facts from paykassma-mpesa.txt: amounts are whole units ("amount": 3000 is KES 3,000);
-MSISDNs are 12 digits, 2547XXXXXXXX; answers are {"status":"ok",...} or
-{"status":"fail","message":...} where message is a string or a {field: [texts]} map.
+MSISDNs are 12 digits, e.g. 2547XXXXXXXX (2541XXXXXXXX is the other Kenyan mobile range);
+answers are {"status":"ok",...} or {"status":"fail","message":...} where message is a
+string or a {field: [texts]} map.
 The document's own examples are not strict JSON (single quotes, a trailing comma), so the
 answer reader accepts Python-literal syntax as a fallback rather than calling them garbage.
 """
@@ -10,16 +11,21 @@ answer reader accepts Python-literal syntax as a fallback rather than calling th
 from __future__ import annotations
 
 import ast
-import json
+import logging
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
+from malipo.connectors.exact_json import loads, plain
 from malipo.domain.errors import FieldViolation, InvalidRequest
 from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Status
+from malipo.redaction import mask_text
+
+log = logging.getLogger(__name__)
 
 WALLET_TYPE = "mpesa"
 
@@ -51,29 +57,46 @@ FAILURE_REASONS: tuple[tuple[str, str], ...] = (
 DEFAULT_FAILURE_REASON = "PROVIDER_DECLINED"
 WITHDRAWAL_REJECTED = "WITHDRAWAL_REJECTED"
 
-_MSISDN = re.compile(r"^(?:\+254|254|0)(7\d{8})$")
+# A Kenyan mobile number: 254 then 7XXXXXXXX or 1XXXXXXXX (the 010x/011x ranges). The
+# document's "e.g. 2547XXXXXXXX" is one example of its "12-digit cell phone number".
+_MSISDN = re.compile(r"^(?:\+254|254|0)([17]\d{8})$")
+
+
+@lru_cache(maxsize=256)
+def _report_unlisted(table: str, raw: str) -> None:
+    """Once per value (per process): a new status is worth one line, not one per postback."""
+    log.warning("paykassma %s status %s is not in the document's table: treated as UNKNOWN",
+                table, raw)
+
+
+def _unlisted(table: str, value: object) -> Status:
+    _report_unlisted(table, mask_text(repr(value)[:80]))
+    return Status.UNKNOWN
 
 
 def answer_status(value: object) -> Status:
-    return ANSWER_STATUS.get(str(value).lower(), Status.UNKNOWN)
+    status = ANSWER_STATUS.get(str(value).lower())
+    return _unlisted("answer", value) if status is None else status
 
 
 def withdrawal_status(code: object) -> Status:
     try:
-        return WITHDRAWAL_STATUS.get(int(str(code)), Status.UNKNOWN)
+        status = WITHDRAWAL_STATUS.get(int(str(code)))
     except ValueError:
-        return Status.UNKNOWN
+        status = None
+    return _unlisted("withdrawal", code) if status is None else status
 
 
 def msisdn(raw: str) -> str:
-    """2547XXXXXXXX from 07XXXXXXXX, +2547XXXXXXXX or 2547XXXXXXXX; anything else refused."""
+    """254XXXXXXXXX from 07XXXXXXXX/01XXXXXXXX, +254... or 254...; anything else refused."""
     compact = re.sub(r"[\s-]", "", raw)
     match = _MSISDN.match(compact)
     if match is None:
         raise InvalidRequest(FieldViolation(
             "customer.phone_number",
-            "rule phone_format: Paykassma M-Pesa takes a Kenyan mobile number 2547XXXXXXXX "
-            "(07XXXXXXXX and +2547XXXXXXXX are accepted and normalised)"))
+            "rule phone_format: Paykassma M-Pesa takes a 12-digit Kenyan mobile number "
+            "254XXXXXXXXX starting 2547 or 2541 (07/01XXXXXXXX and +254... are accepted "
+            "and normalised)"))
     return "254" + match.group(1)
 
 
@@ -149,9 +172,10 @@ def hosted_update(url: str) -> ProviderUpdate:
 
 
 def lenient_json(body: bytes) -> Any:
-    """JSON, or the Python-literal dialect the document's examples are written in."""
+    """JSON (decimals exact), or the Python-literal dialect the document's examples are
+    written in."""
     try:
-        return json.loads(body)
+        return loads(body)
     except ValueError:
         pass
     text = body.decode("utf-8", "replace").strip()
@@ -188,11 +212,11 @@ def read_answer(answer: Mapping[str, Any], *, reference: str) -> ProviderUpdate:
     raw_status = str(answer.get("status", ""))
     status = answer_status(raw_status)
     if status is Status.FAILED:
-        plain, named = fail_texts(answer.get("message"))
+        text, named = fail_texts(answer.get("message"))
         return ProviderUpdate(status=Status.FAILED, provider_status=raw_status,
                               provider_message=named, failure_reason=failure_reason(named),
-                              failure_message=plain or "declined without a message",
-                              raw=dict(answer))
+                              failure_message=text or "declined without a message",
+                              raw=plain(answer))
     data = answer.get("data")
     data = data if isinstance(data, Mapping) else {}
     return ProviderUpdate(
@@ -200,5 +224,5 @@ def read_answer(answer: Mapping[str, Any], *, reference: str) -> ProviderUpdate:
         provider_reference=str(data.get("order_id") or reference),  # type: ignore[union-attr]
         provider_status=raw_status,
         provider_message=str(data.get("message", "")),  # type: ignore[union-attr]
-        raw=dict(answer),
+        raw=plain(answer),
     )

@@ -12,14 +12,18 @@ So the signed part is a named, configurable form (SIGNED_FORMS):
                      order received.
 `canonical_json` is PHP's rendering: no spaces, "/" and non-ASCII unescaped, U+2028/U+2029
 still escaped (PHP only leaves them raw with JSON_UNESCAPED_LINE_TERMINATORS), numbers
-written exactly as received (parsed as Decimal, never float, so 0.00077816 stays that text).
+written as received (parsed by exact_json as Decimal, never float, so 0.00077816 stays that
+text). Known gap, only for the non-default "body" form, whose JSON covers converted_amount:
+PHP writes a float below 1e-4 as "2.6e-7" / "1.0e-5" and drops trailing zeros, where
+str(Decimal) gives "2.6E-7" / "0.00001" / "20.340". The document's examples have no such
+value (the smallest is 0.00077816), so nothing settles which text Paykassma hashes.
 
 Withdrawals. The document says only "Signature generated with private_key"; its example is
 40 hex digits, the length of a SHA-1 digest. WITHDRAWAL_ALGORITHMS lists the candidates; the
-default "sha1_private_md5_json" = sha1(private_key . md5(canonical JSON of the request
-without `signature`)) mirrors the only signing scheme Paykassma documents (the postback one,
-which has no access key on this side). If Paykassma support confirms another, set the
-account's `withdrawal_signature_algorithm`.
+default (settings.py) "sha1_private_md5_json" = sha1(private_key . md5(canonical JSON of the
+request without `signature`)) mirrors the only signing scheme Paykassma documents (the
+postback one, which has no access key on this side). If Paykassma support confirms another,
+set the account's `withdrawal_signature_algorithm`.
 """
 
 from __future__ import annotations
@@ -32,12 +36,6 @@ from decimal import Decimal
 from typing import Any
 
 SIGNED_FORMS = ("additional_data", "body")
-DEFAULT_SIGNED_FORM = "additional_data"
-
-
-def parse_ordered(raw: bytes | str) -> Any:
-    """Decode JSON keeping key order and the exact text of every decimal number."""
-    return json.loads(raw, parse_float=Decimal)
 
 
 def _string(value: str) -> str:
@@ -60,7 +58,7 @@ def canonical_json(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, float):
-        raise TypeError("floats are not allowed in signed JSON: parse with parse_ordered")
+        raise TypeError("floats are not allowed in signed JSON: parse with exact_json.loads")
     if isinstance(value, Mapping):
         items = ",".join(f"{_string(str(k))}:{canonical_json(v)}"
                          for k, v in value.items())  # type: ignore[union-attr]
@@ -128,7 +126,6 @@ WITHDRAWAL_ALGORITHMS: Mapping[str, WithdrawalSigner] = {
     "sha1_json_private": sha1_json_private,
     "hmac_sha1_json": hmac_sha1_json,
 }
-DEFAULT_WITHDRAWAL_ALGORITHM = "sha1_private_md5_json"
 
 
 def withdrawal_signer(name: str) -> WithdrawalSigner:
@@ -137,12 +134,3 @@ def withdrawal_signer(name: str) -> WithdrawalSigner:
     except KeyError:
         raise ValueError(f"unknown withdrawal signature algorithm {name!r}; one of "
                          f"{', '.join(WITHDRAWAL_ALGORITHMS)}") from None
-
-
-def withdrawal_signature_matches(fields: Mapping[str, Any], private_key: str,
-                                 algorithm: str) -> bool:
-    received = fields.get("signature")
-    if not isinstance(received, str):
-        return False
-    expected = withdrawal_signer(algorithm)(fields, private_key)
-    return hmac.compare_digest(expected.encode(), received.lower().encode())

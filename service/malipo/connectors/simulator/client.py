@@ -24,9 +24,11 @@ from malipo.domain.errors import (
     InvalidRequest,
     ProviderNotFound,
     ProviderOutcomeUnknown,
+    ProviderRejectedRequest,
     ProviderUnavailable,
 )
 from malipo.domain.payments import Payment, ProviderUpdate
+from malipo.domain.refunds import Refund
 from malipo.domain.status import Status
 
 KEEP = 100_000  # payments (and call counts) the simulator remembers
@@ -37,6 +39,7 @@ class _Record:
     payment: Payment
     confirmed: bool = False
     refunded: bool = False
+    refunded_minor: int = 0
     cancelled: bool = False
 
 
@@ -107,9 +110,27 @@ class SimulatedProvider:
 
     async def refund(self, payment: Payment) -> ProviderUpdate:
         self._called("refund", payment)
-        self._record(payment).refunded = True
+        record = self._record(payment)
+        record.refunded, record.refunded_minor = True, payment.amount.minor
         return ProviderUpdate(Status.REVERSED, provider_status="refunded",
                               failure_reason="REFUNDED")
+
+    async def refund_part(self, payment: Payment, refund: Refund) -> ProviderUpdate:
+        """Like a real provider, it refuses what it never collected or already returned."""
+        self._called("refund", payment)
+        record = self._record(payment)
+        left = payment.amount.minor - record.refunded_minor
+        if self._state(record).status is not Status.SUCCEEDED or not (
+                refund.amount.currency == payment.amount.currency
+                and 0 < refund.amount.minor <= left):
+            raise ProviderRejectedRequest(f"simulator: cannot refund {refund.amount} "
+                                          f"({left} minor units left)", reason="REFUND_REFUSED")
+        record.refunded_minor += refund.amount.minor
+        record.refunded = record.refunded_minor == payment.amount.minor
+        reference = "SIMRF-" + refund.id.split("_", 1)[1]
+        return ProviderUpdate(Status.SUCCEEDED, reference, "refunded", raw={
+            "refund_reference": reference, "amount_minor": refund.amount.minor,
+            "currency": refund.amount.currency.code, "status": "refunded"})
 
     async def cancel(self, payment: Payment) -> ProviderUpdate:
         self._called("cancel", payment)

@@ -25,6 +25,7 @@ from malipo.connectors.simulator.settings import SimulatorSettings
 from malipo.connectors.simulator.signing import SIGNATURE_HEADER, verify
 from malipo.domain.errors import FieldViolation, InvalidRequest
 from malipo.domain.payments import Payment, ProviderUpdate
+from malipo.domain.refunds import Refund
 
 _CATALOGUE = load_catalogue(Path(__file__).with_name("catalogue.toml"))
 
@@ -32,8 +33,9 @@ _CATALOGUE = load_catalogue(Path(__file__).with_name("catalogue.toml"))
 class SimulatorConnector:
     provider = "simulator"
     capabilities = Capabilities(
-        collections=True, payouts=True, refunds=True, cancellations=True, status_polling=True,
-        callbacks=True, status_by_our_reference=True, idempotent_submit=True,
+        collections=True, payouts=True, refunds=True, partial_refunds=True, cancellations=True,
+        status_polling=True, callbacks=True, status_by_our_reference=True,
+        idempotent_submit=True,
     )
 
     def __init__(self, account: ProviderAccount) -> None:
@@ -69,6 +71,10 @@ class SimulatorConnector:
 
     async def refund(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         return await self.client.refund(payment)
+
+    async def refund_part(self, payment: Payment, refund: Refund,
+                          ctx: CallContext) -> ProviderUpdate:
+        return await self.client.refund_part(payment, refund)
 
     async def cancel(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         return await self.client.cancel(payment)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from malipo.app.catalogue import Channel, Limits, check_payment
-from malipo.connectors.gateway.connector import gateway_catalogue
+from malipo.connectors.gateway.connector import CATALOGUE
 from malipo.domain.payments import Payment
 from malipo.domain.status import Direction, Method
 
@@ -28,7 +28,7 @@ COUNTRIES = {"BJ", "BF", "CM", "CD", "GM", "CI", "MW", "NG", "EG", "SN", "ZA", "
 
 
 def test_every_document_id_and_country_is_a_channel() -> None:
-    catalogue = gateway_catalogue()
+    catalogue = CATALOGUE
     assert {int(c.id) for c in catalogue.channels} == DOCUMENT_IDS
     assert {c.country for c in catalogue.channels} - {""} == COUNTRIES
     for channel in catalogue.channels:
@@ -37,7 +37,7 @@ def test_every_document_id_and_country_is_a_channel() -> None:
 
 
 def _channel(channel_id: str) -> Channel:
-    channel = gateway_catalogue().channel(channel_id)
+    channel = CATALOGUE.channel(channel_id)
     assert channel is not None, channel_id
     return channel
 
@@ -98,7 +98,7 @@ def test_data_points_from_the_document() -> None:
 ])
 def test_each_kind_of_rule(make_payment: MakePayment, kwargs: dict[str, object], field: str,
                            rule: str) -> None:
-    violations = check_payment(make_payment(**kwargs), gateway_catalogue())
+    violations = check_payment(make_payment(**kwargs), CATALOGUE)
     assert any(v.field == field and v.description.startswith(rule) for v in violations), \
         violations
 
@@ -107,4 +107,4 @@ def test_a_valid_payment_breaks_no_rule(make_payment: MakePayment) -> None:
     payment = make_payment(channel="2303", currency="XOF", amount="1000",
                            phone="+2250701234567", direction=Direction.PAYOUT,
                            customer={"name": "Kouassi Yao"})
-    assert check_payment(payment, gateway_catalogue()) == []
+    assert check_payment(payment, CATALOGUE) == []

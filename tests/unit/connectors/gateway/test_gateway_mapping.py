@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from malipo.connectors.exact_json import loads
 from malipo.connectors.gateway import mapping
-from malipo.connectors.gateway.connector import gateway_catalogue
+from malipo.connectors.gateway.callbacks import read_callback
+from malipo.connectors.gateway.connector import CATALOGUE
 from malipo.domain.errors import CallbackRejected, InvalidRequest
 from malipo.domain.money import Money
 from malipo.domain.payments import NextActionKind, Payment
@@ -60,16 +63,8 @@ def test_inexact_or_odd_amounts_are_refused(value: Any) -> None:
         mapping.parse_amount(value, "XOF")
 
 
-def test_loads_keeps_order_and_exact_decimals() -> None:
-    body = mapping.loads(b'{"b":1,"a":100.10}')
-    assert list(body) == ["b", "a"]
-    assert body["a"] == Decimal("100.10")
-    with pytest.raises(ValueError, match="object"):
-        mapping.loads(b"[1]")
-
-
 def test_payment_request_in_document_order(make_payment: MakePayment) -> None:
-    catalogue = gateway_catalogue()
+    catalogue = CATALOGUE
     payment = make_payment(channel="9210", currency="XOF", amount="1100", phone="+2290197000000")
     body = mapping.payment_request(payment, catalogue.channel("9210"),  # type: ignore[arg-type]
                                    merchant_id="m", callback_url="https://cb", send_country=True)
@@ -89,14 +84,14 @@ def test_payment_request_in_document_order(make_payment: MakePayment) -> None:
 ])
 def test_phone_rendering_per_channel(make_payment: MakePayment, channel: str, phone: str,
                                      sent: str) -> None:
-    ch = gateway_catalogue().channel(channel)
+    ch = CATALOGUE.channel(channel)
     assert ch is not None
     payment = make_payment(channel=channel, currency=ch.currency, amount="500", phone=phone)
     assert mapping.customer_id(payment, ch) == sent
 
 
 def test_extra_fields_mapped_from_payment(make_payment: MakePayment) -> None:
-    ch = gateway_catalogue().channel("2311")
+    ch = CATALOGUE.channel("2311")
     assert ch is not None
     payout = make_payment(channel="2311", currency="NGN", direction=Direction.PAYOUT, phone="",
                           customer={"name": "Name Lastname", "email": "n@x.io"},
@@ -108,7 +103,7 @@ def test_extra_fields_mapped_from_payment(make_payment: MakePayment) -> None:
                              "bank_code": "000001"}
     assert "country" not in body
     assert "callback_url" not in body
-    tz = gateway_catalogue().channel("2402")
+    tz = CATALOGUE.channel("2402")
     assert tz is not None
     doc = make_payment(channel="2402", currency="TZS", amount="5000", phone="+255712345678",
                        customer={"document_type": "national_id", "document_number": "N1"},
@@ -118,7 +113,7 @@ def test_extra_fields_mapped_from_payment(make_payment: MakePayment) -> None:
 
 
 def test_missing_customer_id_source_is_a_field_violation(make_payment: MakePayment) -> None:
-    ch = gateway_catalogue().channel("2405")
+    ch = CATALOGUE.channel("2405")
     assert ch is not None
     with pytest.raises(InvalidRequest) as err:
         mapping.customer_id(make_payment(channel="2405", currency="TZS"), ch)
@@ -170,16 +165,69 @@ def test_read_reply_shapes(make_payment: MakePayment) -> None:
 
 
 def test_read_callback(make_payment: MakePayment) -> None:
-    body = mapping.loads(b'{"merchant_id":"m","operation_type":16,"amount":100.5,'
+    body = loads(b'{"merchant_id":"m","operation_type":16,"amount":100.5,'
                          b'"order_id":"o1","transaction_id":"7","status":3,'
                          b'"result":{"code":3,"message":"Declined by operator"}}')
-    event = mapping.read_callback(body, "KES")
+    event = read_callback(body, "KES")
     assert event.payment_id == "o1"
     assert event.direction == "PAYOUT"
     assert event.update.amount == Money.of(10050, "KES")
     assert event.update.status is Status.FAILED
     assert event.update.failure_message == "Declined by operator"
     with pytest.raises(CallbackRejected):
-        mapping.read_callback(body, "XOF")  # 100.5 XOF is not a whole franc
+        read_callback(body, "XOF")  # 100.5 XOF is not a whole franc
     with pytest.raises(CallbackRejected):
-        mapping.read_callback({"status": 2}, "KES")
+        read_callback({"status": 2}, "KES")
+
+
+@pytest.mark.parametrize("status", [0, 1])
+@pytest.mark.parametrize("result", [{"code": 5, "message": "Awaiting operator"},
+                                    {"code": -1, "message": "error"}])
+def test_initiated_or_in_progress_is_never_failed_whatever_result_code_says(
+        make_payment: MakePayment, status: int, result: dict[str, Any]) -> None:
+    payment = make_payment()
+    for submit in (True, False):
+        update = mapping.read_reply(_reply(status=status, result=result), payment, submit=submit)
+        assert update.status is Status.PROCESSING
+        assert update.failure_reason == ""
+        assert update.provider_message == "Good"
+
+
+def test_a_declined_submit_still_fails_with_the_gateway_message(make_payment: MakePayment) -> None:
+    update = mapping.read_reply(_reply(status=3, result={"code": 5, "message": "No funds"},
+                                       provider_result={"code": 5, "message": ""}),
+                                make_payment(), submit=True)
+    assert (update.status, update.failure_reason, update.failure_message) == (
+        Status.FAILED, "GATEWAY_DECLINED", "No funds")
+
+
+@pytest.mark.parametrize("raw", [7, "9", -2, None, "in progress"])
+def test_an_undocumented_status_is_unknown_and_logged_once_with_its_raw_value(
+        make_payment: MakePayment, caplog: pytest.LogCaptureFixture, raw: object) -> None:
+    with caplog.at_level(logging.WARNING, logger="malipo.connectors.gateway"):
+        reply = mapping.read_reply(_reply(status=raw, result={"code": 3, "message": "x"}),
+                                   make_payment(), submit=True)
+    assert reply.status is Status.UNKNOWN
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 1
+    assert repr(raw) in logged[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="malipo.connectors.gateway"):
+        event = read_callback({"order_id": "o1", "status": raw, "amount": 100}, "KES")
+    assert event.update.status is Status.UNKNOWN
+    assert event.update.failure_reason == ""
+    assert [repr(raw) in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_an_undocumented_operation_type_names_no_direction_and_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="malipo.connectors.gateway"):
+        event = read_callback({"order_id": "o1", "operation_type": 18, "status": 2}, "KES")
+    assert event.direction == ""
+    assert [("18" in r.getMessage()) for r in caplog.records] == [True]
+
+
+def test_success_beside_an_error_code_is_unknown_not_settled(make_payment: MakePayment) -> None:
+    update = mapping.read_reply(_reply(status=2, result={"code": 7, "message": "error"}),
+                                make_payment(), submit=True)
+    assert update.status is Status.UNKNOWN

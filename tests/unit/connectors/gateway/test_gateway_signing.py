@@ -3,10 +3,12 @@ written out by hand from the document's rule)."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 
+from malipo.connectors.gateway.callbacks import verify_callback
 from malipo.connectors.gateway.signing import (
     SignatureDepthExceeded,
     php_value,
@@ -15,6 +17,7 @@ from malipo.connectors.gateway.signing import (
     signing_string,
     verify,
 )
+from malipo.domain.errors import CallbackRejected
 
 DOC_SECRET = (
     "cf11635572c1e8d77297207152dc0791ad91f22b32d23c758ce3ba2637202ad8"
@@ -106,3 +109,12 @@ def test_recursion_limit_as_in_the_php_sample() -> None:
         deep = {"n": deep}
     with pytest.raises(SignatureDepthExceeded):
         sign(deep, "k")
+
+
+def test_a_callback_nested_past_the_recursion_limit_is_rejected_not_raised() -> None:
+    deep: dict[str, object] = {"leaf": "x"}
+    for _ in range(16):
+        deep = {"n": deep}
+    raw = json.dumps({"merchant_id": "m", "extra": deep, "signature": "0" * 128}).encode()
+    with pytest.raises(CallbackRejected, match="signature"):
+        verify_callback(raw, ("k",), "m")

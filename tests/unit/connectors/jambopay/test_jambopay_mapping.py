@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
+from malipo.connectors.exact_json import loads
 from malipo.connectors.jambopay.mapping import (
     ERRORS,
     STATUS,
@@ -15,7 +18,6 @@ from malipo.connectors.jambopay.mapping import (
     Presentment,
     commit_fulfilment,
     confirm_action,
-    loads,
     money_of,
     presentment_form,
     read_commit,
@@ -28,34 +30,11 @@ from malipo.domain.errors import ProviderRejectedRequest
 from malipo.domain.money import Money
 from malipo.domain.payments import Customer, NextAction, NextActionKind, Payment
 from malipo.domain.status import Direction, Method, Status
-
-# Verbatim from jambopay-transaction-status.txt.
-KPLC_SAMPLE = b"""{
-    "TransactionId": "1042955",
-    "UtilityName": "KPLC Tokens",
-    "Status": "Completed",
-    "Amount": 20.0000,
-    "ReceiptNumber": "211104001042955",
-    "TransactionDate": "2021-11-04 19:10",
-    "PaidItem": {
-        "Token": "11165751758259169338",
-        "Units": 0.040000
-    }
-}"""
-AIRTIME_SAMPLE = b"""{
-    "TransactionId": "5121",
-    "UtilityName": "Airtime",
-    "Status": "Checking",
-    "Amount": 50.0000,
-    "ReceiptNumber": null,
-    "TransactionDate": "2016-06-16 16:30",
-    "PaidItem": {
-        "DestinationPhoneNumber": "254703263713",
-        "Denomination": 0,
-        "Quantity": 1,
-        "OperatorName": "ORANGE"
-    }
-}"""
+from tests.connectors.jambopay.jambopay_document_samples import (
+    STATUS_AIRTIME,
+    STATUS_KPLC,
+    STATUSES,
+)
 
 
 def payout(amount_minor: int, status: Status, *, meter: str = "14234567890",
@@ -72,6 +51,7 @@ def payout(amount_minor: int, status: Status, *, meter: str = "14234567890",
 
 
 def test_status_table_lists_exactly_the_documented_statuses() -> None:
+    assert list(STATUS) == list(STATUSES)
     assert dict(STATUS) == {"Checking": Status.PROCESSING, "Completed": Status.SUCCEEDED,
                             "Failed": Status.FAILED, "Cancelled": Status.CANCELLED}
 
@@ -86,8 +66,21 @@ def test_unknown_status_is_unknown_never_failed(raw: object) -> None:
     assert status_of(raw) is Status.UNKNOWN
 
 
+def test_an_unlisted_status_is_logged_once_with_its_raw_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raw = f"Reversing-{uuid.uuid4().hex[:8]}"
+    body = loads(STATUS_KPLC.replace(b'"Completed"', f'"{raw}"'.encode()))
+    with caplog.at_level(logging.WARNING, logger="malipo.connectors.jambopay.mapping"):
+        for _ in range(3):
+            assert read_status(body, payout(2000, Status.PROCESSING)).status is Status.UNKNOWN
+    said = [r.getMessage() for r in caplog.records if raw in r.getMessage()]
+    assert len(said) == 1
+    assert "UNKNOWN" in said[0]
+
+
 def test_kplc_sample_reads_exactly() -> None:
-    update = read_status(loads(KPLC_SAMPLE), payout(2000, Status.PROCESSING))
+    update = read_status(loads(STATUS_KPLC), payout(2000, Status.PROCESSING))
     assert update.status is Status.SUCCEEDED
     assert update.provider_reference == "1042955"
     assert update.amount == Money.of(2000, "KES")
@@ -98,7 +91,7 @@ def test_kplc_sample_reads_exactly() -> None:
 
 
 def test_airtime_sample_is_processing_and_keeps_the_recipient() -> None:
-    update = read_status(loads(AIRTIME_SAMPLE), payout(5000, Status.PROCESSING, meter=""))
+    update = read_status(loads(STATUS_AIRTIME), payout(5000, Status.PROCESSING, meter=""))
     assert update.status is Status.PROCESSING
     assert update.amount == Money.of(5000, "KES")
     assert update.fulfilment["destination_phone_number"] == "254703263713"
@@ -109,14 +102,14 @@ def test_airtime_sample_is_processing_and_keeps_the_recipient() -> None:
 def test_checking_while_awaiting_our_confirmation_stays_action_required() -> None:
     action = NextAction(NextActionKind.CONFIRM, {"account_name": "X"})
     waiting = replace(payout(5000, Status.ACTION_REQUIRED, meter=""), next_action=action)
-    update = read_status(loads(AIRTIME_SAMPLE), waiting)
+    update = read_status(loads(STATUS_AIRTIME), waiting)
     assert update.status is Status.ACTION_REQUIRED
     assert update.next_action == action
 
 
 @pytest.mark.parametrize("raw", ["Cancelled", "Failed"])
 def test_cancelled_after_success_is_a_reversal(raw: str) -> None:
-    body = loads(KPLC_SAMPLE.replace(b'"Completed"', f'"{raw}"'.encode()))
+    body = loads(STATUS_KPLC.replace(b'"Completed"', f'"{raw}"'.encode()))
     update = read_status(body, payout(2000, Status.SUCCEEDED))
     assert update.status is Status.REVERSED
     assert update.failure_reason == "AGENT_REFUNDED"
@@ -126,7 +119,7 @@ def test_cancelled_after_success_is_a_reversal(raw: str) -> None:
 
 
 def test_unrecognised_status_keeps_the_raw_value() -> None:
-    body = loads(KPLC_SAMPLE.replace(b'"Completed"', b'"Reversing"'))
+    body = loads(STATUS_KPLC.replace(b'"Completed"', b'"Reversing"'))
     update = read_status(body, payout(2000, Status.PROCESSING))
     assert update.status is Status.UNKNOWN
     assert update.provider_status == "Reversing"

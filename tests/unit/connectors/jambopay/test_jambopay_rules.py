@@ -9,12 +9,17 @@ import pytest
 from malipo.app.catalogue import check_payment
 from malipo.app.connector import Connector, InboundCallback, ProviderAccount
 from malipo.connectors.jambopay import JambopayConnector
-from malipo.connectors.jambopay.callbacks import ACTIONS, check_source, parse
+from malipo.connectors.jambopay.callbacks import ACTIONS, parse, verify
 from malipo.connectors.registry import build
 from malipo.domain.errors import CallbackRejected, InvalidRequest
 from malipo.domain.money import Money
 from malipo.domain.payments import Customer, Payment
 from malipo.domain.status import Direction, Method, Status
+from tests.connectors.jambopay.jambopay_document_samples import (
+    CALLBACK_ACTIONS,
+    NOTES_CALLBACK,
+)
+from tests.connectors.jambopay.jambopay_document_samples import callback as sample_callback
 
 ACCOUNT = ProviderAccount("jambopay", "a", {
     "base_url": "https://jp.example/JambopayServices/", "username": "u", "password": "p",
@@ -52,12 +57,25 @@ def test_agent_refunded_callback_claims_a_reversal() -> None:
     assert event.update.failure_reason == "AGENT_REFUNDED"
 
 
-def test_unknown_action_falls_back_to_the_status_table() -> None:
-    [checking] = parse(callback(doc_callback("Checking", "Queued")), "KES")
-    assert checking.update.status is Status.PROCESSING
-    [odd] = parse(callback(doc_callback("Mystery", "Queued")), "KES")
+def test_the_documented_callback_fields_parse() -> None:
+    [event] = parse(callback(sample_callback("1042955")), "KES")
+    assert event.update.status is Status.SUCCEEDED
+    assert event.update.amount == Money.of(2000, "KES")
+    assert event.update.provider_reference == "1042955"
+    for action in CALLBACK_ACTIONS:
+        assert action in ACTIONS
+        assert action in NOTES_CALLBACK
+
+
+def test_an_unknown_action_or_status_is_unknown_whatever_else_it_says() -> None:
+    [queued] = parse(callback(doc_callback("completed", "Queued")), "KES")
+    assert queued.update.status is Status.UNKNOWN
+    assert queued.update.provider_message == "Queued"
+    [odd] = parse(callback(doc_callback("Mystery", "")), "KES")
     assert odd.update.status is Status.UNKNOWN
     assert odd.update.provider_status == "Mystery"
+    [checking] = parse(callback(doc_callback("Checking", "")), "KES")
+    assert checking.update.status is Status.PROCESSING
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[1]", b'{"Action": "Token Vending"}',
@@ -68,12 +86,12 @@ def test_malformed_callbacks_are_rejected(body: bytes) -> None:
 
 
 def test_source_allow_list() -> None:
-    check_source(callback(b"", "8.8.8.8"), ())  # not configured: anyone
-    check_source(callback(b"", "10.1.2.3"), ("10.0.0.0/8",))
+    verify(callback(b"", "8.8.8.8"), ())  # not configured: anyone
+    verify(callback(b"", "10.1.2.3"), ("10.0.0.0/8",))
     with pytest.raises(CallbackRejected):
-        check_source(callback(b"", "11.1.2.3"), ("10.0.0.0/8", "192.0.2.7"))
+        verify(callback(b"", "11.1.2.3"), ("10.0.0.0/8", "192.0.2.7"))
     with pytest.raises(CallbackRejected):
-        check_source(callback(b"", "unix-socket"), ("10.0.0.0/8",))
+        verify(callback(b"", "unix-socket"), ("10.0.0.0/8",))
 
 
 def test_settings_defaults_and_required_keys() -> None:

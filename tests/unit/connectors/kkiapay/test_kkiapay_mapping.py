@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from malipo.app.connector import ProviderAccount
+from malipo.connectors.exact_json import loads
 from malipo.connectors.kkiapay import KkiapayConnector
 from malipo.connectors.kkiapay.mapping import (
     TRANSACTION_STATUS,
     failure_reason,
-    loads,
-    payout_request,
-    payout_update,
     read_amount,
     read_transaction,
     status_of,
@@ -27,6 +27,11 @@ from malipo.domain.errors import InvalidRequest
 from malipo.domain.money import Money
 from malipo.domain.payments import Customer, Payment
 from malipo.domain.status import Direction, Method, Status
+from tests.connectors.kkiapay.kkiapay_document_samples import (
+    STATUS_ANSWER_FIELDS,
+    STATUSES,
+    status_answer,
+)
 
 KEYS = {"public_key": "pk", "private_key": "tpk", "secret_key": "tsk"}
 
@@ -46,14 +51,30 @@ def answer(**overrides: object) -> dict[str, object]:
     return body
 
 
-def test_every_named_status_is_mapped_and_unknown_is_never_failed() -> None:
-    assert set(TRANSACTION_STATUS) == {"SUCCESS", "FAILED", "PENDING", "REVERTED"}
+def test_every_documented_status_is_mapped_and_unknown_is_never_failed() -> None:
+    assert set(TRANSACTION_STATUS) == set(STATUSES)  # SUCCESS/FAILED/PENDING, NOTES.md
     assert status_of("SUCCESS") is Status.SUCCEEDED
     assert status_of("failed") is Status.FAILED
     assert status_of("PENDING") is Status.PROCESSING
-    assert status_of("REVERTED") is Status.REVERSED
-    for odd in ("", "CANCELLED", "INITIATED", "success?"):
+    for odd in ("", "CANCELLED", "INITIATED", "success?", "REVERTED"):
         assert status_of(odd) is Status.UNKNOWN
+
+
+def test_the_status_after_a_revert_is_a_setting_not_a_table_entry() -> None:
+    assert status_of("REVERTED", reverted="REVERTED") is Status.REVERSED
+    assert status_of("REFUNDED", reverted="REVERTED") is Status.UNKNOWN
+
+
+def test_an_unlisted_status_is_logged_once_with_its_raw_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raw = f"ON_HOLD_{uuid.uuid4().hex[:8]}"
+    with caplog.at_level(logging.WARNING, logger="malipo.connectors.kkiapay.mapping"):
+        for _ in range(3):
+            assert status_of(raw) is Status.UNKNOWN
+    said = [r.getMessage() for r in caplog.records if raw in r.getMessage()]
+    assert len(said) == 1
+    assert "UNKNOWN" in said[0]
 
 
 def test_failure_codes() -> None:
@@ -90,7 +111,7 @@ def test_verified_success() -> None:
 
 @pytest.mark.parametrize(("overrides", "reason"), [
     ({"state": "pay_someone_else"}, "REFERENCE_MISMATCH"),
-    ({"state": None}, "REFERENCE_MISMATCH"),
+    ({"transactionId": "999"}, "REFERENCE_MISMATCH"),  # an answer about another transaction
     ({"amount": 4999}, "AMOUNT_MISMATCH"),
     ({"amount": "5000.5"}, "AMOUNT_MISMATCH"),
     ({"currency": "XAF"}, "CURRENCY_MISMATCH"),
@@ -103,12 +124,6 @@ def test_mismatches_are_reported_never_credited(overrides: dict[str, object],
     assert update.status is None
     assert update.failure_reason == reason
     assert update.provider_reference == ""
-
-
-def test_payout_checks_amount_but_not_widget_reference() -> None:
-    tx = read_transaction(answer(state=None), "123", "XOF")
-    assert verified_update(payment(direction=Direction.PAYOUT), tx,
-                           retry_failed=False).status is Status.SUCCEEDED
 
 
 def test_failed_and_retry_mode() -> None:
@@ -133,29 +148,6 @@ def test_widget_action_carries_our_id_and_no_secret() -> None:
     assert dict(action.details) == {"key": "pk", "amount": "5000", "currency": "XOF",
                                     "data": "pay_01J0000000000000000000000",
                                     "sandbox": "true", "phone": "2290197000000"}
-
-
-def test_payout_request_shapes() -> None:
-    roof = payout_request(payment(15000), "2290197000000", algorithm="roof",
-                          rate_frequency="3d", send_notification=True)
-    assert roof == {"algorithm": "roof", "destination": "2290197000000",
-                    "destination_type": "MOBILE_MONEY", "send_notification": 1,
-                    "roof_amount": "15000"}
-    rate = payout_request(payment(), "2290197000000", algorithm="rate", rate_frequency="1m",
-                          send_notification=False)
-    assert rate["rate_frequency"] == "1m"
-    assert rate["send_notification"] == 0
-    assert "roof_amount" not in rate
-
-
-def test_payout_answers() -> None:
-    assert payout_update({"transactionId": "9", "status": "PENDING"}).status is Status.PROCESSING
-    assert payout_update({"id": "9"}).provider_reference == "9"
-    assert payout_update({}).status is Status.PROCESSING
-    failed = payout_update({"transactionId": "9", "status": "FAILED", "message": "no"})
-    assert failed.status is Status.FAILED
-    assert failed.failure_message == "no"
-    assert payout_update({"status": "SUCCESS"}).status is Status.PROCESSING  # nothing to verify
 
 
 def test_settings_defaults_and_sandbox() -> None:
@@ -183,5 +175,19 @@ def test_registry_builds_the_connector() -> None:
     caps = connector.capabilities
     assert caps.callbacks_need_confirmation
     assert caps.refunds
-    assert caps.payouts
+    assert not caps.payouts  # the payout schedule sweeps the balance: never offered
     assert not caps.status_by_our_reference
+
+
+def test_documented_status_answer_without_state_confirms_when_amount_and_id_agree() -> None:
+    # NOTES.md's status answer names type, status, source, performed_at, amount: no `state`.
+    body = status_answer("SUCCESS", 5000)
+    assert tuple(body) == STATUS_ANSWER_FIELDS
+    update = verified_update(payment(), read_transaction(body, "123", "XOF"), retry_failed=False)
+    assert update.status is Status.SUCCEEDED
+    assert update.provider_reference == "123"
+    assert update.amount == Money.of(5000, "XOF")
+    short = verified_update(payment(), read_transaction(status_answer("SUCCESS", 4000), "123",
+                                                        "XOF"), retry_failed=False)
+    assert short.status is None
+    assert short.failure_reason == "AMOUNT_MISMATCH"

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import pytest
 
 from malipo.app.catalogue import check_payment
 from malipo.app.connector import CallbackOutcome, ProviderAccount
-from malipo.connectors.paykassma import PaykassmaConnector, mapping, postbacks, signing
+from malipo.connectors.paykassma import PaykassmaConnector, callbacks, mapping, settings
 from malipo.domain.errors import CallbackRejected, InvalidRequest
 from malipo.domain.money import Money
 from malipo.domain.payments import ChangeKind, Customer, Payment, apply_update
@@ -33,18 +33,24 @@ def payment(minor: int = 300000, phone: str = "0712344321", *, direction: Direct
     ("+254712344321", "254712344321"),
     ("254712344321", "254712344321"),
     ("0712 344-321", "254712344321"),
+    # Safaricom's and Airtel's 01xx ranges are 12-digit 254 MSISDNs too: the document's
+    # 2547XXXXXXXX is an example ("e.g."), not the only form.
+    ("254112344321", "254112344321"),
+    ("+254110344321", "254110344321"),
+    ("0101344321", "254101344321"),
 ])
 def test_msisdn_normalised(raw: str, expected: str) -> None:
     assert mapping.msisdn(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["712344321", "0112344321", "+255712344321", "07123443",
-                                 "254812344321", "+2547123443210", "", "07l2344321"])
+@pytest.mark.parametrize("raw", ["712344321", "0812344321", "+255712344321", "07123443",
+                                 "254812344321", "254202344321", "+2547123443210", "",
+                                 "07l2344321", "25411234432"])
 def test_msisdn_refused_with_a_field_violation(raw: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         mapping.msisdn(raw)
     assert caught.value.violations[0].field == "customer.phone_number"
-    assert "2547XXXXXXXX" in caught.value.violations[0].description
+    assert "254XXXXXXXXX" in caught.value.violations[0].description
 
 
 def test_amounts_are_whole_units() -> None:
@@ -137,7 +143,7 @@ def _deposit_postback(amount: str = "3000") -> bytes:
 
 
 def test_deposit_postback_event() -> None:
-    [event] = postbacks.events(postbacks.read_postback(_deposit_postback()))
+    [event] = callbacks.events(callbacks.read_postback(_deposit_postback()))
     assert event.payment_id == "pay_01"
     assert event.direction == "COLLECTION"
     assert event.event_key == "ingoing:4822019"
@@ -153,7 +159,7 @@ def test_withdrawal_postback_failed_status() -> None:
     body = (b'{"amount":15944,"currency_code":"KES","direction":"outgoing","additional_data":'
             b'[{"amount":"15944","currency_code":"KES","withdrawal_id":"pay_02",'
             b'"withdrawal_status":5,"comment":"rejected by operator"}]}')
-    [event] = postbacks.events(postbacks.read_postback(body))
+    [event] = callbacks.events(callbacks.read_postback(body))
     assert (event.payment_id, event.direction) == ("pay_02", "PAYOUT")
     assert event.update.status is Status.FAILED
     assert event.update.failure_reason == "WITHDRAWAL_REJECTED"
@@ -170,11 +176,11 @@ def test_withdrawal_postback_failed_status() -> None:
 ])
 def test_malformed_postbacks_are_rejected(body: bytes) -> None:
     with pytest.raises(CallbackRejected):
-        postbacks.events(postbacks.read_postback(body))
+        callbacks.events(callbacks.read_postback(body))
 
 
 def test_amount_mismatch_is_flagged_not_applied() -> None:
-    [event] = postbacks.events(postbacks.read_postback(_deposit_postback("2999")))
+    [event] = callbacks.events(callbacks.read_postback(_deposit_postback("2999")))
     change = apply_update(payment(status=Status.PROCESSING), event.update, NOW)
     assert change.kind is ChangeKind.REVIEW
     assert change.after.status is Status.PROCESSING
@@ -201,9 +207,85 @@ def test_callback_answers() -> None:
 
 
 def test_misconfigured_names_fail_at_start() -> None:
-    for settings in ({"withdrawal_signature_algorithm": "md5"},
-                     {"postback_signed_form": "all"}, {"unknown_postback_answer": "maybe"}):
+    for values in ({"withdrawal_signature_algorithm": "md5"},
+                   {"postback_signed_form": "all"}, {"unknown_postback_answer": "maybe"}):
         with pytest.raises(ValueError, match="one of"):
-            PaykassmaConnector(ProviderAccount("paykassma", "main", settings))
-    assert signing.DEFAULT_SIGNED_FORM == "additional_data"
-    assert Decimal("0.00077816") == signing.parse_ordered("0.00077816")
+            PaykassmaConnector(ProviderAccount("paykassma", "main", values))
+    defaults = PaykassmaConnector(ProviderAccount("paykassma", "main")).settings
+    assert (defaults.postback_signed_form, defaults.withdrawal_signature_algorithm) == (
+        settings.DEFAULT_SIGNED_FORM, settings.DEFAULT_WITHDRAWAL_ALGORITHM) == (
+        "additional_data", "sha1_private_md5_json")
+
+
+def test_settings_never_show_their_secrets() -> None:
+    keys = {"pluginapi_secret": "s-one", "withdrawal_private_key": "s-two",
+            "postback_access_key": "s-three", "postback_private_key": "s-four",
+            "postback_private_key_previous": "s-five"}
+    shown = repr(settings.PaykassmaSettings.from_account(
+        ProviderAccount("paykassma", "main", keys)))
+    assert not [v for v in keys.values() if v in shown]
+
+
+def test_a_flow_without_its_credential_refuses_before_any_call() -> None:
+    bare = settings.PaykassmaSettings.from_account(ProviderAccount("paykassma", "main"))
+    with pytest.raises(KeyError, match="pluginapi_secret"):
+        bare.require("pluginapi_secret")
+
+
+def test_unlisted_statuses_are_unknown_and_logged_once_with_the_raw_value(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="malipo.connectors.paykassma")
+    for _ in range(3):
+        assert mapping.withdrawal_status(7) is Status.UNKNOWN
+        assert mapping.withdrawal_status("in review") is Status.UNKNOWN
+        assert mapping.answer_status("queued") is Status.UNKNOWN
+    body = (b'{"amount":15944,"currency_code":"KES","direction":"outgoing","additional_data":'
+            b'[{"amount":"15944","currency_code":"KES","withdrawal_id":"pay_03",'
+            b'"withdrawal_status":9,"comment":""}]}')
+    [event] = callbacks.events(callbacks.read_postback(body))
+    assert event.update.status is Status.UNKNOWN  # never FAILED, never PROCESSING
+    assert event.update.provider_status == "9"
+    assert mapping.withdrawal_status(1) is Status.SUCCEEDED  # listed: not logged
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4
+    for raw in ("7", "'in review'", "'queued'", "9"):
+        assert sum(raw in line for line in lines) == 1, (raw, lines)
+
+
+def _withdrawal_to(account_number: str, amount: str = "15944") -> bytes:
+    return (b'{"amount":15944,"currency_code":"KES","direction":"outgoing","additional_data":'
+            b'[{"amount":"' + amount.encode() + b'","currency_code":"KES",'
+            b'"withdrawal_id":"pay_01","withdrawal_status":1,"comment":"",'
+            b'"account_number":"' + account_number.encode() + b'"}]}')
+
+
+@pytest.mark.parametrize(("ours", "theirs", "kind"), [
+    ("0790916213", "254790916213", ChangeKind.TRANSITION),
+    ("+254 790 916 213", "254790916213", ChangeKind.TRANSITION),
+    ("0790916213", "", ChangeKind.TRANSITION),   # not named (the deposit example): no check
+    ("0790916213", "254790916214", ChangeKind.REVIEW),
+    ("0790916213", "254112344321", ChangeKind.REVIEW),
+])
+def test_postback_applies_only_when_its_number_is_the_payments(
+        ours: str, theirs: str, kind: ChangeKind) -> None:
+    # plugin_custom_order_id / withdrawal_id finds the payment; the number it names must be
+    # the payment's own too, or the money went to (or came from) someone else.
+    subject = payment(1594400, ours, direction=Direction.PAYOUT, status=Status.PROCESSING)
+    [event] = callbacks.events(callbacks.read_postback(_withdrawal_to(theirs)))
+    change = apply_update(subject, event.update, NOW)
+    assert change.kind is kind
+    if kind is ChangeKind.REVIEW:
+        assert change.after.status is Status.PROCESSING
+        assert change.after.review_reason.startswith("ACCOUNT_MISMATCH")
+        assert theirs not in change.after.review_reason  # numbers are never echoed
+    else:
+        assert change.after.status is Status.SUCCEEDED
+
+
+def test_deposit_postback_naming_another_payer_is_flagged() -> None:
+    body = _deposit_postback().replace(b'"comment":""', b'"comment":"","account_number":'
+                                       b'"254700000001"')
+    [event] = callbacks.events(callbacks.read_postback(body))
+    change = apply_update(payment(status=Status.PROCESSING), event.update, NOW)
+    assert change.kind is ChangeKind.REVIEW
+    assert change.after.needs_review

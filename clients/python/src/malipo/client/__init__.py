@@ -2,6 +2,7 @@
 
 from malipo.client.channel import Tls, create_channel
 from malipo.client.client import FINAL_STATUSES, MalipoClient, new_idempotency_key
+from malipo.client.errors import ErrorDetails, error_details
 from malipo.client.money import (
     EXPONENTS,
     InexactAmount,
@@ -14,7 +15,7 @@ from malipo.client.money import (
 from malipo.client.retry import NO_RETRY, RetryPolicy
 
 __all__ = [
-    "EXPONENTS", "FINAL_STATUSES", "NO_RETRY", "InexactAmount", "MalipoClient", "RetryPolicy",
-    "Tls", "UnknownCurrency", "create_channel", "decimal_of", "money", "new_idempotency_key",
-    "to_decimal", "to_minor",
+    "EXPONENTS", "FINAL_STATUSES", "NO_RETRY", "ErrorDetails", "InexactAmount", "MalipoClient",
+    "RetryPolicy", "Tls", "UnknownCurrency", "create_channel", "decimal_of", "error_details",
+    "money", "new_idempotency_key", "to_decimal", "to_minor",
 ]

@@ -1,8 +1,9 @@
 """A thin typed helper over the generated PaymentService stub.
 
 What it adds: the API key on every call, a deadline on every unary call, retries of
-UNAVAILABLE and DEADLINE_EXCEEDED that reuse the request's idempotency key, a generated key
-when the caller gives none, and `watch()`, which reconnects and resumes by itself.
+UNAVAILABLE and DEADLINE_EXCEEDED that reuse the request's idempotency key and wait at least
+the server's RetryInfo delay, a generated key when the caller gives none, and `watch()`,
+which reconnects and resumes by itself.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 
 from malipo.client.channel import Tls, create_channel
-from malipo.client.retry import RetryPolicy, retryable, with_retries
+from malipo.client.retry import RetryPolicy, retryable, wait_before_retry, with_retries
 from malipo.payments.v1 import events_pb2, payment_pb2, payment_service_pb2, providers_pb2
 from malipo.payments.v1.payment_service_pb2_grpc import PaymentServiceStub
 
@@ -73,7 +74,8 @@ class MalipoClient:
 
     async def _unary(self, call: Callable[..., Awaitable[R]], request: object) -> R:
         return await with_retries(
-            lambda: call(request, metadata=self.metadata, timeout=self.timeout_s), self.retry)
+            lambda retrying: call(request, metadata=self.metadata, timeout=self.timeout_s,
+                                  wait_for_ready=retrying or None), self.retry)
 
     # Mutations. A caller that gives no idempotency key gets a generated one, reused by every
     # retry of this call. But the key should be yours, derived from your own record (an order
@@ -147,6 +149,7 @@ class MalipoClient:
         cursor = after_sequence
         failures = 0
         while True:
+            delay: float | None = None
             request = pb.WatchStatusRequest(filter=status_filter)
             if cursor is not None:
                 request.after_sequence = cursor
@@ -172,6 +175,7 @@ class MalipoClient:
             except grpc.aio.AioRpcError as exc:
                 if not retryable(exc):
                     raise
+                delay = wait_before_retry(exc, backoff, failures + 1)
             except TimeoutError:
                 pass
             finally:
@@ -179,7 +183,7 @@ class MalipoClient:
             failures += 1
             if max_reconnects is not None and failures > max_reconnects:
                 raise ConnectionError(f"WatchStatus: gave up after {max_reconnects} reconnections")
-            await asyncio.sleep(backoff.backoff(failures))
+            await asyncio.sleep(delay if delay is not None else backoff.backoff(failures))
 
     async def wait_final(self, payment_id: str) -> payment_pb2.Payment:
         """Watch one payment until it reaches a final status; the payment then."""

@@ -3,6 +3,7 @@
 UNAVAILABLE and DEADLINE_EXCEEDED can both mean "the server did the work but the answer was
 lost". Retrying is safe only because every attempt carries the same idempotency key: the
 server then returns the payment the first attempt made instead of making a second one.
+When the server says how long to wait (google.rpc.RetryInfo), the wait is at least that.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
+
+from malipo.client.errors import error_details
 
 T = TypeVar("T")
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
@@ -45,13 +48,25 @@ def retryable(exc: grpc.aio.AioRpcError) -> bool:
     return exc.code() in RETRYABLE
 
 
-async def with_retries(attempt: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
-    """Run `attempt` until it succeeds, fails for good, or the attempts are used up."""
+def wait_before_retry(exc: grpc.aio.AioRpcError, policy: RetryPolicy, retry: int) -> float:
+    """The jittered backoff, but never less than the server's RetryInfo delay."""
+    asked = error_details(exc).retry_delay_s or 0.0
+    return max(policy.backoff(retry), asked)
+
+
+async def with_retries(attempt: Callable[[bool], Awaitable[T]], policy: RetryPolicy) -> T:
+    """Run `attempt` until it succeeds, fails for good, or the attempts are used up.
+
+    `attempt(retrying)`: a retry should wait for the channel to be ready (within its
+    deadline) rather than fail at once: after a lost connection gRPC redials only after its
+    own backoff, and fails calls meanwhile, so quick retries would all fail before it does.
+    """
     for number in range(1, policy.attempts + 1):
         try:
-            return await attempt()
+            return await attempt(number > 1)
         except grpc.aio.AioRpcError as exc:
             if number == policy.attempts or not retryable(exc):
                 raise
-        await asyncio.sleep(policy.backoff(number))
+            delay = wait_before_retry(exc, policy, number)
+        await asyncio.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")

@@ -33,7 +33,14 @@ type PaymentServiceClient interface {
 	ListPayments(ctx context.Context, in *ListPaymentsRequest, opts ...grpc.CallOption) (*ListPaymentsResponse, error)
 	// Payouts, newest first, filtered and paginated.
 	ListPayouts(ctx context.Context, in *ListPayoutsRequest, opts ...grpc.CallOption) (*ListPayoutsResponse, error)
-	// Refund a succeeded collection where the provider supports it; REVERSED once confirmed.
+	// Refund a succeeded collection, wholly or in part, where the provider supports it. Each
+	// call makes one Refund resource with its own status and events; several partial refunds
+	// add up to at most the collected amount (asking for more is FAILED_PRECONDITION with
+	// reason REFUND_EXCEEDS_REMAINING and the remaining amount in ErrorInfo metadata
+	// "remaining_minor" and "currency"). The payment becomes REVERSED once refunds reach its
+	// whole amount. A provider without partial refunds (Capabilities.partial_refunds false)
+	// refuses anything but a refund of the whole amount: FAILED_PRECONDITION with reason
+	// PARTIAL_REFUNDS_NOT_SUPPORTED.
 	RefundPayment(ctx context.Context, in *RefundPaymentRequest, opts ...grpc.CallOption) (*RefundPaymentResponse, error)
 	// Cancel a payment or payout that has not completed, where the provider supports it.
 	CancelPayment(ctx context.Context, in *CancelPaymentRequest, opts ...grpc.CallOption) (*CancelPaymentResponse, error)
@@ -48,7 +55,21 @@ type PaymentServiceClient interface {
 	// What was said to and heard from the provider about one payment or payout: each request
 	// and its answer, and each callback received, oldest first, with secrets, signatures,
 	// phone and account numbers masked. Another tenant's id is NOT_FOUND.
+	// Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
+	// with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
 	ListProviderExchanges(ctx context.Context, in *ListProviderExchangesRequest, opts ...grpc.CallOption) (*ListProviderExchangesResponse, error)
+	// The refunds of one collection, oldest first, with the amount refunded and what remains.
+	ListRefunds(ctx context.Context, in *ListRefundsRequest, opts ...grpc.CallOption) (*ListRefundsResponse, error)
+	// Operators only: settle a payment flagged for review (needs_review) or UNKNOWN after
+	// looking at the provider's records. It moves to SUCCEEDED, FAILED or CANCELLED only
+	// along the allowed transitions (a flagged payment may also keep its status: the flag is
+	// cleared), clears needs_review, and emits a status event whose provider_payload records
+	// who (operator name and key id, never the key), why and the evidence. Each resolution is
+	// journaled and listed by ListProviderExchanges. Needs an operator key
+	// (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
+	// OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
+	// resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
+	ResolvePayment(ctx context.Context, in *ResolvePaymentRequest, opts ...grpc.CallOption) (*ResolvePaymentResponse, error)
 }
 
 type paymentServiceClient struct {
@@ -199,6 +220,24 @@ func (c *paymentServiceClient) ListProviderExchanges(ctx context.Context, in *Li
 	return out, nil
 }
 
+func (c *paymentServiceClient) ListRefunds(ctx context.Context, in *ListRefundsRequest, opts ...grpc.CallOption) (*ListRefundsResponse, error) {
+	out := new(ListRefundsResponse)
+	err := c.cc.Invoke(ctx, "/malipo.payments.v1.PaymentService/ListRefunds", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *paymentServiceClient) ResolvePayment(ctx context.Context, in *ResolvePaymentRequest, opts ...grpc.CallOption) (*ResolvePaymentResponse, error) {
+	out := new(ResolvePaymentResponse)
+	err := c.cc.Invoke(ctx, "/malipo.payments.v1.PaymentService/ResolvePayment", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PaymentServiceServer is the server API for PaymentService service.
 // All implementations must embed UnimplementedPaymentServiceServer
 // for forward compatibility
@@ -219,7 +258,14 @@ type PaymentServiceServer interface {
 	ListPayments(context.Context, *ListPaymentsRequest) (*ListPaymentsResponse, error)
 	// Payouts, newest first, filtered and paginated.
 	ListPayouts(context.Context, *ListPayoutsRequest) (*ListPayoutsResponse, error)
-	// Refund a succeeded collection where the provider supports it; REVERSED once confirmed.
+	// Refund a succeeded collection, wholly or in part, where the provider supports it. Each
+	// call makes one Refund resource with its own status and events; several partial refunds
+	// add up to at most the collected amount (asking for more is FAILED_PRECONDITION with
+	// reason REFUND_EXCEEDS_REMAINING and the remaining amount in ErrorInfo metadata
+	// "remaining_minor" and "currency"). The payment becomes REVERSED once refunds reach its
+	// whole amount. A provider without partial refunds (Capabilities.partial_refunds false)
+	// refuses anything but a refund of the whole amount: FAILED_PRECONDITION with reason
+	// PARTIAL_REFUNDS_NOT_SUPPORTED.
 	RefundPayment(context.Context, *RefundPaymentRequest) (*RefundPaymentResponse, error)
 	// Cancel a payment or payout that has not completed, where the provider supports it.
 	CancelPayment(context.Context, *CancelPaymentRequest) (*CancelPaymentResponse, error)
@@ -234,7 +280,21 @@ type PaymentServiceServer interface {
 	// What was said to and heard from the provider about one payment or payout: each request
 	// and its answer, and each callback received, oldest first, with secrets, signatures,
 	// phone and account numbers masked. Another tenant's id is NOT_FOUND.
+	// Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
+	// with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
 	ListProviderExchanges(context.Context, *ListProviderExchangesRequest) (*ListProviderExchangesResponse, error)
+	// The refunds of one collection, oldest first, with the amount refunded and what remains.
+	ListRefunds(context.Context, *ListRefundsRequest) (*ListRefundsResponse, error)
+	// Operators only: settle a payment flagged for review (needs_review) or UNKNOWN after
+	// looking at the provider's records. It moves to SUCCEEDED, FAILED or CANCELLED only
+	// along the allowed transitions (a flagged payment may also keep its status: the flag is
+	// cleared), clears needs_review, and emits a status event whose provider_payload records
+	// who (operator name and key id, never the key), why and the evidence. Each resolution is
+	// journaled and listed by ListProviderExchanges. Needs an operator key
+	// (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
+	// OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
+	// resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
+	ResolvePayment(context.Context, *ResolvePaymentRequest) (*ResolvePaymentResponse, error)
 	mustEmbedUnimplementedPaymentServiceServer()
 }
 
@@ -280,6 +340,12 @@ func (UnimplementedPaymentServiceServer) ListProviders(context.Context, *ListPro
 }
 func (UnimplementedPaymentServiceServer) ListProviderExchanges(context.Context, *ListProviderExchangesRequest) (*ListProviderExchangesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListProviderExchanges not implemented")
+}
+func (UnimplementedPaymentServiceServer) ListRefunds(context.Context, *ListRefundsRequest) (*ListRefundsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListRefunds not implemented")
+}
+func (UnimplementedPaymentServiceServer) ResolvePayment(context.Context, *ResolvePaymentRequest) (*ResolvePaymentResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ResolvePayment not implemented")
 }
 func (UnimplementedPaymentServiceServer) mustEmbedUnimplementedPaymentServiceServer() {}
 
@@ -531,6 +597,42 @@ func _PaymentService_ListProviderExchanges_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PaymentService_ListRefunds_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRefundsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentServiceServer).ListRefunds(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/malipo.payments.v1.PaymentService/ListRefunds",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentServiceServer).ListRefunds(ctx, req.(*ListRefundsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PaymentService_ResolvePayment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolvePaymentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentServiceServer).ResolvePayment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/malipo.payments.v1.PaymentService/ResolvePayment",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentServiceServer).ResolvePayment(ctx, req.(*ResolvePaymentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _PaymentService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "malipo.payments.v1.PaymentService",
 	HandlerType: (*PaymentServiceServer)(nil),
@@ -582,6 +684,14 @@ var _PaymentService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListProviderExchanges",
 			Handler:    _PaymentService_ListProviderExchanges_Handler,
+		},
+		{
+			MethodName: "ListRefunds",
+			Handler:    _PaymentService_ListRefunds_Handler,
+		},
+		{
+			MethodName: "ResolvePayment",
+			Handler:    _PaymentService_ResolvePayment_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -28,7 +28,7 @@ from malipo.payments.v1 import money_pb2 as malipo_dot_payments_dot_v1_dot_money
 from malipo.payments.v1 import payment_pb2 as malipo_dot_payments_dot_v1_dot_payment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmalipo/payments/v1/events.proto\x12\x12malipo.payments.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1emalipo/payments/v1/money.proto\x1a malipo/payments/v1/payment.proto\"\xed\x04\n\x0bStatusEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\npayment_id\x18\x03 \x01(\t\x12\x30\n\tdirection\x18\x04 \x01(\x0e\x32\x1d.malipo.payments.v1.Direction\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x06 \x01(\t\x12.\n\nold_status\x18\x07 \x01(\x0e\x32\x1a.malipo.payments.v1.Status\x12.\n\nnew_status\x18\x08 \x01(\x0e\x32\x1a.malipo.payments.v1.Status\x12\x17\n\x0fprovider_status\x18\t \x01(\t\x12)\n\x06\x61mount\x18\n \x01(\x0b\x32\x19.malipo.payments.v1.Money\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x0f\n\x07message\x18\x0c \x01(\t\x12\x43\n\nfulfilment\x18\r \x03(\x0b\x32/.malipo.payments.v1.StatusEvent.FulfilmentEntry\x12\x14\n\x0cneeds_review\x18\x0e \x01(\x08\x12/\n\x0boccurred_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12provider_reference\x18\x10 \x01(\t\x12\x31\n\x10provider_payload\x18\x11 \x01(\x0b\x32\x17.google.protobuf.Struct\x1a\x31\n\x0f\x46ulfilmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\tHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12+\n\x07sent_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x94\x01\n\x0cStatusFilter\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x30\n\tdirection\x18\x03 \x01(\x0e\x32\x1d.malipo.payments.v1.Direction\x12,\n\x08statuses\x18\x04 \x03(\x0e\x32\x1a.malipo.payments.v1.Statusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmalipo/payments/v1/events.proto\x12\x12malipo.payments.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1emalipo/payments/v1/money.proto\x1a malipo/payments/v1/payment.proto\"\x80\x05\n\x0bStatusEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\npayment_id\x18\x03 \x01(\t\x12\x30\n\tdirection\x18\x04 \x01(\x0e\x32\x1d.malipo.payments.v1.Direction\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x06 \x01(\t\x12.\n\nold_status\x18\x07 \x01(\x0e\x32\x1a.malipo.payments.v1.Status\x12.\n\nnew_status\x18\x08 \x01(\x0e\x32\x1a.malipo.payments.v1.Status\x12\x17\n\x0fprovider_status\x18\t \x01(\t\x12)\n\x06\x61mount\x18\n \x01(\x0b\x32\x19.malipo.payments.v1.Money\x12\x0e\n\x06reason\x18\x0b \x01(\t\x12\x0f\n\x07message\x18\x0c \x01(\t\x12\x43\n\nfulfilment\x18\r \x03(\x0b\x32/.malipo.payments.v1.StatusEvent.FulfilmentEntry\x12\x14\n\x0cneeds_review\x18\x0e \x01(\x08\x12/\n\x0boccurred_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12provider_reference\x18\x10 \x01(\t\x12\x31\n\x10provider_payload\x18\x11 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\trefund_id\x18\x12 \x01(\t\x1a\x31\n\x0f\x46ulfilmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"J\n\tHeartbeat\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12+\n\x07sent_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x94\x01\n\x0cStatusFilter\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x30\n\tdirection\x18\x03 \x01(\x0e\x32\x1d.malipo.payments.v1.Direction\x12,\n\x08statuses\x18\x04 \x03(\x0e\x32\x1a.malipo.payments.v1.Statusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,11 +38,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSEVENT_FULFILMENTENTRY']._loaded_options = None
   _globals['_STATUSEVENT_FULFILMENTENTRY']._serialized_options = b'8\001'
   _globals['_STATUSEVENT']._serialized_start=185
-  _globals['_STATUSEVENT']._serialized_end=806
-  _globals['_STATUSEVENT_FULFILMENTENTRY']._serialized_start=757
-  _globals['_STATUSEVENT_FULFILMENTENTRY']._serialized_end=806
-  _globals['_HEARTBEAT']._serialized_start=808
-  _globals['_HEARTBEAT']._serialized_end=882
-  _globals['_STATUSFILTER']._serialized_start=885
-  _globals['_STATUSFILTER']._serialized_end=1033
+  _globals['_STATUSEVENT']._serialized_end=825
+  _globals['_STATUSEVENT_FULFILMENTENTRY']._serialized_start=776
+  _globals['_STATUSEVENT_FULFILMENTENTRY']._serialized_end=825
+  _globals['_HEARTBEAT']._serialized_start=827
+  _globals['_HEARTBEAT']._serialized_end=901
+  _globals['_STATUSFILTER']._serialized_start=904
+  _globals['_STATUSFILTER']._serialized_end=1052
 # @@protoc_insertion_point(module_scope)

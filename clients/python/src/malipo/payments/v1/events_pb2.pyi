@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class StatusEvent(_message.Message):
-    __slots__ = ("sequence", "event_id", "payment_id", "direction", "provider", "account", "old_status", "new_status", "provider_status", "amount", "reason", "message", "fulfilment", "needs_review", "occurred_at", "provider_reference", "provider_payload")
+    __slots__ = ("sequence", "event_id", "payment_id", "direction", "provider", "account", "old_status", "new_status", "provider_status", "amount", "reason", "message", "fulfilment", "needs_review", "occurred_at", "provider_reference", "provider_payload", "refund_id")
     class FulfilmentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class StatusEvent(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    REFUND_ID_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     event_id: str
     payment_id: str
@@ -55,7 +56,8 @@ class StatusEvent(_message.Message):
     occurred_at: _timestamp_pb2.Timestamp
     provider_reference: str
     provider_payload: _struct_pb2.Struct
-    def __init__(self, sequence: _Optional[int] = ..., event_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., direction: _Optional[_Union[_payment_pb2.Direction, str]] = ..., provider: _Optional[str] = ..., account: _Optional[str] = ..., old_status: _Optional[_Union[_payment_pb2.Status, str]] = ..., new_status: _Optional[_Union[_payment_pb2.Status, str]] = ..., provider_status: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., fulfilment: _Optional[_Mapping[str, str]] = ..., needs_review: _Optional[bool] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider_reference: _Optional[str] = ..., provider_payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    refund_id: str
+    def __init__(self, sequence: _Optional[int] = ..., event_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., direction: _Optional[_Union[_payment_pb2.Direction, str]] = ..., provider: _Optional[str] = ..., account: _Optional[str] = ..., old_status: _Optional[_Union[_payment_pb2.Status, str]] = ..., new_status: _Optional[_Union[_payment_pb2.Status, str]] = ..., provider_status: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., fulfilment: _Optional[_Mapping[str, str]] = ..., needs_review: _Optional[bool] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., provider_reference: _Optional[str] = ..., provider_payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., refund_id: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("sequence", "sent_at")

@@ -160,7 +160,7 @@ class Widget(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Payment(_message.Message):
-    __slots__ = ("id", "direction", "provider", "account", "method", "channel", "country", "amount", "customer", "provider_fields", "description", "status", "provider_reference", "provider_status", "provider_message", "failure_reason", "failure_message", "next_action", "fulfilment", "metadata", "needs_review", "review_reason", "last_event_sequence", "created_at", "updated_at", "idempotency_key")
+    __slots__ = ("id", "direction", "provider", "account", "method", "channel", "country", "amount", "customer", "provider_fields", "description", "status", "provider_reference", "provider_status", "provider_message", "failure_reason", "failure_message", "next_action", "fulfilment", "metadata", "needs_review", "review_reason", "last_event_sequence", "created_at", "updated_at", "idempotency_key", "review_message")
     class ProviderFieldsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +208,7 @@ class Payment(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     direction: Direction
     provider: str
@@ -234,4 +235,33 @@ class Payment(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     idempotency_key: str
-    def __init__(self, id: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., provider: _Optional[str] = ..., account: _Optional[str] = ..., method: _Optional[_Union[Method, str]] = ..., channel: _Optional[str] = ..., country: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., provider_fields: _Optional[_Mapping[str, str]] = ..., description: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., provider_reference: _Optional[str] = ..., provider_status: _Optional[str] = ..., provider_message: _Optional[str] = ..., failure_reason: _Optional[str] = ..., failure_message: _Optional[str] = ..., next_action: _Optional[_Union[NextAction, _Mapping]] = ..., fulfilment: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., needs_review: _Optional[bool] = ..., review_reason: _Optional[str] = ..., last_event_sequence: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    review_message: str
+    def __init__(self, id: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., provider: _Optional[str] = ..., account: _Optional[str] = ..., method: _Optional[_Union[Method, str]] = ..., channel: _Optional[str] = ..., country: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., provider_fields: _Optional[_Mapping[str, str]] = ..., description: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., provider_reference: _Optional[str] = ..., provider_status: _Optional[str] = ..., provider_message: _Optional[str] = ..., failure_reason: _Optional[str] = ..., failure_message: _Optional[str] = ..., next_action: _Optional[_Union[NextAction, _Mapping]] = ..., fulfilment: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., needs_review: _Optional[bool] = ..., review_reason: _Optional[str] = ..., last_event_sequence: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., review_message: _Optional[str] = ...) -> None: ...
+
+class Refund(_message.Message):
+    __slots__ = ("id", "payment_id", "amount", "status", "reason", "provider_reference", "provider_status", "failure_reason", "failure_message", "idempotency_key", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_STATUS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    payment_id: str
+    amount: _money_pb2.Money
+    status: Status
+    reason: str
+    provider_reference: str
+    provider_status: str
+    failure_reason: str
+    failure_message: str
+    idempotency_key: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., payment_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., status: _Optional[_Union[Status, str]] = ..., reason: _Optional[str] = ..., provider_reference: _Optional[str] = ..., provider_status: _Optional[str] = ..., failure_reason: _Optional[str] = ..., failure_message: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -149,16 +149,18 @@ class GetPayoutResponse(_message.Message):
     def __init__(self, payout: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
 
 class ListFilter(_message.Message):
-    __slots__ = ("statuses", "provider", "created_after", "created_before")
+    __slots__ = ("statuses", "provider", "created_after", "created_before", "needs_review")
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
     CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_REVIEW_FIELD_NUMBER: _ClassVar[int]
     statuses: _containers.RepeatedScalarFieldContainer[_payment_pb2.Status]
     provider: str
     created_after: _timestamp_pb2.Timestamp
     created_before: _timestamp_pb2.Timestamp
-    def __init__(self, statuses: _Optional[_Iterable[_Union[_payment_pb2.Status, str]]] = ..., provider: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    needs_review: bool
+    def __init__(self, statuses: _Optional[_Iterable[_Union[_payment_pb2.Status, str]]] = ..., provider: _Optional[str] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., needs_review: _Optional[bool] = ...) -> None: ...
 
 class ListPaymentsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "filter")
@@ -197,20 +199,24 @@ class ListPayoutsResponse(_message.Message):
     def __init__(self, payouts: _Optional[_Iterable[_Union[_payment_pb2.Payment, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class RefundPaymentRequest(_message.Message):
-    __slots__ = ("idempotency_key", "payment_id", "reason")
+    __slots__ = ("idempotency_key", "payment_id", "reason", "amount")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     payment_id: str
     reason: str
-    def __init__(self, idempotency_key: _Optional[str] = ..., payment_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    amount: _money_pb2.Money
+    def __init__(self, idempotency_key: _Optional[str] = ..., payment_id: _Optional[str] = ..., reason: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class RefundPaymentResponse(_message.Message):
-    __slots__ = ("payment",)
+    __slots__ = ("payment", "refund")
     PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    REFUND_FIELD_NUMBER: _ClassVar[int]
     payment: _payment_pb2.Payment
-    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ...) -> None: ...
+    refund: _payment_pb2.Refund
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ..., refund: _Optional[_Union[_payment_pb2.Refund, _Mapping]] = ...) -> None: ...
 
 class CancelPaymentRequest(_message.Message):
     __slots__ = ("idempotency_key", "payment_id", "reason")
@@ -280,16 +286,82 @@ class ListProviderExchangesResponse(_message.Message):
     exchanges: _containers.RepeatedCompositeFieldContainer[ProviderExchange]
     def __init__(self, exchanges: _Optional[_Iterable[_Union[ProviderExchange, _Mapping]]] = ...) -> None: ...
 
+class ListRefundsRequest(_message.Message):
+    __slots__ = ("payment_id",)
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    def __init__(self, payment_id: _Optional[str] = ...) -> None: ...
+
+class ListRefundsResponse(_message.Message):
+    __slots__ = ("refunds", "refunded", "remaining")
+    REFUNDS_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    refunds: _containers.RepeatedCompositeFieldContainer[_payment_pb2.Refund]
+    refunded: _money_pb2.Money
+    remaining: _money_pb2.Money
+    def __init__(self, refunds: _Optional[_Iterable[_Union[_payment_pb2.Refund, _Mapping]]] = ..., refunded: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., remaining: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class ResolvePaymentRequest(_message.Message):
+    __slots__ = ("idempotency_key", "tenant", "payment_id", "resolution", "reason", "evidence")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    tenant: str
+    payment_id: str
+    resolution: _payment_pb2.Status
+    reason: str
+    evidence: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., payment_id: _Optional[str] = ..., resolution: _Optional[_Union[_payment_pb2.Status, str]] = ..., reason: _Optional[str] = ..., evidence: _Optional[str] = ...) -> None: ...
+
+class ResolvePaymentResponse(_message.Message):
+    __slots__ = ("payment", "resolution")
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    resolution: Resolution
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ..., resolution: _Optional[_Union[Resolution, _Mapping]] = ...) -> None: ...
+
+class Resolution(_message.Message):
+    __slots__ = ("id", "payment_id", "operator", "key_id", "from_status", "to_status", "review_reason", "reason", "evidence", "resolved_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_STATUS_FIELD_NUMBER: _ClassVar[int]
+    TO_STATUS_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_REASON_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    payment_id: str
+    operator: str
+    key_id: str
+    from_status: _payment_pb2.Status
+    to_status: _payment_pb2.Status
+    review_reason: str
+    reason: str
+    evidence: str
+    resolved_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., payment_id: _Optional[str] = ..., operator: _Optional[str] = ..., key_id: _Optional[str] = ..., from_status: _Optional[_Union[_payment_pb2.Status, str]] = ..., to_status: _Optional[_Union[_payment_pb2.Status, str]] = ..., review_reason: _Optional[str] = ..., reason: _Optional[str] = ..., evidence: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class ProviderExchange(_message.Message):
-    __slots__ = ("kind", "operation", "method", "path", "request_body", "http_status", "response_body", "latency_ms", "at", "detail")
+    __slots__ = ("kind", "operation", "method", "path", "request_body", "http_status", "response_body", "latency_ms", "at", "detail", "resolution")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[ProviderExchange.Kind]
         KIND_REQUEST: _ClassVar[ProviderExchange.Kind]
         KIND_CALLBACK: _ClassVar[ProviderExchange.Kind]
+        KIND_RESOLUTION: _ClassVar[ProviderExchange.Kind]
     KIND_UNSPECIFIED: ProviderExchange.Kind
     KIND_REQUEST: ProviderExchange.Kind
     KIND_CALLBACK: ProviderExchange.Kind
+    KIND_RESOLUTION: ProviderExchange.Kind
     KIND_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -300,6 +372,7 @@ class ProviderExchange(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
     kind: ProviderExchange.Kind
     operation: str
     method: str
@@ -310,4 +383,5 @@ class ProviderExchange(_message.Message):
     latency_ms: float
     at: _timestamp_pb2.Timestamp
     detail: str
-    def __init__(self, kind: _Optional[_Union[ProviderExchange.Kind, str]] = ..., operation: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., request_body: _Optional[str] = ..., http_status: _Optional[int] = ..., response_body: _Optional[str] = ..., latency_ms: _Optional[float] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ...) -> None: ...
+    resolution: Resolution
+    def __init__(self, kind: _Optional[_Union[ProviderExchange.Kind, str]] = ..., operation: _Optional[str] = ..., method: _Optional[str] = ..., path: _Optional[str] = ..., request_body: _Optional[str] = ..., http_status: _Optional[int] = ..., response_body: _Optional[str] = ..., latency_ms: _Optional[float] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., detail: _Optional[str] = ..., resolution: _Optional[_Union[Resolution, _Mapping]] = ...) -> None: ...

@@ -106,6 +106,16 @@ class PaymentServiceStub:
                 request_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesRequest.SerializeToString,
                 response_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesResponse.FromString,
                 _registered_method=True)
+        self.ListRefunds = channel.unary_unary(
+                '/malipo.payments.v1.PaymentService/ListRefunds',
+                request_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListRefundsRequest.SerializeToString,
+                response_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListRefundsResponse.FromString,
+                _registered_method=True)
+        self.ResolvePayment = channel.unary_unary(
+                '/malipo.payments.v1.PaymentService/ResolvePayment',
+                request_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentRequest.SerializeToString,
+                response_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentServiceServicer:
@@ -170,7 +180,14 @@ class PaymentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RefundPayment(self, request, context):
-        """Refund a succeeded collection where the provider supports it; REVERSED once confirmed.
+        """Refund a succeeded collection, wholly or in part, where the provider supports it. Each
+        call makes one Refund resource with its own status and events; several partial refunds
+        add up to at most the collected amount (asking for more is FAILED_PRECONDITION with
+        reason REFUND_EXCEEDS_REMAINING and the remaining amount in ErrorInfo metadata
+        "remaining_minor" and "currency"). The payment becomes REVERSED once refunds reach its
+        whole amount. A provider without partial refunds (Capabilities.partial_refunds false)
+        refuses anything but a refund of the whole amount: FAILED_PRECONDITION with reason
+        PARTIAL_REFUNDS_NOT_SUPPORTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -210,6 +227,30 @@ class PaymentServiceServicer:
         """What was said to and heard from the provider about one payment or payout: each request
         and its answer, and each callback received, oldest first, with secrets, signatures,
         phone and account numbers masked. Another tenant's id is NOT_FOUND.
+        Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
+        with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRefunds(self, request, context):
+        """The refunds of one collection, oldest first, with the amount refunded and what remains.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolvePayment(self, request, context):
+        """Operators only: settle a payment flagged for review (needs_review) or UNKNOWN after
+        looking at the provider's records. It moves to SUCCEEDED, FAILED or CANCELLED only
+        along the allowed transitions (a flagged payment may also keep its status: the flag is
+        cleared), clears needs_review, and emits a status event whose provider_payload records
+        who (operator name and key id, never the key), why and the evidence. Each resolution is
+        journaled and listed by ListProviderExchanges. Needs an operator key
+        (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
+        OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
+        resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -282,6 +323,16 @@ def add_PaymentServiceServicer_to_server(servicer, server):
                     servicer.ListProviderExchanges,
                     request_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesRequest.FromString,
                     response_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesResponse.SerializeToString,
+            ),
+            'ListRefunds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRefunds,
+                    request_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListRefundsRequest.FromString,
+                    response_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListRefundsResponse.SerializeToString,
+            ),
+            'ResolvePayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolvePayment,
+                    request_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentRequest.FromString,
+                    response_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -642,6 +693,60 @@ class PaymentService:
             '/malipo.payments.v1.PaymentService/ListProviderExchanges',
             malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesRequest.SerializeToString,
             malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListProviderExchangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRefunds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/malipo.payments.v1.PaymentService/ListRefunds',
+            malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListRefundsRequest.SerializeToString,
+            malipo_dot_payments_dot_v1_dot_payment__service__pb2.ListRefundsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolvePayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/malipo.payments.v1.PaymentService/ResolvePayment',
+            malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentRequest.SerializeToString,
+            malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentResponse.FromString,
             options,
             channel_credentials,
             insecure,

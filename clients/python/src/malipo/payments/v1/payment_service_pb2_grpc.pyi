@@ -58,7 +58,15 @@ class PaymentServiceStub:
     ListPayouts: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListPayoutsRequest, _payment_service_pb2.ListPayoutsResponse]
     """Payouts, newest first, filtered and paginated."""
     RefundPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.RefundPaymentRequest, _payment_service_pb2.RefundPaymentResponse]
-    """Refund a succeeded collection where the provider supports it; REVERSED once confirmed."""
+    """Refund a succeeded collection, wholly or in part, where the provider supports it. Each
+    call makes one Refund resource with its own status and events; several partial refunds
+    add up to at most the collected amount (asking for more is FAILED_PRECONDITION with
+    reason REFUND_EXCEEDS_REMAINING and the remaining amount in ErrorInfo metadata
+    "remaining_minor" and "currency"). The payment becomes REVERSED once refunds reach its
+    whole amount. A provider without partial refunds (Capabilities.partial_refunds false)
+    refuses anything but a refund of the whole amount: FAILED_PRECONDITION with reason
+    PARTIAL_REFUNDS_NOT_SUPPORTED.
+    """
     CancelPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.CancelPaymentRequest, _payment_service_pb2.CancelPaymentResponse]
     """Cancel a payment or payout that has not completed, where the provider supports it."""
     RefreshPayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.RefreshPaymentRequest, _payment_service_pb2.RefreshPaymentResponse]
@@ -74,6 +82,21 @@ class PaymentServiceStub:
     """What was said to and heard from the provider about one payment or payout: each request
     and its answer, and each callback received, oldest first, with secrets, signatures,
     phone and account numbers masked. Another tenant's id is NOT_FOUND.
+    Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
+    with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+    """
+    ListRefunds: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListRefundsRequest, _payment_service_pb2.ListRefundsResponse]
+    """The refunds of one collection, oldest first, with the amount refunded and what remains."""
+    ResolvePayment: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ResolvePaymentRequest, _payment_service_pb2.ResolvePaymentResponse]
+    """Operators only: settle a payment flagged for review (needs_review) or UNKNOWN after
+    looking at the provider's records. It moves to SUCCEEDED, FAILED or CANCELLED only
+    along the allowed transitions (a flagged payment may also keep its status: the flag is
+    cleared), clears needs_review, and emits a status event whose provider_payload records
+    who (operator name and key id, never the key), why and the evidence. Each resolution is
+    journaled and listed by ListProviderExchanges. Needs an operator key
+    (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
+    OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
+    resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
     """
 
 @_typing.type_check_only
@@ -106,7 +129,15 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     ListPayouts: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListPayoutsRequest, _payment_service_pb2.ListPayoutsResponse]  # type: ignore[assignment]
     """Payouts, newest first, filtered and paginated."""
     RefundPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.RefundPaymentRequest, _payment_service_pb2.RefundPaymentResponse]  # type: ignore[assignment]
-    """Refund a succeeded collection where the provider supports it; REVERSED once confirmed."""
+    """Refund a succeeded collection, wholly or in part, where the provider supports it. Each
+    call makes one Refund resource with its own status and events; several partial refunds
+    add up to at most the collected amount (asking for more is FAILED_PRECONDITION with
+    reason REFUND_EXCEEDS_REMAINING and the remaining amount in ErrorInfo metadata
+    "remaining_minor" and "currency"). The payment becomes REVERSED once refunds reach its
+    whole amount. A provider without partial refunds (Capabilities.partial_refunds false)
+    refuses anything but a refund of the whole amount: FAILED_PRECONDITION with reason
+    PARTIAL_REFUNDS_NOT_SUPPORTED.
+    """
     CancelPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.CancelPaymentRequest, _payment_service_pb2.CancelPaymentResponse]  # type: ignore[assignment]
     """Cancel a payment or payout that has not completed, where the provider supports it."""
     RefreshPayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.RefreshPaymentRequest, _payment_service_pb2.RefreshPaymentResponse]  # type: ignore[assignment]
@@ -122,6 +153,21 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     """What was said to and heard from the provider about one payment or payout: each request
     and its answer, and each callback received, oldest first, with secrets, signatures,
     phone and account numbers masked. Another tenant's id is NOT_FOUND.
+    Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
+    with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+    """
+    ListRefunds: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListRefundsRequest, _payment_service_pb2.ListRefundsResponse]  # type: ignore[assignment]
+    """The refunds of one collection, oldest first, with the amount refunded and what remains."""
+    ResolvePayment: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ResolvePaymentRequest, _payment_service_pb2.ResolvePaymentResponse]  # type: ignore[assignment]
+    """Operators only: settle a payment flagged for review (needs_review) or UNKNOWN after
+    looking at the provider's records. It moves to SUCCEEDED, FAILED or CANCELLED only
+    along the allowed transitions (a flagged payment may also keep its status: the flag is
+    cleared), clears needs_review, and emits a status event whose provider_payload records
+    who (operator name and key id, never the key), why and the evidence. Each resolution is
+    journaled and listed by ListProviderExchanges. Needs an operator key
+    (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
+    OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
+    resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
     """
 
 class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -199,7 +245,15 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _payment_service_pb2.RefundPaymentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payment_service_pb2.RefundPaymentResponse, _abc.Awaitable[_payment_service_pb2.RefundPaymentResponse]]:
-        """Refund a succeeded collection where the provider supports it; REVERSED once confirmed."""
+        """Refund a succeeded collection, wholly or in part, where the provider supports it. Each
+        call makes one Refund resource with its own status and events; several partial refunds
+        add up to at most the collected amount (asking for more is FAILED_PRECONDITION with
+        reason REFUND_EXCEEDS_REMAINING and the remaining amount in ErrorInfo metadata
+        "remaining_minor" and "currency"). The payment becomes REVERSED once refunds reach its
+        whole amount. A provider without partial refunds (Capabilities.partial_refunds false)
+        refuses anything but a refund of the whole amount: FAILED_PRECONDITION with reason
+        PARTIAL_REFUNDS_NOT_SUPPORTED.
+        """
 
     @_abc_1.abstractmethod
     def CancelPayment(
@@ -245,6 +299,33 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         """What was said to and heard from the provider about one payment or payout: each request
         and its answer, and each callback received, oldest first, with secrets, signatures,
         phone and account numbers masked. Another tenant's id is NOT_FOUND.
+        Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
+        with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRefunds(
+        self,
+        request: _payment_service_pb2.ListRefundsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ListRefundsResponse, _abc.Awaitable[_payment_service_pb2.ListRefundsResponse]]:
+        """The refunds of one collection, oldest first, with the amount refunded and what remains."""
+
+    @_abc_1.abstractmethod
+    def ResolvePayment(
+        self,
+        request: _payment_service_pb2.ResolvePaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ResolvePaymentResponse, _abc.Awaitable[_payment_service_pb2.ResolvePaymentResponse]]:
+        """Operators only: settle a payment flagged for review (needs_review) or UNKNOWN after
+        looking at the provider's records. It moves to SUCCEEDED, FAILED or CANCELLED only
+        along the allowed transitions (a flagged payment may also keep its status: the flag is
+        cleared), clears needs_review, and emits a status event whose provider_payload records
+        who (operator name and key id, never the key), why and the evidence. Each resolution is
+        journaled and listed by ListProviderExchanges. Needs an operator key
+        (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
+        OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
+        resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
         """
 
 def add_PaymentServiceServicer_to_server(servicer: PaymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -57,20 +57,22 @@ class Channel(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., country: _Optional[str] = ..., currency: _Optional[str] = ..., method: _Optional[_Union[_payment_pb2.Method, str]] = ..., limits: _Optional[_Iterable[_Union[ChannelLimits, _Mapping]]] = ..., phone_format: _Optional[_Union[PhoneFormat, _Mapping]] = ..., document_types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("collections", "payouts", "refunds", "cancellations", "status_polling", "callbacks")
+    __slots__ = ("collections", "payouts", "refunds", "cancellations", "status_polling", "callbacks", "partial_refunds")
     COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
     PAYOUTS_FIELD_NUMBER: _ClassVar[int]
     REFUNDS_FIELD_NUMBER: _ClassVar[int]
     CANCELLATIONS_FIELD_NUMBER: _ClassVar[int]
     STATUS_POLLING_FIELD_NUMBER: _ClassVar[int]
     CALLBACKS_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_REFUNDS_FIELD_NUMBER: _ClassVar[int]
     collections: bool
     payouts: bool
     refunds: bool
     cancellations: bool
     status_polling: bool
     callbacks: bool
-    def __init__(self, collections: _Optional[bool] = ..., payouts: _Optional[bool] = ..., refunds: _Optional[bool] = ..., cancellations: _Optional[bool] = ..., status_polling: _Optional[bool] = ..., callbacks: _Optional[bool] = ...) -> None: ...
+    partial_refunds: bool
+    def __init__(self, collections: _Optional[bool] = ..., payouts: _Optional[bool] = ..., refunds: _Optional[bool] = ..., cancellations: _Optional[bool] = ..., status_polling: _Optional[bool] = ..., callbacks: _Optional[bool] = ..., partial_refunds: _Optional[bool] = ...) -> None: ...
 
 class Provider(_message.Message):
     __slots__ = ("name", "display_name", "accounts", "capabilities", "channels", "currencies")

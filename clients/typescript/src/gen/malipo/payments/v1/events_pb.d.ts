@@ -140,11 +140,24 @@ export declare type StatusEvent = Message<"malipo.payments.v1.StatusEvent"> & {
    * exact text ("0.00077816"; a Struct number is a double), integers as numbers (as text past
    * 2^53). When the payload exceeds 16 KiB of JSON it is replaced by
    * {"truncated": true, "json_bytes": <size>, "keys": [<its top-level keys>]}.
-   * Empty for events Malipo caused itself (creation, expiry, review flags of its own).
+   * Empty for events Malipo caused itself (creation, expiry, review flags of its own); for
+   * an operator's resolution (ResolvePayment) it holds {"resolution": {"operator", "key_id",
+   * "from_status", "to_status", "review_reason", "reason", "evidence", "resolution_id"}}.
    *
    * @generated from field: google.protobuf.Struct provider_payload = 17;
    */
   providerPayload?: JsonObject | undefined;
+
+  /**
+   * Set when this event is a change of a refund (RefundPayment) of payment_id rather than of
+   * the payment itself: old_status and new_status are then the refund's (PENDING,
+   * PROCESSING, SUCCEEDED, FAILED, UNKNOWN) and amount is the refund's amount. The payment's
+   * own move to REVERSED, when refunds reach its whole amount, is a separate event without
+   * refund_id. Status filters match refund events by the refund's status.
+   *
+   * @generated from field: string refund_id = 18;
+   */
+  refundId: string;
 };
 
 /**

@@ -491,13 +491,24 @@ export declare type Payment = Message<"malipo.payments.v1.Payment"> & {
   /**
    * True when a provider message contradicted this payment (amount, currency) or it expired
    * unresolved; review_reason says why. The status is not changed by such messages.
+   * ListPayments/ListPayouts with filter.needs_review list them; an operator settles them
+   * with ResolvePayment, which clears the flag.
    *
    * @generated from field: bool needs_review = 21;
    */
   needsReview: boolean;
 
   /**
-   * Why needs_review is set.
+   * Why needs_review is set: one stable code (the human detail is review_message):
+   *   AMOUNT_MISMATCH          the provider reported another amount or currency
+   *   REFERENCE_MISMATCH       the provider named another transaction than the one we hold
+   *   REFERENCE_REUSED         the provider's transaction already backs another payment
+   *   DIRECTION_MISMATCH       a callback called a collection a payout, or the reverse
+   *   REVERSED_UNSEEN_SUCCESS  the provider reports money returned for a payment never seen
+   *                            to succeed (its success report was lost)
+   *   EXPIRED                  no final answer in time and the policy is on_expiry=REVIEW,
+   *                            or the outcome was UNKNOWN (never failed without evidence)
+   * Codes may be added; these never change meaning. Empty when needs_review is false.
    *
    * @generated from field: string review_reason = 22;
    */
@@ -531,6 +542,14 @@ export declare type Payment = Message<"malipo.payments.v1.Payment"> & {
    * @generated from field: string idempotency_key = 26;
    */
   idempotencyKey: string;
+
+  /**
+   * Human-readable detail of review_reason ("provider reported KES 9.00, expected KES
+   * 10.00"); wording may change, so match on review_reason.
+   *
+   * @generated from field: string review_message = 27;
+   */
+  reviewMessage: string;
 };
 
 /**
@@ -538,6 +557,106 @@ export declare type Payment = Message<"malipo.payments.v1.Payment"> & {
  * Use `create(PaymentSchema)` to create a new message.
  */
 export declare const PaymentSchema: GenMessage<Payment>;
+
+/**
+ * A refund of a collection (RefundPayment). Its own resource: a payment may have several,
+ * each with its own status and its own status events (StatusEvent.refund_id).
+ *
+ * @generated from message malipo.payments.v1.Refund
+ */
+export declare type Refund = Message<"malipo.payments.v1.Refund"> & {
+  /**
+   * "rf_" followed by a sortable unique id; sent to the provider as the refund's reference.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The collection refunded.
+   *
+   * @generated from field: string payment_id = 2;
+   */
+  paymentId: string;
+
+  /**
+   * Amount refunded by this refund, in the payment's currency.
+   *
+   * @generated from field: malipo.payments.v1.Money amount = 3;
+   */
+  amount?: Money | undefined;
+
+  /**
+   * PENDING (recorded, not yet at the provider), PROCESSING (the provider has it),
+   * SUCCEEDED, FAILED (no money moved; failure_reason says why) or UNKNOWN (sent, the
+   * answer was lost; it counts against the refundable amount until settled).
+   *
+   * @generated from field: malipo.payments.v1.Status status = 4;
+   */
+  status: Status;
+
+  /**
+   * The caller's reason.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * The provider's id for the refund, once known.
+   *
+   * @generated from field: string provider_reference = 6;
+   */
+  providerReference: string;
+
+  /**
+   * The provider's raw status for it.
+   *
+   * @generated from field: string provider_status = 7;
+   */
+  providerStatus: string;
+
+  /**
+   * Stable code when FAILED or UNKNOWN (for example REFUND_REFUSED, PROVIDER_UNAVAILABLE).
+   *
+   * @generated from field: string failure_reason = 8;
+   */
+  failureReason: string;
+
+  /**
+   * Human-readable explanation of failure_reason.
+   *
+   * @generated from field: string failure_message = 9;
+   */
+  failureMessage: string;
+
+  /**
+   * The idempotency key it was created with.
+   *
+   * @generated from field: string idempotency_key = 10;
+   */
+  idempotencyKey: string;
+
+  /**
+   * When Malipo accepted it.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 11;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 12;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message malipo.payments.v1.Refund.
+ * Use `create(RefundSchema)` to create a new message.
+ */
+export declare const RefundSchema: GenMessage<Refund>;
 
 /**
  * The one lifecycle shared by payments (collections) and payouts.

@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
-import type { Customer, Method, Payment, Status } from "./payment_pb.js";
+import type { Customer, Method, Payment, Refund, Status } from "./payment_pb.js";
 import type { Money } from "./money_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Heartbeat, StatusEvent, StatusFilter } from "./events_pb.js";
@@ -409,6 +409,14 @@ export declare type ListFilter = Message<"malipo.payments.v1.ListFilter"> & {
    * @generated from field: google.protobuf.Timestamp created_before = 4;
    */
   createdBefore?: Timestamp | undefined;
+
+  /**
+   * True: only payments flagged for review (Payment.needs_review), the review queue.
+   * False: no filter on the flag.
+   *
+   * @generated from field: bool needs_review = 5;
+   */
+  needsReview: boolean;
 };
 
 /**
@@ -560,11 +568,18 @@ export declare type RefundPaymentRequest = Message<"malipo.payments.v1.RefundPay
   paymentId: string;
 
   /**
-   * Why, kept on the event.
+   * Why, kept on the refund and its events.
    *
    * @generated from field: string reason = 3;
    */
   reason: string;
+
+  /**
+   * How much to refund, in the payment's currency. Absent: everything not yet refunded.
+   *
+   * @generated from field: malipo.payments.v1.Money amount = 4;
+   */
+  amount?: Money | undefined;
 };
 
 /**
@@ -580,11 +595,18 @@ export declare const RefundPaymentRequestSchema: GenMessage<RefundPaymentRequest
  */
 export declare type RefundPaymentResponse = Message<"malipo.payments.v1.RefundPaymentResponse"> & {
   /**
-   * The payment; REVERSED once the provider confirmed the refund.
+   * The payment; REVERSED once refunds reach its whole amount.
    *
    * @generated from field: malipo.payments.v1.Payment payment = 1;
    */
   payment?: Payment | undefined;
+
+  /**
+   * The refund this call made (a replay: the same refund, as it is now).
+   *
+   * @generated from field: malipo.payments.v1.Refund refund = 2;
+   */
+  refund?: Refund | undefined;
 };
 
 /**
@@ -833,6 +855,228 @@ export declare type ListProviderExchangesResponse = Message<"malipo.payments.v1.
 export declare const ListProviderExchangesResponseSchema: GenMessage<ListProviderExchangesResponse>;
 
 /**
+ * Request of ListRefunds.
+ *
+ * @generated from message malipo.payments.v1.ListRefundsRequest
+ */
+export declare type ListRefundsRequest = Message<"malipo.payments.v1.ListRefundsRequest"> & {
+  /**
+   * The collection's id.
+   *
+   * @generated from field: string payment_id = 1;
+   */
+  paymentId: string;
+};
+
+/**
+ * Describes the message malipo.payments.v1.ListRefundsRequest.
+ * Use `create(ListRefundsRequestSchema)` to create a new message.
+ */
+export declare const ListRefundsRequestSchema: GenMessage<ListRefundsRequest>;
+
+/**
+ * Response of ListRefunds.
+ *
+ * @generated from message malipo.payments.v1.ListRefundsResponse
+ */
+export declare type ListRefundsResponse = Message<"malipo.payments.v1.ListRefundsResponse"> & {
+  /**
+   * Oldest first.
+   *
+   * @generated from field: repeated malipo.payments.v1.Refund refunds = 1;
+   */
+  refunds: Refund[];
+
+  /**
+   * Sum of the refunds that succeeded.
+   *
+   * @generated from field: malipo.payments.v1.Money refunded = 2;
+   */
+  refunded?: Money | undefined;
+
+  /**
+   * What may still be refunded: the payment's amount less every refund not FAILED.
+   *
+   * @generated from field: malipo.payments.v1.Money remaining = 3;
+   */
+  remaining?: Money | undefined;
+};
+
+/**
+ * Describes the message malipo.payments.v1.ListRefundsResponse.
+ * Use `create(ListRefundsResponseSchema)` to create a new message.
+ */
+export declare const ListRefundsResponseSchema: GenMessage<ListRefundsResponse>;
+
+/**
+ * Request of ResolvePayment.
+ *
+ * @generated from message malipo.payments.v1.ResolvePaymentRequest
+ */
+export declare type ResolvePaymentRequest = Message<"malipo.payments.v1.ResolvePaymentRequest"> & {
+  /**
+   * Operator-chosen key, 1 to 255 printable ASCII characters, unique per operator.
+   *
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * The tenant the operator believes owns the payment. Required although the id is unique:
+   * an operator key reaches every tenant, so a mistyped id must not settle someone else's
+   * payment. A payment of another tenant is NOT_FOUND.
+   *
+   * @generated from field: string tenant = 2;
+   */
+  tenant: string;
+
+  /**
+   * The payment or payout id.
+   *
+   * @generated from field: string payment_id = 3;
+   */
+  paymentId: string;
+
+  /**
+   * SUCCEEDED, FAILED or CANCELLED.
+   *
+   * @generated from field: malipo.payments.v1.Status resolution = 4;
+   */
+  resolution: Status;
+
+  /**
+   * Why, in a sentence (required, at most 1024 characters); kept on the event.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * What the operator checked: provider statement line, support ticket, call notes
+   * (required, at most 4096 characters). Phone and account numbers are masked when stored.
+   *
+   * @generated from field: string evidence = 6;
+   */
+  evidence: string;
+};
+
+/**
+ * Describes the message malipo.payments.v1.ResolvePaymentRequest.
+ * Use `create(ResolvePaymentRequestSchema)` to create a new message.
+ */
+export declare const ResolvePaymentRequestSchema: GenMessage<ResolvePaymentRequest>;
+
+/**
+ * Response of ResolvePayment.
+ *
+ * @generated from message malipo.payments.v1.ResolvePaymentResponse
+ */
+export declare type ResolvePaymentResponse = Message<"malipo.payments.v1.ResolvePaymentResponse"> & {
+  /**
+   * The payment after the resolution.
+   *
+   * @generated from field: malipo.payments.v1.Payment payment = 1;
+   */
+  payment?: Payment | undefined;
+
+  /**
+   * The journaled resolution.
+   *
+   * @generated from field: malipo.payments.v1.Resolution resolution = 2;
+   */
+  resolution?: Resolution | undefined;
+};
+
+/**
+ * Describes the message malipo.payments.v1.ResolvePaymentResponse.
+ * Use `create(ResolvePaymentResponseSchema)` to create a new message.
+ */
+export declare const ResolvePaymentResponseSchema: GenMessage<ResolvePaymentResponse>;
+
+/**
+ * One ProviderExchange-style record of an operator's decision about a payment.
+ *
+ * @generated from message malipo.payments.v1.Resolution
+ */
+export declare type Resolution = Message<"malipo.payments.v1.Resolution"> & {
+  /**
+   * "rsl_" followed by a sortable unique id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The payment or payout resolved.
+   *
+   * @generated from field: string payment_id = 2;
+   */
+  paymentId: string;
+
+  /**
+   * Operator name from MALIPO_OPERATOR_KEYS.
+   *
+   * @generated from field: string operator = 3;
+   */
+  operator: string;
+
+  /**
+   * First 8 hex digits of the SHA-256 of the operator's key: names the key, reveals nothing.
+   *
+   * @generated from field: string key_id = 4;
+   */
+  keyId: string;
+
+  /**
+   * Status before.
+   *
+   * @generated from field: malipo.payments.v1.Status from_status = 5;
+   */
+  fromStatus: Status;
+
+  /**
+   * Status after (the resolution asked for).
+   *
+   * @generated from field: malipo.payments.v1.Status to_status = 6;
+   */
+  toStatus: Status;
+
+  /**
+   * The review reason code the payment had (empty when it was only UNKNOWN).
+   *
+   * @generated from field: string review_reason = 7;
+   */
+  reviewReason: string;
+
+  /**
+   * Why.
+   *
+   * @generated from field: string reason = 8;
+   */
+  reason: string;
+
+  /**
+   * The evidence, masked.
+   *
+   * @generated from field: string evidence = 9;
+   */
+  evidence: string;
+
+  /**
+   * When it was applied.
+   *
+   * @generated from field: google.protobuf.Timestamp resolved_at = 10;
+   */
+  resolvedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message malipo.payments.v1.Resolution.
+ * Use `create(ResolutionSchema)` to create a new message.
+ */
+export declare const ResolutionSchema: GenMessage<Resolution>;
+
+/**
  * One exchange with a provider, masked.
  *
  * @generated from message malipo.payments.v1.ProviderExchange
@@ -908,6 +1152,13 @@ export declare type ProviderExchange = Message<"malipo.payments.v1.ProviderExcha
    * @generated from field: string detail = 10;
    */
   detail: string;
+
+  /**
+   * Set for KIND_RESOLUTION.
+   *
+   * @generated from field: malipo.payments.v1.Resolution resolution = 11;
+   */
+  resolution?: Resolution | undefined;
 };
 
 /**
@@ -942,6 +1193,13 @@ export enum ProviderExchange_Kind {
    * @generated from enum value: KIND_CALLBACK = 2;
    */
   CALLBACK = 2,
+
+  /**
+   * An operator resolved the payment (ResolvePayment); see resolution.
+   *
+   * @generated from enum value: KIND_RESOLUTION = 3;
+   */
+  RESOLUTION = 3,
 }
 
 /**
@@ -1034,7 +1292,14 @@ export declare const PaymentService: GenService<{
     output: typeof ListPayoutsResponseSchema;
   },
   /**
-   * Refund a succeeded collection where the provider supports it; REVERSED once confirmed.
+   * Refund a succeeded collection, wholly or in part, where the provider supports it. Each
+   * call makes one Refund resource with its own status and events; several partial refunds
+   * add up to at most the collected amount (asking for more is FAILED_PRECONDITION with
+   * reason REFUND_EXCEEDS_REMAINING and the remaining amount in ErrorInfo metadata
+   * "remaining_minor" and "currency"). The payment becomes REVERSED once refunds reach its
+   * whole amount. A provider without partial refunds (Capabilities.partial_refunds false)
+   * refuses anything but a refund of the whole amount: FAILED_PRECONDITION with reason
+   * PARTIAL_REFUNDS_NOT_SUPPORTED.
    *
    * @generated from rpc malipo.payments.v1.PaymentService.RefundPayment
    */
@@ -1089,6 +1354,8 @@ export declare const PaymentService: GenService<{
    * What was said to and heard from the provider about one payment or payout: each request
    * and its answer, and each callback received, oldest first, with secrets, signatures,
    * phone and account numbers masked. Another tenant's id is NOT_FOUND.
+   * Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
+   * with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
    *
    * @generated from rpc malipo.payments.v1.PaymentService.ListProviderExchanges
    */
@@ -1096,6 +1363,34 @@ export declare const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof ListProviderExchangesRequestSchema;
     output: typeof ListProviderExchangesResponseSchema;
+  },
+  /**
+   * The refunds of one collection, oldest first, with the amount refunded and what remains.
+   *
+   * @generated from rpc malipo.payments.v1.PaymentService.ListRefunds
+   */
+  listRefunds: {
+    methodKind: "unary";
+    input: typeof ListRefundsRequestSchema;
+    output: typeof ListRefundsResponseSchema;
+  },
+  /**
+   * Operators only: settle a payment flagged for review (needs_review) or UNKNOWN after
+   * looking at the provider's records. It moves to SUCCEEDED, FAILED or CANCELLED only
+   * along the allowed transitions (a flagged payment may also keep its status: the flag is
+   * cleared), clears needs_review, and emits a status event whose provider_payload records
+   * who (operator name and key id, never the key), why and the evidence. Each resolution is
+   * journaled and listed by ListProviderExchanges. Needs an operator key
+   * (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
+   * OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
+   * resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
+   *
+   * @generated from rpc malipo.payments.v1.PaymentService.ResolvePayment
+   */
+  resolvePayment: {
+    methodKind: "unary";
+    input: typeof ResolvePaymentRequestSchema;
+    output: typeof ResolvePaymentResponseSchema;
   },
 }>;
 

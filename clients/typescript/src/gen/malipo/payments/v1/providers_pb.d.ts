@@ -225,6 +225,14 @@ export declare type Capabilities = Message<"malipo.payments.v1.Capabilities"> & 
    * @generated from field: bool callbacks = 6;
    */
   callbacks: boolean;
+
+  /**
+   * RefundPayment may refund less than the whole amount, several times. False (with refunds
+   * true): only a refund of the whole amount is accepted.
+   *
+   * @generated from field: bool partial_refunds = 7;
+   */
+  partialRefunds: boolean;
 };
 
 /**

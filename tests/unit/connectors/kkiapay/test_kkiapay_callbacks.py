@@ -7,13 +7,22 @@ from datetime import UTC, datetime
 import pytest
 
 from malipo.app.connector import InboundCallback
-from malipo.connectors.kkiapay.webhooks import parse, secret_matches, verify
+from malipo.connectors.kkiapay import signing
+from malipo.connectors.kkiapay.callbacks import parse, verify
+from malipo.connectors.kkiapay.signing import secret_matches
 from malipo.domain.errors import CallbackRejected
 from malipo.domain.money import Money
 from malipo.domain.status import Status
+from malipo.sandbox import kkiapay as fake
+from tests.connectors.kkiapay.kkiapay_document_samples import (
+    KEY_HEADERS,
+    NOTES_ADMIN_API,
+    NOTES_WEBHOOKS,
+    SECRET_HEADER,
+)
 
-# KKiaPay's documented webhook body for a successful widget payment (field names as sent,
-# including their `isPaymentSucces` spelling).
+# The webhook body is not in the documents: these are the fields the connector and the fake
+# each assume (see sandbox/kkiapay.py), including KKiaPay's `isPaymentSucces` spelling.
 SUCCESS = (b'{"transactionId":"1234567","isPaymentSucces":true,"account":"2290197000000",'
            b'"label":"MTN BENIN","method":"MOBILE_MONEY","amount":5000,"fees":100,'
            b'"partnerId":"","performedAt":"2026-01-01T10:00:00.000Z",'
@@ -66,11 +75,11 @@ def test_failed_body() -> None:
     assert event.update.failure_message == "balance too low"
 
 
-def test_event_name_alone_is_a_claim_and_unknown_events_claim_nothing() -> None:
+def test_event_name_alone_is_a_claim_and_unknown_events_claim_unknown() -> None:
     [event] = parse(callback(b'{"transactionId":"1","event":"transaction.failed"}'), "XOF")
     assert event.update.status is Status.FAILED
     [event] = parse(callback(b'{"transactionId":1,"event":"payout.whatever"}'), "XOF")
-    assert event.update.status is None
+    assert event.update.status is Status.UNKNOWN
     assert event.update.provider_reference == "1"
 
 
@@ -80,3 +89,12 @@ def test_event_name_alone_is_a_claim_and_unknown_events_claim_nothing() -> None:
 def test_bodies_that_are_not_kkiapay_webhooks(body: bytes) -> None:
     with pytest.raises(CallbackRejected):
         parse(callback(body), "XOF")
+
+
+def test_both_readings_use_the_documented_secret_header() -> None:
+    assert signing.SECRET_HEADER == SECRET_HEADER
+    assert fake.SECRET_HEADER == SECRET_HEADER
+    assert SECRET_HEADER in NOTES_WEBHOOKS
+    verify(callback(SUCCESS, {SECRET_HEADER: "s"}), ("s",))
+    assert fake.KEY_HEADERS == KEY_HEADERS
+    assert all(name in NOTES_ADMIN_API for name in KEY_HEADERS)

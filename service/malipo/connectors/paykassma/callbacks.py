@@ -1,30 +1,36 @@
-"""Reading Paykassma postbacks (deposit and withdrawal) into neutral callback events.
+"""Inbound Paykassma postbacks (deposit and withdrawal): verified, then read into neutral
+callback events.
 
 Shape (document, "Deposit postback" and "Example of a postback for a Mpesa withdrawal"): one
 JSON object with signature, wallet_type, amount, currency_code, label, converted_amount (a map
 of dozens of currencies, kept raw), direction ("ingoing" deposit / "outgoing" withdrawal),
 created_datetime, access_key and additional_data, a list of transactions. Each transaction
 becomes one event:
-  deposit     our id is `plugin_custom_order_id` (the custom_transaction_id we sent);
-              `transaction_id` is the M-Pesa receipt, kept as fulfilment, not as the
-              provider reference (that is the order_id the create answer gave).
-  withdrawal  our id is `withdrawal_id` (we send our payment id); `withdrawal_status`
-              1/5 per mapping.WITHDRAWAL_STATUS.
+  deposit     the payment is the one named by `plugin_custom_order_id` (the
+              custom_transaction_id we sent); `transaction_id` is the M-Pesa receipt, kept
+              as fulfilment, not as the provider reference (the create answer's order_id).
+  withdrawal  the payment is the one named by `withdrawal_id` (we send our payment id);
+              `withdrawal_status` 1/5 per mapping.WITHDRAWAL_STATUS.
+The id alone does not settle a payment: every event carries the amount and the number
+(`account_number`, when Paykassma names one) it reports, and apply_update flags a payment
+for review instead of moving it when either differs from ours.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from malipo.app.connector import CallbackEvent
+from malipo.connectors.exact_json import loads, plain
 from malipo.connectors.paykassma.mapping import (
     DEPOSIT_POSTBACK_STATUS,
     WITHDRAWAL_REJECTED,
     withdrawal_status,
 )
-from malipo.connectors.paykassma.signing import parse_ordered
+from malipo.connectors.paykassma.settings import PaykassmaSettings
+from malipo.connectors.paykassma.signing import postback_is_authentic
 from malipo.domain.errors import CallbackRejected
 from malipo.domain.money import InexactAmount, Money, UnknownCurrency
 from malipo.domain.payments import ProviderUpdate
@@ -38,7 +44,7 @@ DIRECTIONS: Mapping[str, Direction] = {
 
 def read_postback(body: bytes) -> dict[str, Any]:
     try:
-        data = parse_ordered(body)
+        data = loads(body)
     except (ValueError, UnicodeDecodeError):
         raise CallbackRejected("paykassma postback is not JSON") from None
     if not isinstance(data, dict):
@@ -46,16 +52,16 @@ def read_postback(body: bytes) -> dict[str, Any]:
     return data  # type: ignore[return-value]
 
 
-def plain(value: Any) -> Any:
-    """JSON-safe copy: decimals become their exact positional text (never floats, never
-    "2.6E-7" for a converted_amount of 0.00000026)."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}  # type: ignore[union-attr]
-    if isinstance(value, list):
-        return [plain(v) for v in value]  # type: ignore[union-attr]
-    return value
+def verify(postback: Mapping[str, Any], settings: PaykassmaSettings) -> None:
+    """The access_key must be ours and the signature one of our (rotating) private keys'."""
+    access_key = settings.require("postback_access_key")
+    sent_key = postback.get("access_key")
+    if not isinstance(sent_key, str) or not hmac.compare_digest(
+            sent_key.encode(), access_key.encode()):
+        raise CallbackRejected("paykassma postback: access_key does not match")
+    if not postback_is_authentic(postback, access_key, settings.postback_private_keys,
+                                 settings.postback_signed_form):
+        raise CallbackRejected("paykassma postback: signature does not match")
 
 
 def _text(value: Any) -> str:
@@ -107,6 +113,7 @@ def _deposit(item: Mapping[str, Any], postback: Mapping[str, Any],
         fulfilment=fulfilment,
         amount=_amount(item, postback),
         raw=raw,
+        customer_number=_text(item.get("account_number")),
     )
     key = _text(item.get("stockpiling_id")) or receipt or ours
     return CallbackEvent(update=update, payment_id=ours, event_key=f"ingoing:{key}",
@@ -118,20 +125,22 @@ def _withdrawal(item: Mapping[str, Any], postback: Mapping[str, Any],
     ours = _text(item.get("withdrawal_id"))
     if not ours:
         raise CallbackRejected("paykassma withdrawal postback has no withdrawal_id")
-    code = _text(item.get("withdrawal_status"))
+    code = item.get("withdrawal_status")
     status = withdrawal_status(code)
     comment = _text(item.get("comment"))
     failed = status is Status.FAILED
     update = ProviderUpdate(
         status=status,
         provider_reference=ours,
-        provider_status=code,
+        provider_status=_text(code),
         provider_message=comment,
         failure_reason=WITHDRAWAL_REJECTED if failed else "",
         failure_message=(comment or "withdrawal rejected (status 5)") if failed else "",
         fulfilment={"transaction_id": t} if (t := _text(item.get("transaction_id"))) else {},
         amount=_amount(item, postback),
         raw=raw,
+        customer_number=_text(item.get("account_number")),
     )
-    return CallbackEvent(update=update, payment_id=ours, event_key=f"outgoing:{ours}:{code}",
+    return CallbackEvent(update=update, payment_id=ours,
+                         event_key=f"outgoing:{ours}:{_text(code)}",
                          direction=Direction.PAYOUT.value, raw=raw)

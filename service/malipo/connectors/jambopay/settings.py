@@ -1,0 +1,69 @@
+"""The account settings the JamboPay connector reads, parsed once, with documented defaults.
+
+Credentials come from the account's `settings` mapping (config or files), never from code.
+jambopay-transaction-status.txt gives the status call (path, `transactionid`, the app key
+header and a bearer token, not their names); NOTES.md section 4 adds the presentment and
+commit. Every choice they leave open is marked "assumed" and is a setting, so the README's
+provider-assumptions table can name it and an operator can follow the live API.
+
+  base_url                required (JamboPay's services root)
+  username, password, app_key   required; the agency credentials and the app key
+  token_url               "{base_url}/token" (assumed: the documents name no token endpoint)
+  grant_type              "agency" (assumed: the token request's grant_type)
+  app_key_header          "app_key" (assumed: the document says "the app key in the header")
+  kplc_stream             "kplc" (NOTES.md: Stream=kplc)
+  airtime_stream          "credit" (assumed: NOTES.md says only "Airtime is another stream")
+  timeout_s               "30"
+  token_ttl_s             "3600" (assumed, used when the token answer gives no expires_in)
+  token_refresh_margin_s  "60"
+  presentment_ttl_s       "0" (assumed: a presentment's lifetime is not documented; 0 shows
+                          no expires_at)
+  callback_allowed_ips    "" (comma-separated, CIDR allowed; the callback is unsigned)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from malipo.app.connector import ProviderAccount
+
+
+@dataclass(frozen=True, slots=True)
+class JambopaySettings:
+    """What the connector reads from ProviderAccount.settings, parsed once."""
+
+    base_url: str
+    token_url: str
+    username: str
+    password: str
+    app_key: str
+    grant_type: str = "agency"
+    app_key_header: str = "app_key"
+    kplc_stream: str = "kplc"
+    airtime_stream: str = "credit"
+    timeout_s: float = 30.0
+    token_ttl_s: float = 3600.0
+    token_refresh_margin_s: float = 60.0
+    presentment_ttl_s: float = 0.0
+    callback_allowed_ips: tuple[str, ...] = ()
+
+    @classmethod
+    def from_account(cls, account: ProviderAccount) -> JambopaySettings:
+        base = account.setting("base_url").rstrip("/")
+        ips = account.setting("callback_allowed_ips", "")
+        return cls(
+            base_url=base,
+            token_url=account.setting("token_url", base + "/token"),
+            username=account.setting("username"),
+            password=account.setting("password"),
+            app_key=account.setting("app_key"),
+            grant_type=account.setting("grant_type", "agency"),
+            app_key_header=account.setting("app_key_header", "app_key"),
+            kplc_stream=account.setting("kplc_stream", "kplc"),
+            airtime_stream=account.setting("airtime_stream", "credit"),
+            timeout_s=float(account.setting("timeout_s", "30")),
+            token_ttl_s=float(account.setting("token_ttl_s", "3600")),
+            token_refresh_margin_s=float(account.setting("token_refresh_margin_s", "60")),
+            presentment_ttl_s=float(account.setting("presentment_ttl_s", "0")),
+            callback_allowed_ips=tuple(ip.strip() for ip in ips.split(",") if ip.strip()),
+        )

@@ -1,0 +1,30 @@
+"""Why a payment is flagged for review: stable codes, the one list the contract documents."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReviewReason(StrEnum):
+    """A payment's review_reason is stored as "CODE: detail"; callers get the code and the
+    detail apart (Payment.review_reason, Payment.review_message). New codes may be added;
+    none may change meaning, since operators and callers route on them."""
+
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    REFERENCE_MISMATCH = "REFERENCE_MISMATCH"
+    ACCOUNT_MISMATCH = "ACCOUNT_MISMATCH"
+    REFERENCE_REUSED = "REFERENCE_REUSED"
+    DIRECTION_MISMATCH = "DIRECTION_MISMATCH"
+    REVERSED_UNSEEN_SUCCESS = "REVERSED_UNSEEN_SUCCESS"
+    EXPIRED = "EXPIRED"
+
+
+def review_text(code: ReviewReason, detail: str) -> str:
+    """The stored form of a review reason."""
+    return f"{code}: {detail}" if detail else str(code)
+
+
+def split_review(text: str) -> tuple[str, str]:
+    """(code, detail) of a stored review reason."""
+    code, _, detail = text.partition(":")
+    return code.strip(), detail.strip()

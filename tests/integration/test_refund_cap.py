@@ -1,0 +1,85 @@
+"""The refund cap is the database's: concurrent refunds of one payment, each in its own
+transaction under the payment's row lock, never add up to more than the payment's amount."""
+
+import asyncio
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import asyncpg
+
+from malipo.app.unit_of_work import Schedule
+from malipo.domain.ids import new_payment_id, new_refund_id
+from malipo.domain.money import Money
+from malipo.domain.payments import Payment
+from malipo.domain.refunds import Refund
+from malipo.domain.status import Direction, Method, Status
+from malipo.store.unit_of_work import PostgresUnitOfWorkFactory
+
+
+async def _succeeded_payment(uows: PostgresUnitOfWorkFactory, amount: int) -> Payment:
+    now = datetime.now(UTC)
+    payment = Payment(id=new_payment_id(), tenant="acme", direction=Direction.COLLECTION,
+                      provider="simulator", account="default", method=Method.UNSPECIFIED,
+                      amount=Money.of(amount, "KES"), idempotency_key=str(uuid.uuid4()),
+                      created_at=now, updated_at=now, status=Status.SUCCEEDED)
+    async with uows() as uow:
+        assert await uow.payments.add(payment, actor="test", schedule=Schedule(None))
+    return payment
+
+
+def _refund(payment: Payment, minor: int) -> Refund:
+    now = datetime.now(UTC)
+    return Refund(id=new_refund_id(), payment_id=payment.id, tenant=payment.tenant,
+                  amount=Money.of(minor, "KES"), idempotency_key=str(uuid.uuid4()),
+                  created_at=now, updated_at=now)
+
+
+async def _add_locked(uows: PostgresUnitOfWorkFactory, payment: Payment, minor: int) -> bool:
+    async with uows() as uow:
+        locked = await uow.payments.lock(payment.id)
+        assert locked is not None
+        await asyncio.sleep(0)  # let the others queue on the lock
+        return await uow.refunds.add(_refund(payment, minor), locked, actor="test")
+
+
+async def _outbox_refund_rows(pool: asyncpg.Pool, payment_id: str) -> int:
+    return int(await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE payload->>'payment_id' = $1 "
+        "AND payload->>'refund_id' <> ''", payment_id))
+
+
+async def test_concurrent_refunds_stop_at_the_amount(pool: asyncpg.Pool) -> None:
+    uows = PostgresUnitOfWorkFactory(pool)
+    payment = await _succeeded_payment(uows, 1000)
+    added = await asyncio.gather(*(_add_locked(uows, payment, 300) for _ in range(20)))
+    assert added.count(True) == 3
+    async with uows() as uow:
+        totals = await uow.refunds.totals(payment.id)
+        refunds = await uow.refunds.for_payment(payment.id)
+    assert (totals.held, totals.refunded) == (900, 0)
+    assert len(refunds) == 3
+    assert await _outbox_refund_rows(pool, payment.id) == 3  # one creation event each
+
+
+async def test_a_refund_that_does_not_fit_writes_nothing_and_failed_ones_free_room(
+        pool: asyncpg.Pool) -> None:
+    uows = PostgresUnitOfWorkFactory(pool)
+    payment = await _succeeded_payment(uows, 500)
+    assert await _add_locked(uows, payment, 400)
+    assert not await _add_locked(uows, payment, 101)
+    assert await _outbox_refund_rows(pool, payment.id) == 1
+
+    async with uows() as uow:
+        first = (await uow.refunds.for_payment(payment.id))[0]
+        locked = await uow.payments.lock(payment.id)
+        assert locked is not None
+        failed = replace(first, status=Status.FAILED, failure_reason="REFUND_REFUSED")
+        assert await uow.refunds.write(first, failed, locked, actor="test",
+                                       provider_payload={})
+        # The guard: a second change decided from PENDING finds it moved.
+        assert not await uow.refunds.write(first, failed, locked, actor="test",
+                                           provider_payload={})
+    assert await _add_locked(uows, payment, 500)
+    async with uows() as uow:
+        assert (await uow.refunds.totals(payment.id)).held == 500
