@@ -19,9 +19,13 @@ import grpc
 import pytest
 
 from malipo.config import Settings
+from malipo.connectors import registry
 from malipo.payments.v1 import money_pb2, payment_pb2, payment_service_pb2
-from malipo.sandbox.demo import ACCOUNT, PROVIDERS, Sandbox
-from malipo.sandbox.kwik import ACCOUNT_FOR
+from malipo.sandbox.demo import ACCOUNT, Sandbox, fake_classes
+from malipo.sandbox.gateway import GatewayFake
+from malipo.sandbox.kkiapay import KkiapayFake
+from malipo.sandbox.kwik import ACCOUNT_FOR, KwikFake
+from malipo.sandbox.paykassma import PaykassmaFake
 from tests.harness import TENANT_KEYS, Running, auth, create_request, free_port, running
 
 pb = payment_service_pb2
@@ -102,9 +106,11 @@ async def gateway_payment(service: Running) -> payment_pb2.Payment:
 async def test_demo_configures_one_account_per_provider(demo: Demo) -> None:
     service, sandbox = demo
     listed = await service.stub.ListProviders(pb.ListProvidersRequest(), metadata=auth())
+    connectors = set(registry.known_providers())
     assert {p.name: list(p.accounts) for p in listed.providers} == {
-        p: [ACCOUNT] for p in PROVIDERS}
-    assert set(sandbox.fakes) == set(PROVIDERS) - {"simulator"}
+        p: [ACCOUNT] for p in connectors}
+    # Every connector but the in-process simulator has its fake, found without registration.
+    assert set(sandbox.fakes) == set(fake_classes()) == connectors - {"simulator"}
     guide = sandbox.guide(service.app.grpc_address)
     for name, fake in sandbox.fakes.items():
         assert fake.base_url in guide, name
@@ -121,13 +127,13 @@ async def test_simulator_flow(demo: Demo) -> None:
 
 async def test_gateway_flow_settles_by_signed_callback(demo: Demo, pool: asyncpg.Pool) -> None:
     service, sandbox = demo
-    before = len(sandbox.gateway.deliveries)
+    before = len(sandbox.fake("gateway", GatewayFake).deliveries)
     created = await gateway_payment(service)
     assert created.status == PROCESSING
     done = await wait_for(service, created.id, SUCCEEDED)
     assert done.status == SUCCEEDED and done.provider_reference
-    await _until(lambda: len(sandbox.gateway.deliveries) > before)
-    assert [d.status for d in sandbox.gateway.deliveries[before:]] == [200]
+    await _until(lambda: len(sandbox.fake("gateway", GatewayFake).deliveries) > before)
+    assert [d.status for d in sandbox.fake("gateway", GatewayFake).deliveries[before:]] == [200]
     assert await transitions(pool, created.id) == ["PENDING", "PROCESSING", "SUCCEEDED"]
 
 
@@ -140,8 +146,8 @@ async def test_paykassma_flow_settles_by_postback(demo: Demo) -> None:
     done = await wait_for(service, created.id, SUCCEEDED)
     assert done.status == SUCCEEDED, done
     # Paykassma stops re-sending only on {"status":"ok"}: one delivery was enough.
-    await _until(lambda: bool(sandbox.paykassma.deliveries))
-    assert [d.status for d in sandbox.paykassma.deliveries] == [200]
+    await _until(lambda: bool(sandbox.fake("paykassma", PaykassmaFake).deliveries))
+    assert [d.status for d in sandbox.fake("paykassma", PaykassmaFake).deliveries] == [200]
 
 
 async def test_kkiapay_flow_widget_then_webhook(demo: Demo) -> None:
@@ -151,7 +157,7 @@ async def test_kkiapay_flow_widget_then_webhook(demo: Demo) -> None:
         metadata=auth())).payment
     assert created.status == payment_pb2.STATUS_ACTION_REQUIRED
     async with aiohttp.ClientSession() as session, session.post(
-            sandbox.kkiapay.base_url + "/_test/widget",
+            sandbox.fake("kkiapay", KkiapayFake).base_url + "/_test/widget",
             json={"amount": 5000, "data": created.id}) as resp:  # the customer pays
         assert resp.status == 200
     done = await wait_for(service, created.id, SUCCEEDED)
@@ -184,7 +190,8 @@ async def test_kwik_flow_debit_order_paid_by_the_bank(demo: Demo, pool: asyncpg.
         provider_fields={"action_date": date.today().isoformat()}), metadata=auth())).payment
     done = await wait_for(service, created.id, SUCCEEDED)
     assert done.status == SUCCEEDED, done
-    assert sandbox.kwik.deliveries and all(d.status == 200 for d in sandbox.kwik.deliveries)
+    deliveries = sandbox.fake("kwik", KwikFake).deliveries
+    assert deliveries and all(d.status == 200 for d in deliveries)
     assert (await transitions(pool, created.id))[-1] == "SUCCEEDED"
 
 
@@ -193,7 +200,7 @@ async def test_kwik_flow_debit_order_paid_by_the_bank(demo: Demo, pool: asyncpg.
 async def test_late_callback_arrives_late_and_changes_nothing_twice(
         demo: Demo, pool: asyncpg.Pool) -> None:
     service, sandbox = demo
-    gateway = sandbox.gateway
+    gateway = sandbox.fake("gateway", GatewayFake)
     armed = await control(gateway.base_url, next_callback="late", late_seconds=1.5)
     assert armed["next_callback"] == "late"
     before = len(gateway.deliveries)
@@ -208,11 +215,11 @@ async def test_late_callback_arrives_late_and_changes_nothing_twice(
 
 async def test_twice_is_a_duplicate(demo: Demo, pool: asyncpg.Pool) -> None:
     service, sandbox = demo
-    await control(sandbox.gateway.base_url, next_callback="twice")
-    before = len(sandbox.gateway.deliveries)
+    await control(sandbox.fake("gateway", GatewayFake).base_url, next_callback="twice")
+    before = len(sandbox.fake("gateway", GatewayFake).deliveries)
     created = await gateway_payment(service)
-    await _until(lambda: len(sandbox.gateway.deliveries) >= before + 2)
-    first, second = sandbox.gateway.deliveries[before:before + 2]
+    await _until(lambda: len(sandbox.fake("gateway", GatewayFake).deliveries) >= before + 2)
+    first, second = sandbox.fake("gateway", GatewayFake).deliveries[before:before + 2]
     assert first.body == second.body and first.status == second.status == 200
     assert (await wait_for(service, created.id, SUCCEEDED)).status == SUCCEEDED
     assert await transitions(pool, created.id) == ["PENDING", "PROCESSING", "SUCCEEDED"]
@@ -224,11 +231,11 @@ async def test_twice_is_a_duplicate(demo: Demo, pool: asyncpg.Pool) -> None:
 async def test_out_of_order_final_first_then_stale_progress(
         demo: Demo, pool: asyncpg.Pool) -> None:
     service, sandbox = demo
-    await control(sandbox.gateway.base_url, next_callback="out_of_order")
-    before = len(sandbox.gateway.deliveries)
+    await control(sandbox.fake("gateway", GatewayFake).base_url, next_callback="out_of_order")
+    before = len(sandbox.fake("gateway", GatewayFake).deliveries)
     created = await gateway_payment(service)
-    await _until(lambda: len(sandbox.gateway.deliveries) >= before + 2)
-    final, progress = sandbox.gateway.deliveries[before:before + 2]
+    await _until(lambda: len(sandbox.fake("gateway", GatewayFake).deliveries) >= before + 2)
+    final, progress = sandbox.fake("gateway", GatewayFake).deliveries[before:before + 2]
     assert b'"status":2' in final.body and b'"status":1' in progress.body
     await asyncio.sleep(0.3)
     # The late "in progress" never overwrites SUCCEEDED.
@@ -239,11 +246,11 @@ async def test_out_of_order_final_first_then_stale_progress(
 async def test_forged_callback_is_refused_and_the_provider_is_asked(
         demo: Demo, pool: asyncpg.Pool) -> None:
     service, sandbox = demo
-    await control(sandbox.gateway.base_url, next_callback="forged")
-    before = len(sandbox.gateway.deliveries)
+    await control(sandbox.fake("gateway", GatewayFake).base_url, next_callback="forged")
+    before = len(sandbox.fake("gateway", GatewayFake).deliveries)
     created = await gateway_payment(service)
-    await _until(lambda: len(sandbox.gateway.deliveries) > before)
-    assert sandbox.gateway.deliveries[before].status == 401
+    await _until(lambda: len(sandbox.fake("gateway", GatewayFake).deliveries) > before)
+    assert sandbox.fake("gateway", GatewayFake).deliveries[before].status == 401
     assert (await wait_for(service, created.id, SUCCEEDED)).status == SUCCEEDED
     assert await transitions(pool, created.id) == ["PENDING", "PROCESSING", "SUCCEEDED"]
     refused = [e for e in await exchanges(service, created.id)
@@ -255,11 +262,11 @@ async def test_forged_callback_is_refused_and_the_provider_is_asked(
 async def test_never_called_back_the_reconciler_finds_out(
         demo: Demo, pool: asyncpg.Pool) -> None:
     service, sandbox = demo
-    await control(sandbox.gateway.base_url, next_callback="never")
-    before = len(sandbox.gateway.deliveries)
+    await control(sandbox.fake("gateway", GatewayFake).base_url, next_callback="never")
+    before = len(sandbox.fake("gateway", GatewayFake).deliveries)
     created = await gateway_payment(service)
     assert (await wait_for(service, created.id, SUCCEEDED)).status == SUCCEEDED
-    assert len(sandbox.gateway.deliveries) == before
+    assert len(sandbox.fake("gateway", GatewayFake).deliveries) == before
     ops = [e.operation for e in await exchanges(service, created.id)]
     assert ops[0] != ops[-1] and len(ops) >= 2  # the create, then at least one status poll
     assert await transitions(pool, created.id) == ["PENDING", "PROCESSING", "SUCCEEDED"]
@@ -269,7 +276,8 @@ async def test_never_called_back_the_reconciler_finds_out(
 async def test_lost_answer_is_unknown_then_reconciled(
         demo: Demo, pool: asyncpg.Pool, fault: str) -> None:
     service, sandbox = demo
-    await control(sandbox.gateway.base_url, next_response=fault, next_callback="never")
+    await control(sandbox.fake("gateway", GatewayFake).base_url, next_response=fault,
+                  next_callback="never")
     created = await gateway_payment(service)
     # The provider took it but we could not tell: never FAILED without evidence.
     assert created.status == payment_pb2.STATUS_UNKNOWN, created
@@ -283,14 +291,15 @@ async def test_lost_answer_is_unknown_then_reconciled(
 async def test_refused_with_500_is_unknown_and_never_succeeds_unseen(
         demo: Demo, pool: asyncpg.Pool) -> None:
     service, sandbox = demo
-    await control(sandbox.gateway.base_url, next_response="error_500")
+    await control(sandbox.fake("gateway", GatewayFake).base_url, next_response="error_500")
     created = await gateway_payment(service)
     assert created.status == payment_pb2.STATUS_UNKNOWN, created
-    assert created.id not in sandbox.gateway.orders  # the fake refused it before processing
+    # the fake refused it before processing
+    assert created.id not in sandbox.fake("gateway", GatewayFake).orders
     await asyncio.sleep(1.5)
     now = await wait_for(service, created.id, SUCCEEDED, timeout=0)
     # Whatever the reconciler concluded, it did not invent a success the provider never had.
-    assert now.status != SUCCEEDED or created.id in sandbox.gateway.orders
+    assert now.status != SUCCEEDED or created.id in sandbox.fake("gateway", GatewayFake).orders
     assert (await transitions(pool, created.id))[:2] == ["PENDING", "UNKNOWN"]
 
 

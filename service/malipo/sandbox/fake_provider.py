@@ -5,6 +5,11 @@ counts; `POST /_control` with JSON such as
   {"next_callback": "late"|"twice"|"out_of_order"|"forged"|"never", "late_seconds": 5,
    "next_response": "timeout"|"error_500"|"error_500_after", "count": 1}
 arms a one-shot behaviour for the next callback(s) or the next response(s).
+
+The offline sandbox (`malipo serve --demo`, sandbox/demo.py) finds every fake in this package
+and asks each for itself (`for_demo`), the account settings that point its connector at it
+(`demo_settings`) and its lines of the banner (`demo_guide`): adding a provider's fake adds it
+to the sandbox without touching demo.py.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -95,8 +101,23 @@ def accepted_on_2xx(status: int, _answer: bytes) -> bool:
     return 200 <= status < 300
 
 
+@dataclass(frozen=True, slots=True)
+class DemoSetup:
+    """What the sandbox hands each fake it builds."""
+
+    callback_url: str        # where this provider's callbacks reach Malipo
+    complete_after_s: float  # time to a final callback, where the fake decides it
+    retry_delay_s: float = 0.5
+
+    @staticmethod
+    def key() -> str:
+        """A fresh random credential."""
+        return secrets.token_hex(12)
+
+
 class FakeProvider:
-    """Base of the fakes. Subclasses add routes in `routes()` and may override `forge()`."""
+    """Base of the fakes. Subclasses add routes in `routes()` and may override `forge()`;
+    one standing for a provider sets `name` to the provider's name and the demo hooks."""
 
     name = "fake"
 
@@ -138,6 +159,24 @@ class FakeProvider:
             await self._session.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    # --- the offline sandbox -------------------------------------------------------------
+
+    @classmethod
+    def for_demo(cls, setup: DemoSetup) -> FakeProvider:
+        """This fake with fresh credentials, calling back `setup.callback_url`."""
+        raise NotImplementedError(f"{cls.__name__} has no demo")
+
+    def demo_settings(self) -> dict[str, str]:
+        """The connector account settings that point at this fake (after `start`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no demo")
+
+    def demo_guide(self) -> list[str]:
+        """How to try this provider's flow: lines under the sandbox's banner."""
+        return []
+
+    def demo_step(self) -> None:
+        """Called every few seconds while the sandbox runs (a bank moving debit orders)."""
 
     def calls_to(self, path_suffix: str) -> list[RecordedCall]:
         return [c for c in self.calls if c.path.endswith(path_suffix)]

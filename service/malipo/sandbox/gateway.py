@@ -51,7 +51,7 @@ from typing import Any
 
 from aiohttp import web
 
-from malipo.sandbox.fake_provider import Callback, CallbackMode, FakeProvider, json_bytes
+from malipo.sandbox.fake_provider import Callback, CallbackMode, DemoSetup, FakeProvider, json_bytes
 
 SIMULATOR = "14"
 C2B, B2C = 17, 16  # the document's operation types
@@ -325,6 +325,19 @@ def _invalid(name: str) -> Refused:
 
 class GatewayFake(FakeProvider):
     name = "gateway"
+
+    @classmethod
+    def for_demo(cls, setup: DemoSetup) -> GatewayFake:
+        return cls(merchant_id="demo-merchant", secret_key=setup.key(), public_id="demo",
+                   otp="1234", complete_after_s=setup.complete_after_s)
+
+    def demo_settings(self) -> dict[str, str]:
+        return {"base_url": self.base_url, "public_id": self.public_id,
+                "merchant_id": self.merchant_id, "secret_key": self.secret_key}
+
+    def demo_guide(self) -> list[str]:
+        return [f"gateway    {self.base_url}  CreatePayment provider=gateway channel=2390 KES",
+                "           phone +254712345678: PROCESSING, then a signed callback: SUCCEEDED"]
 
     def __init__(self, *, merchant_id: str = "merchant-test", secret_key: str = "secret-test",  # noqa: S107
                  public_id: str = "public-test", otp: str = "1234",

@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from malipo.sandbox.fake_provider import Callback, Delivery, FakeProvider
+from malipo.sandbox.fake_provider import Callback, Delivery, DemoSetup, FakeProvider
 
 PREFIX = "/jambopayservices"
 # The transaction-status document's "Available statuses", and the streams: "kplc" is the
@@ -112,6 +112,19 @@ def _error(code: int | None, message: str, status: int = 400) -> web.Response:
 
 class JambopayFake(FakeProvider):
     name = "jambopay"
+
+    @classmethod
+    def for_demo(cls, setup: DemoSetup) -> JambopayFake:
+        return cls(username="demo@malipo.test", password=setup.key(), app_key=setup.key())
+
+    def demo_settings(self) -> dict[str, str]:
+        return {"base_url": self.api_base, "username": self.username, "password": self.password,
+                "app_key": self.app_key}
+
+    def demo_guide(self) -> list[str]:
+        return [f"jambopay   {self.base_url}  CreatePayout provider=jambopay channel=kplc",
+                "           KES provider_fields meter_number=14234567890: ACTION_REQUIRED",
+                "           (commit), then ConfirmPayment: SUCCEEDED with the token"]
 
     def __init__(self, *, username: str = "agent@malipo.test",
                  password: str = "fake-password",  # noqa: S107 - the fake's own test credential

@@ -45,7 +45,7 @@ from typing import Any
 
 from aiohttp import web
 
-from malipo.sandbox.fake_provider import Callback, Delivery, FakeProvider, json_bytes
+from malipo.sandbox.fake_provider import Callback, Delivery, DemoSetup, FakeProvider, json_bytes
 
 # The status call's values as NOTES.md names them, and this fake's word after a revert.
 SETTLED = ("SUCCESS", "FAILED")
@@ -102,6 +102,23 @@ class KkiapayFake(FakeProvider):
     name = "kkiapay"
     webhook_attempts = 6  # the first delivery and the 5 documented retries
     follow_redirects = False
+
+    @classmethod
+    def for_demo(cls, setup: DemoSetup) -> KkiapayFake:
+        return cls(public_key="pk_" + setup.key(), private_key="tpk_" + setup.key(),
+                   secret_key="tsk_" + setup.key(), webhook_secret=setup.key(),
+                   webhook_url=setup.callback_url, retry_delay_s=setup.retry_delay_s)
+
+    def demo_settings(self) -> dict[str, str]:
+        return {"base_url": self.base_url, "sandbox": "true",
+                "public_key": self.keys["x-api-key"], "private_key": self.keys["x-private-key"],
+                "secret_key": self.keys["x-secret-key"], "webhook_secret": self.webhook_secret}
+
+    def demo_guide(self) -> list[str]:
+        return [f"kkiapay    {self.base_url}  CreatePayment provider=kkiapay XOF:",
+                "           ACTION_REQUIRED (widget); the customer paying is",
+                f"           curl -d '{{\"amount\":5000,\"data\":\"<payment id>\"}}' "
+                f"{self.base_url}/_test/widget"]
 
     def __init__(self, *, public_key: str = "pk_test", private_key: str = "tpk_test",
                  secret_key: str = "tsk_test", webhook_secret: str = "whsec_test",  # noqa: S107 (fake's test keys)

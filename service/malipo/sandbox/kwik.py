@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from malipo.sandbox.fake_provider import Callback, Delivery, FakeProvider
+from malipo.sandbox.fake_provider import Callback, Delivery, DemoSetup, FakeProvider
 
 GMT_PLUS_2 = timezone(timedelta(hours=2))
 PREFIX = "/1.0"
@@ -166,6 +166,27 @@ def _decimal(value: Any) -> Decimal | None:
 class KwikFake(FakeProvider):
     name = "kwik"
 
+    @classmethod
+    def for_demo(cls, setup: DemoSetup) -> KwikFake:
+        token = setup.key()
+        fake = cls(api_key=setup.key(), api_secret=setup.key(),
+                   webhook_url=f"{setup.callback_url}?token={token}")
+        fake.demo_token = token
+        return fake
+
+    def demo_settings(self) -> dict[str, str]:
+        return {"base_url": self.api_url, "api_key": self.api_key, "api_secret": self.api_secret,
+                "payment_methods_id": "pam_debit_order", "webhook_secret": self.demo_token,
+                "batch_window_s": "0.2"}
+
+    def demo_guide(self) -> list[str]:
+        return [f"kwik       {self.base_url}  CreatePayment provider=kwik ZAR method=DEBIT_ORDER",
+                "           bank account 10004301100 (branch 051001) and",
+                "           provider_fields action_date=YYYY-MM-DD: the bank pays it in steps"]
+
+    def demo_step(self) -> None:
+        self.advance()  # the banks move debit orders along: Sent to Bank, then Paid
+
     def __init__(self, *, api_key: str = "kwik_test_key",
                  api_secret: str = "kwik_test_secret",  # noqa: S107 - the fake's own test key
                  rate_limit: int = 100, payment_methods: Iterable[str] = ("pam_debit_order",),
@@ -177,6 +198,7 @@ class KwikFake(FakeProvider):
         self.payment_methods = set(payment_methods)
         self.webhook_url = webhook_url
         self.secret_param = secret_param
+        self.demo_token = ""  # the webhook URL's token, when the sandbox built this fake
         self.payments: dict[str, dict[str, Any]] = {}       # submitted, by our reference
         self.transactions: dict[str, dict[str, Any]] = {}   # collected, by our reference
         self.outcomes: dict[str, str] = {}

@@ -47,7 +47,7 @@ from typing import Any
 
 from aiohttp import web
 
-from malipo.sandbox.fake_provider import Callback, Delivery, FakeProvider
+from malipo.sandbox.fake_provider import Callback, Delivery, DemoSetup, FakeProvider
 
 DEPOSIT_FIELDS = ("amount", "phone_number", "currency", "label", "custom_transaction_id")
 WITHDRAWAL_REQUIRED = ("payment_system", "amount", "currency_code", "is_test", "label",
@@ -182,6 +182,26 @@ def _text_field(body: Mapping[str, Any], name: str, limit: int) -> str:
 
 class PaykassmaFake(FakeProvider):
     name = "paykassma"
+
+    @classmethod
+    def for_demo(cls, setup: DemoSetup) -> PaykassmaFake:
+        fake = cls(secret=setup.key(), withdrawal_private_key=setup.key(),
+                   postback_access_key=setup.key(), postback_private_key=setup.key(),
+                   retry_delay_s=setup.retry_delay_s)
+        # The postback URL is a back-office setting at Paykassma, not part of a request.
+        fake.postback_url, fake.auto_postback = setup.callback_url, True
+        return fake
+
+    def demo_settings(self) -> dict[str, str]:
+        return {"api_url": self.base_url, "pluginapi_secret": self.secret,
+                "withdrawal_private_key": self.withdrawal_private_key,
+                "postback_access_key": self.postback_access_key,
+                "postback_private_key": self.postback_private_key,
+                "plugin_url": self.base_url + "/plugin", "is_test": "true"}
+
+    def demo_guide(self) -> list[str]:
+        return [f"paykassma  {self.base_url}  CreatePayment provider=paykassma channel=mpesa",
+                "           KES phone +254712345678: the postback makes it SUCCEEDED"]
 
     # Test credentials of a fake, not secrets of any real account.
     def __init__(self, *, secret: str = "pluginapi-secret",  # noqa: S107
