@@ -221,6 +221,17 @@ class Bench:
                         **params, "ids": ids}), "echo_grpc", pid=pid, database_url=database)
             if "floor_callbacks" in wanted:
                 targets = asyncio.run(floors.processing(database))
+                # One payment per callback, and the floor answers callbacks faster than it
+                # creates payments: twice what the create floor made in its window, made
+                # unmeasured by the same generator, so the scenario never runs out of work.
+                need = max(self.o.min_callbacks, 2 * len(targets))
+                with servers.floor("grpc", database, FLOOR_API_KEY) as (address, _pid):
+                    for _ in range(10):  # bounded: a failing floor must not spin forever
+                        if len(targets) >= need:
+                            break
+                        loadgen.run(self.job("create", address, seconds=3.0, params={
+                            **params, "run_id": uuid.uuid4().hex[:8]}), self.o.processes)
+                        targets = asyncio.run(floors.processing(database))
                 split = [{"payments": targets[i::self.o.processes]}
                          for i in range(self.o.processes)]
                 with servers.floor("http", database, FLOOR_API_KEY) as (address, pid):

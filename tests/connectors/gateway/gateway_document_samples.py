@@ -1,5 +1,5 @@
 """The gateway document's own sample bodies, copied verbatim from
-/work/shared/reference/providers/gateway-c2b-b2c-api.txt (each names its section), and the
+docs/providers/gateway-c2b-b2c-api.txt (each names its section), and the
 signature vectors computed for them outside our code (openssl dgst -sha512 -hmac over the
 strings written out by hand from the document's rule).
 
