@@ -60,21 +60,7 @@ test: install $(BUF) go-tools
 	$(VENV)/bin/pyright
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/bandit -q -c pyproject.toml -r service
-# pip-audit: known vulnerabilities of every pin in constraints.txt (our editable malipo and
-# malipo-client are only comments there, never looked up), minus .ci/pip-audit-allow.txt.
-# A finding fails the suite. A vulnerability service that cannot be reached, or pins it does
-# not know (a PyPI mirror without the per-version JSON answers 404), only print a warning:
-# nothing was learnt, which is no finding, but it must not pass as "no vulnerabilities".
-	@out=$$(timeout 300 $(VENV)/bin/pip-audit -r constraints.txt --no-deps --disable-pip \
-		--progress-spinner off --timeout 15 $$(sed 's/#.*//' .ci/pip-audit-allow.txt | \
-		xargs -r printf -- '--ignore-vuln %s ') 2>&1); rc=$$?; \
-	if [ $$rc -eq 124 ] || { [ $$rc -ne 0 ] && echo "$$out" | grep -qE \
-		'ConnectionError|ProxyError|Max retries exceeded|Tip: your network|timed out'; }; then \
-		echo "warning: pip-audit cannot reach its vulnerability service; pins NOT audited"; \
-	elif [ $$rc -ne 0 ]; then echo "$$out"; exit 1; \
-	else n=$$(echo "$$out" | grep -c 'could not be audited'); \
-		echo "pip-audit: $$(echo "$$out" | grep -E '^No known vuln')"; \
-		[ $$n -eq 0 ] || echo "warning: pip-audit: $$n pins unknown to its service, NOT audited"; fi
+	@.ci/pip-audit $(VENV)  # fails on a known vulnerability of a pin (the script says how)
 	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 lint: install $(BUF)

@@ -1,4 +1,4 @@
-"""The composition root: builds every real dependency once and runs them under one TaskGroup."""
+"""The composition root: builds every real dependency once and runs its background loops."""
 
 from __future__ import annotations
 
@@ -41,9 +41,10 @@ from malipo.payments.v1 import (
     webhooks_pb2_grpc,
 )
 from malipo.reconciler.loop import Reconciler
-from malipo.store.callbacks import CallbackJournal
+from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.embedded import start_embedded
-from malipo.store.failures import DATABASE_ERRORS
+from malipo.store.failures import CONNECTION_LOST, DATABASE_ERRORS
+from malipo.store.leases import PostgresPollLeases
 from malipo.store.migrations import migrate
 from malipo.store.retention import ExchangeRetention
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, create_pool
@@ -85,6 +86,31 @@ class App:
     async def start(self) -> None:
         s = self.settings
         api_keys = self._api_keys()  # before anything starts: no keys is a config mistake
+        self.pool = pool = await self._open_database()
+        # With no accounts configured, the embedded development setup serves the simulator
+        # to its own tenants; against a real DATABASE_URL nobody gets one unasked.
+        dev_tenants = () if s.database_url else api_keys.tenants()
+        self.connectors = ConnectorDirectory(
+            [registry.build(a) for a in s.provider_accounts(dev_tenants)], s.poll_policies())
+        relay = EventRelay(pool, exporter=NatsExporter.from_url(s.nats_url))
+        self.services = Services(PostgresUnitOfWorkFactory(pool), self.connectors,
+                                 PostgresCallbackJournal(pool), outbox=relay)
+        self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
+        leases = PostgresPollLeases(pool)
+        self.reconciler = Reconciler(self.services, leases, interval_s=s.reconcile_interval_s)
+        self.callbacks = CallbackProcessor(self.services)
+        endpoints = await self._webhook_endpoints(pool)
+        await self._start_grpc(api_keys, endpoints)
+        await self._start_http()
+        BUILD_INFO.labels(version=version(), python=platform.python_version(),
+                          grpc=grpc.__version__).set(1)
+        self._run_loops(pool, relay, leases)
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def _open_database(self) -> asyncpg.Pool:
+        """The configured or embedded PostgreSQL, migrated, and a pool on it."""
+        s = self.settings
         self.database_url = s.database_url or await asyncio.to_thread(
             start_embedded, s.data_dir / "postgres")
         conn = await asyncpg.connect(self.database_url)
@@ -92,18 +118,11 @@ class App:
             await migrate(conn)
         finally:
             await conn.close()
-        self.pool = pool = await create_pool(self.database_url, max_size=s.db_pool_max)
-        # With no accounts configured, the embedded development setup serves the simulator
-        # to its own tenants; against a real DATABASE_URL nobody gets one unasked.
-        dev_tenants = () if s.database_url else api_keys.tenants()
-        self.connectors = ConnectorDirectory(
-            [registry.build(a) for a in s.provider_accounts(dev_tenants)], s.poll_policies())
-        relay = EventRelay(pool, exporter=NatsExporter.from_url(s.nats_url))
-        self.services = Services(PostgresUnitOfWorkFactory(pool, on_events=relay.nudge),
-                                 self.connectors)
-        self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
-        self.reconciler = Reconciler(self.services, pool, interval_s=s.reconcile_interval_s)
-        self.callbacks = processor = CallbackProcessor(self.services, CallbackJournal(pool))
+        return await create_pool(self.database_url, max_size=s.db_pool_max)
+
+    async def _webhook_endpoints(self, pool: asyncpg.Pool) -> PostgresWebhookEndpoints:
+        """The configured [[webhooks]] stored, and their dispatcher built (run by _run_loops)."""
+        s = self.settings
         endpoints = PostgresWebhookEndpoints(pool)
         try:
             await sync_config_endpoints(endpoints, s.webhook_endpoints(), parse_secret)
@@ -113,9 +132,18 @@ class App:
             poll_s=s.webhook_poll_s, timeout_s=s.webhook_timeout_s, lease_s=s.webhook_lease_s,
             backoff_first_s=s.webhook_backoff_first_s, backoff_max_s=s.webhook_backoff_max_s,
             retry_for_s=s.webhook_retry_for_s))
+        return endpoints
 
+    async def _start_grpc(self, api_keys: ApiKeys, endpoints: PostgresWebhookEndpoints) -> None:
+        s = self.settings
+        assert self.services is not None
         self.edge = edge = Edge(api_keys, rate_per_s=s.rate_limit_per_s,
-                                burst=s.rate_limit_burst, max_concurrent=s.max_concurrent_rpcs)
+                                burst=s.rate_limit_burst, max_concurrent=s.max_concurrent_rpcs,
+                                connection_lost=CONNECTION_LOST)
+        try:
+            edge.operators = OperatorKeys(s.operator_key_pairs(), api_keys)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self._server = server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", s.max_message_bytes),
             ("grpc.max_send_message_length", s.max_message_bytes),
@@ -127,10 +155,6 @@ class App:
         ])
         payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
             guarded(PaymentServicer(self.services, self.hub), edge), server)
-        try:
-            edge.operators = OperatorKeys(s.operator_key_pairs(), api_keys)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
             guarded(WebhookServicer(endpoints, new_secret), edge), server)
         self._health = health.aio.HealthServicer()  # pyright: ignore[reportAttributeAccessIssue]
@@ -148,7 +172,12 @@ class App:
         self.grpc_address = f"{host}:{port}"
         await server.start()
 
-        app = build_app(self.connectors, processor, max_body=s.max_callback_bytes,
+    async def _start_http(self) -> None:
+        """The callback listener, and /metrics on its own port when metrics_listen says so."""
+        s = self.settings
+        assert self.connectors is not None
+        assert self.callbacks is not None
+        app = build_app(self.connectors, self.callbacks, max_body=s.max_callback_bytes,
                         healthy=self._db_healthy, serve_metrics=not s.metrics_listen)
         ssl = (tls.ssl_context(s.tls_cert, s.tls_key, s.http_tls_client_ca)
                if s.tls_cert and s.tls_key else None)
@@ -156,9 +185,13 @@ class App:
         if s.metrics_listen:
             self._metrics_runner, self.metrics_address = await _listen(
                 metrics_app(), s.metrics_listen, s.workers > 1, None)
-        BUILD_INFO.labels(version=version(), python=platform.python_version(),
-                          grpc=grpc.__version__).set(1)
 
+    def _run_loops(self, pool: asyncpg.Pool, relay: EventRelay,
+                   leases: PostgresPollLeases) -> None:
+        s = self.settings
+        assert self.hub is not None
+        assert self.reconciler is not None
+        assert self.webhooks is not None
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(c) for c in (
             self.hub.run(), relay.run(), self.reconciler.run(), self._watch_health(),
@@ -168,10 +201,8 @@ class App:
             EventRetention(pool, keep=timedelta(days=s.event_retention_days),
                            interval_s=s.retention_interval_s).run(),
             self._watch_keys_file(),
-            Sampler(pool, breakers=lambda: self.reconciler.breakers if self.reconciler else {},
+            Sampler(leases, breakers=lambda: self.reconciler.breakers if self.reconciler else {},
                     hub_stats=lambda: self.hub.stats() if self.hub else None).run())]
-        for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     def _api_keys(self) -> ApiKeys:
         """The configured keys; a development key only on the embedded database (against a
@@ -245,8 +276,8 @@ class App:
             await self.hub.close()
         if self._server is not None:
             await self._server.stop(grace_s)
-        if self.services is not None and self.services.tasks:
-            await asyncio.wait(list(self.services.tasks), timeout=grace_s)
+        if self.services is not None:
+            await self.services.submissions.drain(grace_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -4,7 +4,7 @@ Masking happens here, at the logging layer, for every record of every logger: th
 after %-formatting, the exception text and any extra fields go through malipo.redaction, so
 a careless `log.info("paying %s", phone)` still cannot leak a phone number or a secret.
 Context (request id, payment id, tenant) comes from contextvars set at the edges (the gRPC
-interceptor, the callback listener, the reconciler) and is stamped on each record.
+edge in api/edge.py, the callback listener, the reconciler) and is stamped on each record.
 `MALIPO_LOG_FORMAT=json` prints one JSON object per line, with `trace_id` and `span_id` when a
 span is active; `text` (the default) is for humans.
 """

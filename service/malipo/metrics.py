@@ -1,8 +1,8 @@
 """Every Prometheus metric Malipo exports, served by the callback listener's GET /metrics.
 
-Counters and histograms are updated where things happen (the gRPC interceptor in
-api/edge.py, ProviderHttp, the callback listener); gauges that describe state
-(reconciler backlog, circuit breakers, stream subscribers) are sampled by `Sampler`.
+Counters and histograms are updated where things happen (the gRPC edge in api/edge.py,
+ProviderHttp, the callback listener); gauges that describe state (reconciler backlog,
+circuit breakers, stream subscribers) are sampled by `Sampler`.
 This module imports neither grpc nor asyncpg so that connectors may use it.
 With `--workers N` each process has its own registry: scrape pods, not a shared port.
 """
@@ -18,6 +18,8 @@ from importlib import metadata
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from malipo.app.leases import Backlog
 
 log = logging.getLogger("malipo.metrics")
 
@@ -74,18 +76,8 @@ def observe_provider_call(provider: str, operation: str, seconds: float, error: 
         PROVIDER_ERRORS.labels(provider, operation, error).inc()
 
 
-class Queryable(Protocol):
-    async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any: ...  # noqa: ASYNC109
-
-
-_BACKLOG_SQL = """
-SELECT count(*) FILTER (WHERE next_poll_at <= now()) AS due,
-       count(*) FILTER (WHERE next_poll_at > now()) AS later,
-       extract(epoch FROM now() - min(next_poll_at) FILTER (WHERE next_poll_at <= now()))
-           AS oldest_due,
-       extract(epoch FROM now() - min(created_at)) AS oldest
-FROM payments WHERE next_poll_at IS NOT NULL
-"""
+class BacklogSource(Protocol):
+    async def backlog(self) -> Backlog: ...
 
 
 class HasState(Protocol):
@@ -94,9 +86,10 @@ class HasState(Protocol):
 
 
 class Sampler:
-    """Refreshes the state gauges every `interval_s` from SQL and in-process objects."""
+    """Refreshes the state gauges every `interval_s` from the database and in-process
+    objects."""
 
-    def __init__(self, db: Queryable, *,
+    def __init__(self, db: BacklogSource, *,
                  breakers: Callable[[], Mapping[tuple[str, str], HasState]],
                  hub_stats: Callable[[], Any], interval_s: float = 5.0) -> None:
         self._db, self._breakers, self._hub_stats = db, breakers, hub_stats
@@ -111,11 +104,11 @@ class Sampler:
 
     async def sample(self) -> None:
         self._sample_memory()
-        row = await self._db.fetchrow(_BACKLOG_SQL, timeout=5)
-        BACKLOG.labels("due").set(row["due"])
-        BACKLOG.labels("later").set(row["later"])
-        OLDEST_DUE.set(float(row["oldest_due"] or 0))
-        OLDEST_UNSETTLED.set(float(row["oldest"] or 0))
+        backlog = await self._db.backlog()
+        BACKLOG.labels("due").set(backlog.due)
+        BACKLOG.labels("later").set(backlog.later)
+        OLDEST_DUE.set(backlog.oldest_due_s)
+        OLDEST_UNSETTLED.set(backlog.oldest_unsettled_s)
 
     def _sample_memory(self) -> None:
         for (provider, account), breaker in _items(self._breakers()):

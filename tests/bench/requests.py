@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from malipo.connectors.simulator.connector import SIGNATURE_HEADER, sign
+from malipo.connectors.simulator.signing import SIGNATURE_HEADER, sign
 from malipo.payments.v1 import money_pb2, payment_pb2
 from malipo.payments.v1 import payment_service_pb2 as pb
 
@@ -26,7 +26,7 @@ def create(key: str, n: int) -> pb.CreatePaymentRequest:
 
 
 def callback_body(payment_id: str, reference: str, amount_minor: int, currency: str) -> bytes:
-    """The simulator's own callback shape (connectors/simulator/connector.py callback_body)."""
+    """The simulator's own callback shape (connectors/simulator/callbacks.py callback_body)."""
     return json.dumps({
         "event_id": f"{payment_id}:SUCCEEDED", "payment_id": payment_id,
         "reference": reference, "status": "SUCCEEDED", "provider_status": "success",

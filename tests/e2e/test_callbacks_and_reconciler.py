@@ -11,7 +11,7 @@ import uuid
 import aiohttp
 import asyncpg
 
-from malipo.connectors.simulator.connector import SIGNATURE_HEADER, sign
+from malipo.connectors.simulator.signing import SIGNATURE_HEADER, sign
 from malipo.payments.v1 import payment_pb2, payment_service_pb2
 from tests.e2e.test_payments_api import wait_status
 from tests.harness import Running, auth, create_request
@@ -131,7 +131,7 @@ async def test_early_callback_waits_for_the_reference(malipo: Running) -> None:
         "SELECT outcome FROM callback_events WHERE event_key = 'early-1'")
     assert outcome == "DEFERRED"
     # The provider's reference becomes known (here through a refresh answer).
-    from malipo.app.lifecycle import record_update
+    from malipo.app.provider_events import record_update
     from malipo.domain.payments import ProviderUpdate
 
     assert malipo.app.services is not None

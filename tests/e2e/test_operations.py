@@ -52,7 +52,7 @@ async def test_metrics_count_rpcs_provider_callbacks_and_backlog(malipo: Running
     assert app.reconciler is not None and app.hub is not None and app.pool is not None
     app.reconciler.breakers[("simulator", "probe")] = Breaker(state="open")
     breakers = app.reconciler.breakers
-    await Sampler(app.pool, breakers=lambda: breakers,
+    await Sampler(app.reconciler.leases, breakers=lambda: breakers,
                   hub_stats=app.hub.stats).sample()
     for _ in range(50):  # the simulator's callback may land after the status we waited for
         after = await scrape(malipo)

@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from malipo.config import AccountConfig, PolicyConfig
+from malipo.connectors.simulator import SimulatorConnector
 from malipo.payments.v1 import money_pb2, payment_pb2, payment_service_pb2
 from malipo.sandbox.kkiapay import KkiapayFake
 from tests.e2e.test_kkiapay_flows import KEYS, WEBHOOK_SECRET, confirm, widget_payment
@@ -82,7 +83,8 @@ async def refused(call: object) -> grpc.aio.AioRpcError:
 
 
 def simulator_refunded(service: Running, payment_id: str) -> int:
-    return service.connector("simulator").records[payment_id].refunded_minor
+    simulator: SimulatorConnector = service.connector("simulator")
+    return simulator.client.records[payment_id].refunded_minor
 
 
 async def test_partial_refunds_add_up_to_the_amount_and_then_reverse_the_payment(

@@ -16,6 +16,7 @@ from malipo.domain.payments import Customer, Payment
 from malipo.domain.status import Direction, Method, Status
 from malipo.payments.v1 import payment_pb2, payment_service_pb2
 from malipo.reconciler.loop import Reconciler
+from malipo.store.leases import PostgresPollLeases
 from malipo.store.unit_of_work import create_pool
 from tests.harness import auth, create_request, running, settings_for
 
@@ -80,8 +81,8 @@ async def test_two_reconcilers_never_poll_the_same_payment_at_once(database_url:
         pool_b = await create_pool(service.app.database_url, min_size=1, max_size=5)
         assert pool_b is not None
         try:
-            a = Reconciler(services, service.app.pool, batch=20)
-            b = Reconciler(services, pool_b, batch=20)
+            a = Reconciler(services, PostgresPollLeases(service.app.pool), batch=20)
+            b = Reconciler(services, PostgresPollLeases(pool_b), batch=20)
             claimed = await asyncio.gather(a.tick(), b.tick())
         finally:
             await pool_b.close()

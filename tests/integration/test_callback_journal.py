@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from malipo.store.callbacks import CallbackJournal, Delivery
+from malipo.app.journal import CallbackJournal, Delivery
+from malipo.store.callbacks import PostgresCallbackJournal
 
 
 async def _claim(journal: CallbackJournal, key: str) -> bool:
@@ -16,7 +17,7 @@ async def _claim(journal: CallbackJournal, key: str) -> bool:
 
 
 async def test_an_applied_event_is_a_duplicate_when_resent(pool: asyncpg.Pool) -> None:
-    journal = CallbackJournal(pool)
+    journal = PostgresCallbackJournal(pool)
     assert await _claim(journal, "applied-1")
     await journal.mark_event("paykassma", "main", "applied-1", "APPLIED")
     assert not await _claim(journal, "applied-1")
@@ -24,7 +25,7 @@ async def test_an_applied_event_is_a_duplicate_when_resent(pool: asyncpg.Pool) -
 
 
 async def test_an_event_for_an_unknown_payment_is_claimed_again(pool: asyncpg.Pool) -> None:
-    journal = CallbackJournal(pool)
+    journal = PostgresCallbackJournal(pool)
     assert await _claim(journal, "unknown-1")
     await journal.mark_event("paykassma", "main", "unknown-1", "UNKNOWN_PAYMENT")
     assert await _claim(journal, "unknown-1")  # the re-send is processed
@@ -43,7 +44,7 @@ async def test_concurrent_outcomes_are_each_written_to_their_own_delivery(
         pool: asyncpg.Pool) -> None:
     """Outcomes marked together (one statement for many deliveries) land on the right rows,
     with their events' outcomes."""
-    journal = CallbackJournal(pool)
+    journal = PostgresCallbackJournal(pool)
     outcomes = ["APPLIED", "IGNORED", "MISMATCH", "DUPLICATE"]
     deliveries = []
     for i in range(40):

@@ -13,6 +13,7 @@ from malipo.app.services import Services
 from malipo.connectors import registry
 from malipo.domain.payments import Customer
 from malipo.domain.status import Direction, Status
+from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.events import log_state, move_batch, purge_events, read_range
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory
 
@@ -31,7 +32,8 @@ async def _relay(pool: asyncpg.Pool) -> None:
 async def test_create_and_change_answers_carry_a_cursor_past_the_purge(
         pool: asyncpg.Pool) -> None:
     simulator = registry.build(ProviderAccount("simulator", "default"))
-    svc = Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}))
+    svc = Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}),
+                   PostgresCallbackJournal(pool))
     await create_payment(svc, _create("cursor-old"), None)
     await _relay(pool)
     await purge_events(pool, timedelta(0))  # retention took every event so far

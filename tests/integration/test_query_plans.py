@@ -28,10 +28,10 @@ from malipo.app.services import Services
 from malipo.app.webhooks import NewEndpoint
 from malipo.callbacks.processing import CallbackProcessor
 from malipo.connectors import registry
-from malipo.connectors.simulator.connector import SIGNATURE_HEADER, sign
+from malipo.connectors.simulator.signing import SIGNATURE_HEADER, sign
 from malipo.domain.payments import Customer
 from malipo.domain.status import Direction, Status
-from malipo.store.callbacks import CallbackJournal
+from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.events import move_batch, read_new
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, init_connection
 from malipo.store.webhooks import DeliveryClaims, PostgresWebhookEndpoints
@@ -98,8 +98,9 @@ async def test_hot_paths_reach_rows_through_indexes(
     pool, plans = explained
     simulator = registry.build(ProviderAccount("simulator", "default",
                                                {"callback_secret": SECRET}))
-    svc = Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}))
-    callbacks = CallbackProcessor(svc, CallbackJournal(pool))
+    svc = Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}),
+                   PostgresCallbackJournal(pool))
+    callbacks = CallbackProcessor(svc)
     cmd = CreatePayment("plans", f"plans-{time.time_ns()}", Direction.COLLECTION, "simulator",
                         1500, "KES", customer=Customer(phone_number="+254700000005"))
 

@@ -1,5 +1,6 @@
 """The refund cap is the database's: concurrent refunds of one payment, each in its own
-transaction under the payment's row lock, never add up to more than the payment's amount."""
+transaction under the payment's row lock, never add up to more than the payment's amount.
+Refund and resolution writes say they need the unit of work's transaction (store.statements)."""
 
 import asyncio
 import uuid
@@ -7,12 +8,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import asyncpg
+import pytest
 
 from malipo.app.unit_of_work import Schedule
 from malipo.domain.ids import new_payment_id, new_refund_id
 from malipo.domain.money import Money
 from malipo.domain.payments import Payment
 from malipo.domain.refunds import Refund
+from malipo.domain.resolutions import Operator, Resolution
 from malipo.domain.status import Direction, Method, Status
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory
 
@@ -83,3 +86,48 @@ async def test_a_refund_that_does_not_fit_writes_nothing_and_failed_ones_free_ro
     assert await _add_locked(uows, payment, 500)
     async with uows() as uow:
         assert (await uow.refunds.totals(payment.id)).held == 500
+
+
+async def test_the_payment_lock_is_held_until_the_unit_of_work_ends(pool: asyncpg.Pool) -> None:
+    """The cap rests on it: a lock taken outside a transaction would end with its statement."""
+    uows = PostgresUnitOfWorkFactory(pool)
+    payment = await _succeeded_payment(uows, 1000)
+    async with uows() as uow:
+        assert await uow.payments.lock(payment.id) is not None
+        with pytest.raises(asyncpg.LockNotAvailableError):
+            await pool.fetchval("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE NOWAIT",
+                                payment.id)
+        assert await uow.refunds.add(_refund(payment, 100), payment, actor="test")
+    assert await pool.fetchval("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE NOWAIT",
+                               payment.id) == 1
+
+
+async def test_refund_and_resolution_writes_roll_back_with_their_unit_of_work(
+        pool: asyncpg.Pool) -> None:
+    """Each is written in the unit of work's transaction, even as its first statement."""
+    uows = PostgresUnitOfWorkFactory(pool)
+    payment = await _succeeded_payment(uows, 1000)
+    refund = _refund(payment, 100)
+    resolution = Resolution("rsl_" + uuid.uuid4().hex, payment.id, payment.tenant,
+                            Operator("ops", "abcd1234"), Status.UNKNOWN, Status.SUCCEEDED, "",
+                            "checked", "statement", str(uuid.uuid4()), datetime.now(UTC))
+
+    async def write_then_fail() -> None:
+        async with uows() as uow:
+            assert await uow.refunds.add(refund, payment, actor="test")
+            await uow.resolutions.add(resolution)
+            raise RuntimeError("boom")
+
+    async def resolve_then_fail() -> None:
+        async with uows() as uow:
+            await uow.resolutions.add(resolution)
+            raise RuntimeError("boom")
+
+    for attempt in (write_then_fail, resolve_then_fail):
+        with pytest.raises(RuntimeError):
+            await attempt()
+    assert await pool.fetchval("SELECT count(*) FROM refunds WHERE payment_id = $1",
+                               payment.id) == 0
+    assert await pool.fetchval("SELECT count(*) FROM payment_resolutions WHERE payment_id = $1",
+                               payment.id) == 0
+    assert await _outbox_refund_rows(pool, payment.id) == 0

@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from malipo.app.unit_of_work import Schedule
+from malipo.app.directory import ConnectorDirectory
+from malipo.app.services import Services
+from malipo.app.unit_of_work import IdempotencyRecord, Schedule
 from malipo.domain.ids import new_payment_id
 from malipo.domain.money import Money
 from malipo.domain.payments import Change, ChangeKind, Customer, Payment
 from malipo.domain.status import Direction, Method, Status
-from malipo.store.unit_of_work import PostgresUnitOfWork
+from malipo.store.callbacks import PostgresCallbackJournal
+from malipo.store.unit_of_work import PostgresUnitOfWork, PostgresUnitOfWorkFactory
 
 
 def a_payment() -> Payment:
@@ -93,3 +96,55 @@ async def test_reads_alone_open_no_transaction_and_writes_do(pool: asyncpg.Pool)
         assert await uow.payments.lock(p.id) is not None  # FOR UPDATE needs the transaction
         assert uow._lazy is not None
         assert uow._lazy.tx is not None
+
+
+class Nudges:
+    """The relay's side of app.services.OutboxSignal: counts wake-ups."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def nudge(self) -> None:
+        self.count += 1
+
+
+async def test_the_outbox_is_nudged_after_each_commit_that_wrote_events(
+        pool: asyncpg.Pool) -> None:
+    nudges = Nudges()
+    svc = Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([], {}),
+                   PostgresCallbackJournal(pool), outbox=nudges)
+    p = a_payment()
+    async with svc.uow() as uow:
+        assert await uow.payments.get(p.id) is None
+    assert nudges.count == 0  # a read commits no event
+    async with svc.uow() as uow:
+        await uow.payments.add(p, actor="test", schedule=Schedule(None))
+        assert nudges.count == 0  # not before the commit: the relay would find nothing
+    assert nudges.count == 1
+
+    processing = replace(p, status=Status.PROCESSING, provider_reference="SIM-2")
+
+    async def move_then_fail() -> None:
+        async with svc.uow() as uow:
+            assert await uow.payments.write(Change(ChangeKind.TRANSITION, p, processing),
+                                            actor="test")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await move_then_fail()
+    assert nudges.count == 1  # rolled back: no event to move
+
+    # A key claim and insert run as one statement, committed by itself: a failure after it
+    # in the same block does not undo it, so the relay is still woken.
+    q = a_payment()
+    key = IdempotencyRecord(q.tenant, q.idempotency_key, "create:COLLECTION", "f", q.id)
+
+    async def add_alone_then_fail() -> None:
+        async with svc.uow() as uow:
+            assert await uow.payments.add(q, actor="test", schedule=Schedule(None), key=key)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await add_alone_then_fail()
+    assert nudges.count == 2
+    assert await outbox_rows(pool, q.id) == ["PENDING"]

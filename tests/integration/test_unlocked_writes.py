@@ -8,12 +8,14 @@ import asyncpg
 
 from malipo.app.connector import ProviderAccount
 from malipo.app.directory import ConnectorDirectory
-from malipo.app.lifecycle import flag_for_review, record_update
+from malipo.app.provider_events import record_update
+from malipo.app.recording import flag_for_review
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.connectors import registry
 from malipo.domain.payments import Payment, ProviderUpdate
 from malipo.domain.status import Status
+from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.unit_of_work import PostgresUnitOfWork, PostgresUnitOfWorkFactory
 from tests.integration.test_unit_of_work import a_payment, outbox_rows
 
@@ -28,7 +30,8 @@ async def stored(pool: asyncpg.Pool) -> Payment:
 
 def services(pool: asyncpg.Pool) -> Services:
     simulator = registry.build(ProviderAccount("simulator", "default"))
-    return Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}))
+    return Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}),
+                   PostgresCallbackJournal(pool))
 
 
 async def test_a_stale_copy_never_overwrites_a_review_flag(pool: asyncpg.Pool) -> None:

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
-from malipo.connectors.simulator.connector import SIGNATURE_HEADER, sign
+from malipo.connectors.simulator.signing import SIGNATURE_HEADER, sign
 from malipo.domain.status import ALLOWED, Status
 from malipo.payments.v1 import payment_pb2, payment_service_pb2
 from malipo.payments.v1.payment_service_pb2_grpc import PaymentServiceStub

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from malipo.app.connector import CallContext, ProviderAccount
-from malipo.connectors.simulator import connector as simulator
+from malipo.connectors.simulator import client
+from malipo.connectors.simulator.connector import SimulatorConnector
 from malipo.domain.errors import ProviderNotFound
 from malipo.domain.ids import new_payment_id
 from malipo.domain.money import Money
@@ -25,15 +26,15 @@ def a_payment(phone: str) -> Payment:
 
 async def test_memory_is_bounded_and_a_forgotten_payment_still_answers(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(simulator, "KEEP", 10)
-    sim = simulator.SimulatorConnector(ProviderAccount("simulator", "default"))
+    monkeypatch.setattr(client, "KEEP", 10)
+    sim = SimulatorConnector(ProviderAccount("simulator", "default"))
     first = a_payment("+254712345605")  # ends in 05: stays PROCESSING
     created = await sim.create_payment(first, CallContext())
     for _ in range(25):
         await sim.create_payment(a_payment("+254712345605"), CallContext())
 
-    assert len(sim.records) == 10 and len(sim.calls) == 10
-    assert first.id not in sim.records and sim.calls_for(first.id) == 0
+    assert len(sim.client.records) == 10 and len(sim.client.calls) == 10
+    assert first.id not in sim.client.records and sim.calls_for(first.id) == 0
     # Forgotten, but it was created: answered from its scenario, not "no such payment".
     known = replace(first, status=created.status or Status.PROCESSING,
                     provider_reference=created.provider_reference)

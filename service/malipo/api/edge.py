@@ -93,9 +93,12 @@ def _bearer(context: Context) -> str:
 
 
 class Edge:
-    def __init__(self, keys: ApiKeys, *, rate_per_s: float, burst: int,
-                 max_concurrent: int) -> None:
+    def __init__(self, keys: ApiKeys, *, rate_per_s: float, burst: int, max_concurrent: int,
+                 connection_lost: tuple[type[BaseException], ...]) -> None:
+        """`connection_lost`: what the store raises when its database connection went away
+        (a retryable UNAVAILABLE, not an internal error)."""
         self._keys = keys
+        self._connection_lost = connection_lost
         self._rate = RateLimiter(rate_per_s, burst)
         self._max_concurrent = max_concurrent
         self.in_flight = 0  # unary calls being served now
@@ -165,7 +168,8 @@ class Edge:
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:
-                    await abort(context, domain_error(name, exc))  # raises AbortError
+                    # abort raises AbortError
+                    await abort(context, domain_error(name, exc, self._connection_lost))
                 finally:
                     self.in_flight -= 1
                     _TENANT.reset(token)
@@ -194,7 +198,8 @@ class Edge:
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:
-                    await abort(context, domain_error(name, exc))  # raises AbortError
+                    # abort raises AbortError
+                    await abort(context, domain_error(name, exc, self._connection_lost))
                 finally:
                     with contextlib.suppress(ValueError):  # closed from another context
                         _TENANT.reset(token)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -78,32 +77,19 @@ def to_status(exc: MalipoError) -> grpc.Status:
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-# The database connection went away (terminated backend, restart, network): nothing was
-# committed by the failed statement, so the same request with the same key may be retried.
-_CONNECTION_LOST: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.InterfaceError,  # includes ConnectionDoesNotExistError
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    # asyncpg's protocol state after its socket died under a running statement
-    # ("cannot switch to state ..."): that connection is unusable, the request is retryable.
-    asyncpg.exceptions.InternalClientError,
-    OSError,
-)
-
-
 async def abort(context: Context, exc: MalipoError) -> None:
     status = to_status(exc)
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-def domain_error(method: str, exc: Exception) -> MalipoError:
+def domain_error(method: str, exc: Exception,
+                 connection_lost: tuple[type[BaseException], ...]) -> MalipoError:
     """What the caller is told about an exception leaving `method`: domain errors as they
-    are, a lost database connection as retryable, anything else as an internal error (its
-    details go to the log only)."""
+    are, a lost database connection (`connection_lost`: the store's own exceptions for it)
+    as retryable, anything else as an internal error (its details go to the log only)."""
     if isinstance(exc, MalipoError):
         return exc
-    if isinstance(exc, _CONNECTION_LOST):
+    if isinstance(exc, connection_lost):
         log.warning("%s: database connection lost: %s", method, type(exc).__name__)
         return Unavailable("database unavailable, retry with the same key",
                            reason="DATABASE_UNAVAILABLE")

@@ -20,7 +20,8 @@ from malipo.app.commands import (
     check_payment_id,
 )
 from malipo.app.connector import CallContext, Confirmation
-from malipo.app.lifecycle import poll, record_update, submit
+from malipo.app.lifecycle import poll, submit
+from malipo.app.provider_events import record_update
 from malipo.app.services import Services
 from malipo.app.unit_of_work import IdempotencyRecord, KeyHolder, ListQuery, Schedule
 from malipo.domain.errors import (
@@ -92,25 +93,10 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
         return await _replay(svc, cmd.tenant, holder, record, deadline)
 
     payment = replace(payment, last_event_sequence=added.cursor)
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    svc.inflight[payment.id] = done
     # Shielded: a caller who hangs up must not leave the call half-recorded.
-    task = asyncio.ensure_future(submit(svc, payment, CallContext(deadline=deadline)))
-    svc.tasks.add(task)
-    task.add_done_callback(svc.tasks.discard)
-    try:
-        return await asyncio.shield(task)
-    finally:
-        if task.done():
-            _release(svc, payment.id, done)
-        else:
-            task.add_done_callback(lambda _t: _release(svc, payment.id, done))
-
-
-def _release(svc: Services, payment_id: str, done: asyncio.Future[None]) -> None:
-    svc.inflight.pop(payment_id, None)
-    if not done.done():
-        done.set_result(None)
+    task = svc.submissions.start(payment.id, submit(svc, payment,
+                                                    CallContext(deadline=deadline)))
+    return await asyncio.shield(task)
 
 
 async def _replay(svc: Services, tenant: str, holder: KeyHolder,
@@ -130,7 +116,7 @@ async def _wait_submitted(svc: Services, payment_id: str, deadline: float | None
     limit = time.monotonic() + REPLAY_WAIT_S
     if deadline is not None:
         limit = min(limit, deadline - REPLAY_ANSWER_S)
-    inflight = svc.inflight.get(payment_id)
+    inflight = svc.submissions.waiting(payment_id)
     if inflight is not None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(inflight), max(0.0, limit - time.monotonic()))

@@ -63,10 +63,8 @@ async def refund_payment(svc: Services, cmd: RefundPayment, deadline: float | No
         return await _replay(svc, cmd.tenant, existing.resource_id, cmd.payment_id)
     payment, refund, connector = recorded
     # Shielded: a caller who hangs up must not leave the provider's answer unrecorded.
-    task = asyncio.ensure_future(_send(svc, cmd, payment, refund, connector,
-                                       CallContext(deadline=deadline)))
-    svc.tasks.add(task)
-    task.add_done_callback(svc.tasks.discard)
+    task = svc.submissions.keep(_send(svc, cmd, payment, refund, connector,
+                                      CallContext(deadline=deadline)))
     return await asyncio.shield(task)
 
 

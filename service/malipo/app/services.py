@@ -2,33 +2,60 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
+from typing import Protocol
 
 from malipo.app.directory import ConnectorDirectory
-from malipo.app.unit_of_work import UnitOfWorkFactory
-from malipo.domain.payments import Payment
+from malipo.app.inflight import Submissions
+from malipo.app.journal import CallbackJournal
+from malipo.app.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-ReferenceHook = Callable[[Payment], Awaitable[None]]
+class OutboxSignal(Protocol):
+    def nudge(self) -> None:
+        """Committed outbox rows wait to be moved into the event log (a wake-up only: the
+        relay polls as well)."""
+        ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    uow: UnitOfWorkFactory
+    units: UnitOfWorkFactory
     connectors: ConnectorDirectory
+    journal: CallbackJournal
+    outbox: OutboxSignal | None = None
     clock: Callable[[], datetime] = utc_now
-    # Hooks run after a payment first gets a provider reference that callbacks waiting in
-    # the journal named (they came before we knew it: deferred callbacks).
-    reference_hooks: list[ReferenceHook] = field(default_factory=list)
-    # Create calls in flight in this process, so same-process duplicates wait on a future
-    # instead of polling the database.
-    inflight: dict[str, asyncio.Future[None]] = field(default_factory=dict)
-    # Background tasks the use cases started (shielded provider calls); drained on shutdown.
-    tasks: set[asyncio.Task[object]] = field(default_factory=set)
+    submissions: Submissions = field(default_factory=Submissions)
+
+    def uow(self) -> _Nudging:
+        """A unit of work; once it committed outbox rows, the outbox is nudged."""
+        return _Nudging(self.units(), self.outbox)
+
+
+class _Nudging:
+    """The unit of work's context, then the outbox's wake-up after a commit that wrote
+    events (a class, not a generator: this wraps every unit of work on the hot paths)."""
+
+    __slots__ = ("_outbox", "_unit")
+
+    def __init__(self, unit: UnitOfWork, outbox: OutboxSignal | None) -> None:
+        self._unit = unit
+        self._outbox = outbox
+
+    async def __aenter__(self) -> UnitOfWork:
+        return await self._unit.__aenter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            await self._unit.__aexit__(exc_type, exc, tb)
+        finally:
+            if self._unit.committed_events and self._outbox is not None:
+                self._outbox.nudge()

@@ -224,6 +224,11 @@ class UnitOfWork(Protocol):
     @property
     def exchanges(self) -> ExchangeLog: ...
 
+    @property
+    def committed_events(self) -> bool:
+        """After the block: its commit wrote outbox rows (the relay has news to move)."""
+        ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

@@ -20,7 +20,6 @@ import aiohttp
 from malipo.app.connector import CallContext, Exchange
 from malipo.domain.errors import (
     ProviderOutcomeUnknown,
-    ProviderRejectedRequest,
     ProviderUnavailable,
 )
 from malipo.metrics import observe_provider_call
@@ -34,14 +33,6 @@ class HttpReply:
     status: int
     headers: Mapping[str, str]
     body: bytes
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise ProviderRejectedRequest(
-                f"provider answered HTTP {self.status} with a body that is not JSON"
-            ) from None
 
 
 class ProviderHttp:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from malipo.domain.payments import Payment
+from malipo.app.journal import Claimed, Deferred, Delivery, EventClaim
 from malipo.store.rows import BY_REFERENCE, PAYMENT_FIELDS, payment_from_row
 
 _RECORD = (
@@ -72,37 +70,10 @@ WHERE j.id = ANY($1::bigint[]) AND j.id = m.journal_id
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One POST as it arrived (headers already masked)."""
-
-    provider: str
-    account: str
-    received_at: datetime
-    remote: str
-    headers: Mapping[str, str]
-    body: bytes
-
-    def args(self, outcome: str, detail: str) -> tuple[Any, ...]:
-        return (self.provider, self.account, self.received_at, self.remote, dict(self.headers),
-                self.body, hashlib.sha256(self.body).hexdigest(), outcome, detail[:1000])
-
-
-@dataclass(frozen=True, slots=True)
-class EventClaim:
-    """A provider event's de-duplication identity and what the journal keeps of it."""
-
-    key: str
-    payment_id: str
-    reference: str
-    event: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    journal_id: int
-    fresh: bool  # False: this provider event was seen before (a duplicate delivery)
-    payment: Payment | None  # the payment the event names, as read in the same statement
+def _delivery_args(d: Delivery, outcome: str, detail: str) -> tuple[Any, ...]:
+    """_RECORD's arguments."""
+    return (d.provider, d.account, d.received_at, d.remote, dict(d.headers), d.body,
+            hashlib.sha256(d.body).hexdigest(), outcome, detail[:1000])
 
 
 _Mark = tuple[int, str, str, str, str, str, str]  # one row of _MARK's arrays
@@ -149,7 +120,7 @@ class _Marks:
             self._writer = None
 
 
-class CallbackJournal:
+class PostgresCallbackJournal:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._marks = _Marks(pool)
@@ -157,14 +128,13 @@ class CallbackJournal:
     async def record(self, delivery: Delivery, *, outcome: str = "RECEIVED",
                      detail: str = "") -> int:
         journal_id: int = await self._pool.fetchval(
-            _RECORD + " RETURNING id", *delivery.args(outcome, detail))
+            _RECORD + " RETURNING id", *_delivery_args(delivery, outcome, detail))
         return journal_id
 
     async def record_claiming(self, delivery: Delivery, claim: EventClaim) -> Claimed:
-        """Journal the delivery, claim its event and read the payment it names."""
         row = await self._pool.fetchrow(
-            _RECORD_AND_CLAIM, *delivery.args("RECEIVED", ""), claim.key, claim.payment_id,
-            claim.reference, dict(claim.event))
+            _RECORD_AND_CLAIM, *_delivery_args(delivery, "RECEIVED", ""), claim.key,
+            claim.payment_id, claim.reference, dict(claim.event))
         assert row is not None
         payment = payment_from_row(row) if row["id"] is not None else None
         return Claimed(int(row["journal_id"]), bool(row["fresh"]), payment)
@@ -172,15 +142,12 @@ class CallbackJournal:
     async def mark_delivery(self, journal_id: int, outcome: str, detail: str = "", *,
                             event: tuple[str, str, str] = ("", "", ""),
                             event_outcome: str = "") -> None:
-        """Set the delivery's outcome; with `event` = (provider, account, key), that event's
-        outcome too (`event_outcome`, default the same), in the same statement."""
         provider, account, key = event
         await self._marks.write((journal_id, outcome, detail[:1000], key,
                                  event_outcome or outcome, provider, account))
 
     async def claim_event(self, provider: str, account: str, event_key: str, journal_id: int,
                           payment_id: str, reference: str, event: Mapping[str, Any]) -> bool:
-        """False when this provider event was seen before (a duplicate delivery)."""
         inserted = await self._pool.fetchval(
             _CLAIM, provider, account, event_key, journal_id, payment_id, reference, dict(event))
         return bool(inserted)
@@ -191,10 +158,10 @@ class CallbackJournal:
             "AND event_key = $3", provider, account, event_key, outcome)
 
     async def deferred_for(self, provider: str, account: str,
-                           reference: str) -> list[tuple[str, int, bytes]]:
+                           reference: str) -> list[Deferred]:
         rows = await self._pool.fetch(
             "SELECT e.event_key, e.journal_id, j.body FROM callback_events e "
             "JOIN callback_journal j ON j.id = e.journal_id WHERE e.provider = $1 "
             "AND e.account = $2 AND e.provider_reference = $3 AND e.outcome = 'DEFERRED' "
             "ORDER BY e.journal_id", provider, account, reference)
-        return [(r["event_key"], r["journal_id"], bytes(r["body"])) for r in rows]
+        return [Deferred(r["event_key"], r["journal_id"], bytes(r["body"])) for r in rows]

@@ -1,21 +1,14 @@
-"""asyncpg repositories: payments (with the conditional transition), keys, exchange log."""
+"""The payments repository: rows, the conditional transition and its outbox event."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-import asyncpg
-
-from malipo.app.connector import Exchange
 from malipo.app.unit_of_work import (
     Added,
-    ExchangeKind,
-    ExchangeRecord,
     IdempotencyRecord,
-    KeyHolder,
     ListQuery,
     LockedPayment,
     Schedule,
@@ -23,7 +16,6 @@ from malipo.app.unit_of_work import (
 )
 from malipo.domain.payments import Change, ChangeKind, Payment
 from malipo.domain.status import Direction, predecessors
-from malipo.redaction import mask_body, mask_text
 from malipo.store.rows import (
     BY_REFERENCE,
     PAYMENT_COLUMNS,
@@ -34,19 +26,7 @@ from malipo.store.rows import (
     payment_fields,
     payment_from_row,
 )
-
-
-class Statements(Protocol):
-    """Where the repositories run SQL: the unit of work's connection (store.unit_of_work)."""
-
-    async def execute(self, sql: str, *args: Any) -> str: ...
-    async def executemany(self, sql: str, args: Any) -> None: ...
-    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]: ...
-    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None: ...
-    async def fetchval(self, sql: str, *args: Any) -> Any: ...
-    async def fetchval_alone(self, sql: str, *args: Any) -> Any: ...
-    async def fetchrow_alone(self, sql: str, *args: Any) -> asyncpg.Record | None: ...
-
+from malipo.store.statements import Statements
 
 # $1..$28: the row's columns (PostgresPayments.add); $29 its creation event.
 _ROW_VALUES = ",".join(f"${i}" for i in range(1, 29))
@@ -170,7 +150,7 @@ class PostgresPayments:
             event_payload(None, p, reason="", actor=actor),
         )
         if key is None:
-            cursor: int | None = await self._conn.fetchval(_INSERT, *args)
+            cursor: int | None = await self._conn.fetchval_tx(_INSERT, *args)
         else:
             assert (key.tenant, key.resource_id) == (p.tenant, p.id)
             cursor = await self._conn.fetchval_alone(_INSERT_CLAIMED, *args, key.key,
@@ -188,13 +168,13 @@ class PostgresPayments:
         return payment_from_row(row) if row else None
 
     async def lock(self, payment_id: str) -> Payment | None:
-        row = await self._conn.fetchrow(
+        row = await self._conn.fetchrow_tx(
             f"SELECT {PAYMENT_FIELDS} FROM payments WHERE id = $1 FOR UPDATE", payment_id
         )
         return payment_from_row(row) if row else None
 
     async def lock_for_reference(self, payment_id: str, reference: str) -> LockedPayment | None:
-        row = await self._conn.fetchrow(_LOCK_CHECKING_REFERENCE, payment_id, reference)
+        row = await self._conn.fetchrow_tx(_LOCK_CHECKING_REFERENCE, payment_id, reference)
         if row is None:
             return None
         return LockedPayment(payment_from_row(row), reference_taken=row["taken"],
@@ -224,7 +204,7 @@ class PostgresPayments:
     async def write(self, change: Change, *, actor: str, schedule: Schedule | None = None,
                     submitted: bool = False) -> bool:
         args = self._write_args(change, actor, schedule, submitted, unlocked=False)
-        updated = await self._conn.fetchval(_UPDATE_WITH_EVENT, *args)
+        updated = await self._conn.fetchval_tx(_UPDATE_WITH_EVENT, *args)
         self.wrote_events |= _has_event(change) and updated == 1
         return updated == 1
 
@@ -248,7 +228,7 @@ class PostgresPayments:
         return bool(submitted)
 
     async def schedule(self, payment_id: str, schedule: Schedule) -> None:
-        await self._conn.execute(
+        await self._conn.execute_tx(
             "UPDATE payments SET next_poll_at = $2, claimed_until = NULL, "
             "poll_attempts = CASE WHEN $3 THEN 0 ELSE poll_attempts END WHERE id = $1",
             payment_id, schedule.next_poll_at, schedule.reset_attempts,
@@ -288,121 +268,3 @@ class PostgresPayments:
             tenant, provider, channel, direction.value, since, customer_key,
         )
         return int(total or 0)
-
-
-# A replay's one read: the key, and the payment it made (same tenant) with whether its first
-# provider call is recorded (submit_state SENT, or any news that moved it past PENDING).
-_KEY_HOLDER = f"""
-SELECT k.tenant AS k_tenant, k.key AS k_key, k.operation AS k_operation,
-       k.fingerprint AS k_fingerprint, k.resource_id AS k_resource_id,
-       {payment_fields("p")},
-       (p.submit_state = 'SENT' OR p.status <> 'PENDING') AS submitted
-FROM idempotency_keys k LEFT JOIN payments p ON p.id = k.resource_id AND p.tenant = k.tenant
-WHERE k.tenant = $1 AND k.key = $2
-"""
-
-
-class PostgresIdempotencyKeys:
-    def __init__(self, conn: Statements) -> None:
-        self._conn = conn
-
-    async def holder(self, tenant: str, key: str) -> KeyHolder | None:
-        row = await self._conn.fetchrow(_KEY_HOLDER, tenant, key)
-        if row is None:
-            return None
-        record = IdempotencyRecord(row["k_tenant"], row["k_key"], row["k_operation"],
-                                   row["k_fingerprint"], row["k_resource_id"])
-        payment = payment_from_row(row) if row["id"] is not None else None
-        return KeyHolder(record, payment, bool(row["submitted"]))
-
-    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
-        inserted = await self._conn.fetchval(
-            "INSERT INTO idempotency_keys (tenant, key, operation, fingerprint, resource_id) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
-            record.tenant, record.key, record.operation, record.fingerprint, record.resource_id,
-        )
-        if inserted:
-            return None
-        existing = await self.holder(record.tenant, record.key)
-        assert existing is not None
-        return existing.record
-
-    async def release(self, tenant: str, key: str) -> None:
-        await self._conn.execute(
-            "DELETE FROM idempotency_keys WHERE tenant = $1 AND key = $2", tenant, key)
-
-
-class PostgresExchangeLog:
-    def __init__(self, conn: Statements) -> None:
-        self._conn = conn
-
-    async def add(self, payment: Payment, exchanges: Sequence[Exchange]) -> None:
-        if not exchanges:
-            return
-        await self._conn.executemany(
-            "INSERT INTO provider_exchanges (payment_id, tenant, provider, operation, method, "
-            "path, request_body, status, response_body, latency_ms, error, at) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)",
-            [(payment.id, payment.tenant, payment.provider, e.operation, e.method, e.path,
-              e.request_body, e.status, e.response_body, e.latency_ms, e.error, e.at)
-             for e in exchanges],
-        )
-
-    async def for_payment(self, payment: Payment) -> Sequence[ExchangeRecord]:
-        requests = await self._conn.fetch(
-            "SELECT operation, method, path, request_body, status, response_body, latency_ms, "
-            "error, at, id FROM provider_exchanges WHERE payment_id = $1 ORDER BY id",
-            payment.id)
-        callbacks = await self._conn.fetch(_CALLBACKS_OF_PAYMENT, payment.provider,
-                                           payment.account, payment.id,
-                                           payment.provider_reference,
-                                           payment.id.encode())
-        records: list[tuple[datetime, int, int, ExchangeRecord]] = [(
-            r["at"], 0, r["id"], ExchangeRecord(
-            ExchangeKind.REQUEST, r["operation"], r["method"], r["path"], r["request_body"],
-            r["status"], r["response_body"], r["latency_ms"], r["at"], r["error"],
-        )) for r in requests]
-        records += [(r["received_at"], 1, r["id"], _callback_record(r)) for r in callbacks]
-        records.sort(key=lambda item: item[:3])
-        return [record for *_, record in records]
-
-
-# A callback belongs to a payment through the events it carried (by our id, or by the
-# provider's reference while it was deferred), plus byte-identical re-deliveries of those
-# (duplicates never get an event row). A delivery refused before parsing (forged, malformed)
-# is matched by our id appearing in its body; its body is not shown, since an unverified or
-# batched body may speak of other payments.
-_CALLBACKS_OF_PAYMENT = """
-WITH mine AS (
-    SELECT e.journal_id, e.event FROM callback_events e
-    WHERE e.provider = $1 AND e.account = $2
-      AND (e.payment_id = $3 OR ($4 <> '' AND e.provider_reference = $4))
-)
-SELECT j.id, j.provider, j.account, j.received_at, j.body, j.outcome, j.detail,
-       (SELECT count(*) FROM callback_events x WHERE x.journal_id = j.id) AS carried,
-       (SELECT m.event FROM mine m WHERE m.journal_id = j.id LIMIT 1) AS event
-FROM callback_journal j
-WHERE j.provider = $1 AND j.account = $2 AND (
-    j.id IN (SELECT journal_id FROM mine)
-    OR j.body_sha256 IN (SELECT jj.body_sha256 FROM callback_journal jj
-                         WHERE jj.id IN (SELECT journal_id FROM mine))
-    OR (j.outcome IN ('REJECTED', 'INVALID') AND position($5::bytea IN j.body) > 0)
-)
-ORDER BY j.id
-"""
-
-
-def _callback_record(row: asyncpg.Record) -> ExchangeRecord:
-    outcome, carried = str(row["outcome"]), int(row["carried"])
-    if outcome in ("REJECTED", "INVALID"):
-        body = ""
-    elif carried > 1:
-        # A batched delivery: show only what it said about this payment.
-        body = mask_body(json.dumps({"batched_events": carried, **dict(row["event"] or {})}))
-    else:
-        body = mask_body(bytes(row["body"]))
-    detail = outcome + (f": {mask_text(row['detail'])}" if row["detail"] else "")
-    return ExchangeRecord(
-        ExchangeKind.CALLBACK, "callback", "POST",
-        f"/callbacks/{row['provider']}/{row['account']}", body, 0, "", 0.0,
-        row["received_at"], detail)

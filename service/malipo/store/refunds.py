@@ -12,8 +12,8 @@ from malipo.domain.money import Money
 from malipo.domain.payments import Payment
 from malipo.domain.refunds import Refund
 from malipo.domain.status import Status
-from malipo.store.payments import Statements
 from malipo.store.rows import event_payload
+from malipo.store.statements import Statements
 
 _COLUMNS = ("id, payment_id, tenant, amount_minor, currency, status, reason, "
             "provider_reference, provider_status, failure_reason, failure_message, "
@@ -80,7 +80,7 @@ class PostgresRefunds:
 
     async def add(self, refund: Refund, payment: Payment, *, actor: str) -> bool:
         r = refund
-        added = await self._conn.fetchval(
+        added = await self._conn.fetchval_tx(
             _INSERT_WITHIN_CAP, r.id, r.payment_id, r.tenant, r.amount.minor,
             r.amount.currency.code, r.status.value, r.reason, r.idempotency_key, r.created_at,
             payment.amount.minor, refund_event(payment, None, r, actor=actor))
@@ -90,7 +90,7 @@ class PostgresRefunds:
     async def write(self, before: Refund, after: Refund, payment: Payment, *, actor: str,
                     provider_payload: Mapping[str, object]) -> bool:
         a = after
-        updated = await self._conn.fetchval(
+        updated = await self._conn.fetchval_tx(
             _UPDATE_WITH_EVENT, a.id, a.status.value, a.provider_reference, a.provider_status,
             a.failure_reason, a.failure_message, a.updated_at, before.status.value,
             refund_event(payment, before.status, a, actor=actor,

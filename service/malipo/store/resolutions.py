@@ -8,7 +8,7 @@ import asyncpg
 
 from malipo.domain.resolutions import Operator, Resolution
 from malipo.domain.status import Status
-from malipo.store.payments import Statements
+from malipo.store.statements import Statements
 
 _COLUMNS = ("id, payment_id, tenant, operator, key_id, from_status, to_status, review_reason, "
             "reason, evidence, idempotency_key, resolved_at")
@@ -30,7 +30,7 @@ class PostgresResolutions:
 
     async def add(self, resolution: Resolution) -> None:
         r = resolution
-        await self._conn.execute(
+        await self._conn.execute_tx(
             f"INSERT INTO payment_resolutions ({_COLUMNS}) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             r.id, r.payment_id, r.tenant, r.operator.name, r.operator.key_id,

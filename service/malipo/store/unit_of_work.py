@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from malipo.store.payments import PostgresExchangeLog, PostgresIdempotencyKeys, PostgresPayments
+from malipo.store.exchange_log import PostgresExchangeLog
+from malipo.store.idempotency_keys import PostgresIdempotencyKeys
+from malipo.store.payments import PostgresPayments
 from malipo.store.refunds import PostgresRefunds
 from malipo.store.resolutions import PostgresResolutions
 
@@ -42,25 +43,20 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asy
     return pool
 
 
-def _plain_read(sql: str) -> bool:
-    head = sql.lstrip()[:6].upper()
-    return head == "SELECT" and "FOR UPDATE" not in sql.upper() and "FOR SHARE" not in sql.upper()
-
-
 class _LazyTransaction:
-    """The unit of work's connection: BEGIN goes out just before the first statement that
-    writes or locks (anything but a plain SELECT). Plain reads before it run on their own:
-    under READ COMMITTED every statement takes its own snapshot anyway, so they see what
-    they would have seen inside the transaction, and read-only units of work (GetPayment,
-    ListPayments, a callback finding its payment) save the BEGIN and COMMIT round trips."""
+    """The unit of work's connection (store.statements.Statements): BEGIN goes out just
+    before the first write or lock. Plain reads before it run on their own: under READ
+    COMMITTED every statement takes its own snapshot anyway, so they see what they would
+    have seen inside the transaction, and read-only units of work (GetPayment, ListPayments,
+    a callback finding its payment) save the BEGIN and COMMIT round trips."""
 
     def __init__(self, conn: PoolConnectionProxy) -> None:
         self._conn = conn
         self.tx: Any = None
         self._sealed = False
 
-    async def _begin_for(self, sql: str) -> None:
-        if self.tx is None and not _plain_read(sql):
+    async def _begin(self) -> None:
+        if self.tx is None:
             if self._sealed:
                 raise RuntimeError("a unit of work that wrote one statement alone cannot "
                                    "write again: it would not be atomic")
@@ -75,6 +71,31 @@ class _LazyTransaction:
         if self.tx is None:
             self._sealed = True
 
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._conn.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        return await self._conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._conn.fetchval(sql, *args)
+
+    async def execute_tx(self, sql: str, *args: Any) -> str:
+        await self._begin()
+        return await self._conn.execute(sql, *args)
+
+    async def executemany_tx(self, sql: str, args: Any) -> None:
+        await self._begin()
+        await self._conn.executemany(sql, args)
+
+    async def fetchrow_tx(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        await self._begin()
+        return await self._conn.fetchrow(sql, *args)
+
+    async def fetchval_tx(self, sql: str, *args: Any) -> Any:
+        await self._begin()
+        return await self._conn.fetchval(sql, *args)
+
     async def fetchval_alone(self, sql: str, *args: Any) -> Any:
         self._alone()
         return await self._conn.fetchval(sql, *args)
@@ -82,26 +103,6 @@ class _LazyTransaction:
     async def fetchrow_alone(self, sql: str, *args: Any) -> asyncpg.Record | None:
         self._alone()
         return await self._conn.fetchrow(sql, *args)
-
-    async def execute(self, sql: str, *args: Any) -> str:
-        await self._begin_for(sql)
-        return await self._conn.execute(sql, *args)
-
-    async def executemany(self, sql: str, args: Any) -> None:
-        await self._begin_for(sql)
-        await self._conn.executemany(sql, args)
-
-    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        await self._begin_for(sql)
-        return await self._conn.fetch(sql, *args)
-
-    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        await self._begin_for(sql)
-        return await self._conn.fetchrow(sql, *args)
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        await self._begin_for(sql)
-        return await self._conn.fetchval(sql, *args)
 
 
 class PostgresUnitOfWork:
@@ -111,11 +112,11 @@ class PostgresUnitOfWork:
     refunds: PostgresRefunds
     resolutions: PostgresResolutions
 
-    def __init__(self, pool: asyncpg.Pool, on_events: Callable[[], None] | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._on_events = on_events
         self._conn: PoolConnectionProxy | None = None
         self._lazy: _LazyTransaction | None = None
+        self.committed_events = False
 
     async def __aenter__(self) -> Self:
         conn = await self._pool.acquire()
@@ -146,17 +147,14 @@ class PostgresUnitOfWork:
             await self._pool.release(self._conn)
             self._conn = None
             self._lazy = None
-        if committed_events and self._on_events is not None:
-            self._on_events()
+            self.committed_events = committed_events
 
 
 class PostgresUnitOfWorkFactory:
-    """Units of work on one pool; `on_events` runs after a commit that wrote outbox rows
-    (the relay's wake-up: see EventRelay.nudge)."""
+    """Units of work on one pool."""
 
-    def __init__(self, pool: asyncpg.Pool, on_events: Callable[[], None] | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-        self.on_events = on_events
 
     def __call__(self) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(self.pool, self.on_events)
+        return PostgresUnitOfWork(self.pool)

@@ -99,7 +99,8 @@ class EventRelay:
         self.exported = 0
 
     def nudge(self) -> None:
-        """Committed outbox rows are waiting (called by the unit of work after its commit)."""
+        """Committed outbox rows are waiting (app.services.Services.uow, after a commit that
+        wrote them)."""
         if self.is_leader:
             self._wake.set()
         else:

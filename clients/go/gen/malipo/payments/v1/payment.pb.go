@@ -911,7 +911,8 @@ type Payment struct {
 	Fulfilment map[string]string `protobuf:"bytes,19,rep,name=fulfilment,proto3" json:"fulfilment,omitempty" protobuf_key:"bytes,1,opt,name=key,proto3" protobuf_val:"bytes,2,opt,name=value,proto3"`
 	// The caller's own key/values, returned as given.
 	Metadata map[string]string `protobuf:"bytes,20,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key,proto3" protobuf_val:"bytes,2,opt,name=value,proto3"`
-	// True when a provider message contradicted this payment (amount, currency) or it expired
+	// True when a provider message contradicted this payment (amount, currency, reference,
+	// customer number) or it expired
 	// unresolved; review_reason says why. The status is not changed by such messages.
 	// ListPayments/ListPayouts with filter.needs_review list them; an operator settles them
 	// with ResolvePayment, which clears the flag.
@@ -920,6 +921,7 @@ type Payment struct {
 	//
 	//	AMOUNT_MISMATCH          the provider reported another amount or currency
 	//	REFERENCE_MISMATCH       the provider named another transaction than the one we hold
+	//	ACCOUNT_MISMATCH         the provider named another customer number than ours
 	//	REFERENCE_REUSED         the provider's transaction already backs another payment
 	//	DIRECTION_MISMATCH       a callback called a collection a payout, or the reverse
 	//	REVERSED_UNSEEN_SUCCESS  the provider reports money returned for a payment never seen

@@ -489,7 +489,8 @@ export declare type Payment = Message<"malipo.payments.v1.Payment"> & {
   metadata: { [key: string]: string };
 
   /**
-   * True when a provider message contradicted this payment (amount, currency) or it expired
+   * True when a provider message contradicted this payment (amount, currency, reference,
+   * customer number) or it expired
    * unresolved; review_reason says why. The status is not changed by such messages.
    * ListPayments/ListPayouts with filter.needs_review list them; an operator settles them
    * with ResolvePayment, which clears the flag.
@@ -502,6 +503,7 @@ export declare type Payment = Message<"malipo.payments.v1.Payment"> & {
    * Why needs_review is set: one stable code (the human detail is review_message):
    *   AMOUNT_MISMATCH          the provider reported another amount or currency
    *   REFERENCE_MISMATCH       the provider named another transaction than the one we hold
+   *   ACCOUNT_MISMATCH         the provider named another customer number than ours
    *   REFERENCE_REUSED         the provider's transaction already backs another payment
    *   DIRECTION_MISMATCH       a callback called a collection a payout, or the reverse
    *   REVERSED_UNSEEN_SUCCESS  the provider reports money returned for a payment never seen

@@ -1,0 +1,49 @@
+"""Provider calls in flight in this process: the only mutable state the use cases share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Submissions:
+    """First provider calls of new payments and refunds, each in a task of its own
+    (shielded: a caller who hangs up must not leave the call half-recorded). A duplicate
+    create in the same process waits on the call's future instead of polling the database;
+    shutdown drains the tasks."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def start(self, payment_id: str, call: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._done[payment_id] = done
+        task = self.keep(call)
+        # Registered before any caller awaits the task: the future is settled before the
+        # caller resumes, so a duplicate arriving after the answer reads it from the row.
+        task.add_done_callback(lambda _t: self._finish(payment_id, done))
+        return task
+
+    def keep(self, call: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run `call` in a task that shutdown waits for (no future: nobody waits by id)."""
+        task = asyncio.ensure_future(call)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _finish(self, payment_id: str, done: asyncio.Future[None]) -> None:
+        self._done.pop(payment_id, None)
+        if not done.done():
+            done.set_result(None)
+
+    def waiting(self, payment_id: str) -> asyncio.Future[None] | None:
+        """The future settled when this payment's first call is recorded, if it is ours."""
+        return self._done.get(payment_id)
+
+    async def drain(self, timeout_s: float) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout_s)

@@ -1,0 +1,144 @@
+"""Apply a provider event (a callback's news): find its payment, confirm where the provider
+wants, record it; and the callbacks that waited for a provider reference, once it is known."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+from malipo.app.connector import (
+    CallbackEvent,
+    CallbackOutcome,
+    CallContext,
+    Connector,
+    Exchange,
+    InboundCallback,
+)
+from malipo.app.recording import flag_for_review, record
+from malipo.app.services import Services
+from malipo.app.unit_of_work import Schedule
+from malipo.domain.errors import CallbackRejected, MalipoError, ProviderError
+from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate
+from malipo.domain.review import ReviewReason, review_text
+
+log = logging.getLogger("malipo.callbacks")
+
+
+def event_key(event: CallbackEvent, body: bytes) -> str:
+    """The event's de-duplication identity: the provider's own, else the body's digest."""
+    return event.event_key or hashlib.sha256(body).hexdigest()
+
+
+async def record_update(svc: Services, payment_id: str, update: ProviderUpdate, *,
+                        actor: str, exchanges: Sequence[Exchange] = (),
+                        submitted: bool = False, schedule: Schedule | None = None,
+                        known: Payment | None = None) -> Change:
+    """`record` the update, then apply the callbacks that were waiting for the provider
+    reference it brought (see `Recorded.callbacks_waiting`)."""
+    recorded = await record(svc, payment_id, update, actor=actor, exchanges=exchanges,
+                            submitted=submitted, schedule=schedule, known=known)
+    if recorded.callbacks_waiting:
+        await apply_deferred(svc, recorded.change.after)
+    return recorded.change
+
+
+async def find_payment(svc: Services, connector: Connector,
+                       event: CallbackEvent) -> Payment | None:
+    """The payment of this provider account the event names, by our id or its reference."""
+    async with svc.uow() as uow:
+        if event.payment_id:
+            payment = await uow.payments.get(event.payment_id)
+            if payment is not None and (payment.provider, payment.account) == (
+                    connector.provider, connector.account.name):
+                return payment
+            return None
+        if event.update.provider_reference:
+            return await uow.payments.by_provider_reference(
+                connector.provider, connector.account.name, event.update.provider_reference)
+    return None
+
+
+async def apply_event(svc: Services, connector: Connector, event: CallbackEvent,
+                      payment: Payment | None) -> CallbackOutcome:
+    """`payment`: the one the event names, as the caller read it (None: not ours)."""
+    if payment is None:
+        return (CallbackOutcome.DEFERRED if event.update.provider_reference and
+                not event.payment_id else CallbackOutcome.UNKNOWN_PAYMENT)
+    if event.direction and event.direction != payment.direction.value:
+        await flag_for_review(svc, payment.id,
+                              review_text(ReviewReason.DIRECTION_MISMATCH,
+                                          f"callback says {event.direction}"),
+                              actor="callback", provider_payload=event.update.raw)
+        return CallbackOutcome.MISMATCH
+    update = event.update
+    actor = f"callback:{connector.provider}"
+    exchanges: Sequence[Exchange] = []
+    caps = connector.capabilities
+    if caps.callbacks_need_confirmation or (update.status is None and caps.status_polling):
+        # The callback is a trigger (or could not name a status on its own, as Kwik's
+        # before its status names are known): the provider's status answer is the truth.
+        ctx = CallContext()
+        subject = payment
+        if not payment.provider_reference and update.provider_reference:
+            # First news of the provider's transaction (a widget payment): ask about it.
+            subject = replace(payment, provider_reference=update.provider_reference)
+        try:
+            update = await connector.fetch_status(subject, ctx)
+        except ProviderError as exc:
+            log.warning("confirmation poll failed for %s: %s", payment.id, exc.message)
+            await schedule_poll(svc, payment)
+            return CallbackOutcome.DEFERRED
+        exchanges = ctx.exchanges
+        actor = f"callback+status:{connector.provider}"
+    try:
+        change = await record_update(svc, payment.id, update, actor=actor,
+                                     exchanges=exchanges, known=payment)
+    except MalipoError as exc:
+        log.warning("callback for %s not applied: %s", payment.id, exc.message)
+        return CallbackOutcome.INVALID
+    if change.kind is ChangeKind.REVIEW:
+        return CallbackOutcome.MISMATCH
+    if change.kind is ChangeKind.IGNORED:
+        return CallbackOutcome.IGNORED
+    return CallbackOutcome.APPLIED
+
+
+async def poll_instead(svc: Services, connector: Connector, callback: InboundCallback) -> None:
+    """A forged or broken callback that names a payment we know triggers a status poll."""
+    try:
+        events = connector.parse_callback(callback)
+    except (CallbackRejected, MalipoError):
+        return
+    for event in events:
+        payment = await find_payment(svc, connector, event)
+        if payment is not None:
+            await schedule_poll(svc, payment)
+
+
+async def schedule_poll(svc: Services, payment: Payment) -> None:
+    async with svc.uow() as uow:
+        await uow.payments.schedule(payment.id, Schedule(svc.clock()))
+
+
+async def apply_deferred(svc: Services, payment: Payment) -> None:
+    """Callbacks that came before we knew the provider reference are applied now."""
+    connector = svc.connectors.get(payment.provider, payment.account)
+    if connector is None:
+        return
+    waiting = await svc.journal.deferred_for(payment.provider, payment.account,
+                                             payment.provider_reference)
+    for deferred in waiting:
+        callback = InboundCallback(payment.provider, payment.account, {}, deferred.body, {},
+                                   "", payment.updated_at)
+        try:
+            events = connector.parse_callback(callback)
+        except CallbackRejected:
+            continue
+        for event in events:
+            if event_key(event, deferred.body) == deferred.key:
+                outcome = await apply_event(svc, connector, event,
+                                            await find_payment(svc, connector, event))
+                await svc.journal.mark_event(payment.provider, payment.account, deferred.key,
+                                             outcome.value)

@@ -1,0 +1,127 @@
+"""Recording what a provider says: the guarded write of one update, or a review flag."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from malipo.app.connector import Exchange
+from malipo.app.policies import PollPolicy
+from malipo.app.services import Services
+from malipo.app.unit_of_work import Schedule
+from malipo.domain.errors import NotFound
+from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate, apply_update
+from malipo.domain.review import ReviewReason, review_text
+from malipo.domain.status import UNSETTLED, Status
+
+
+def schedule_after(change: Change, policy: PollPolicy, svc: Services) -> Schedule | None:
+    """Poll unsettled payments from when they become unsettled; stop once settled."""
+    now = svc.clock()
+    after = change.after
+    if after.status in UNSETTLED:
+        if change.kind is ChangeKind.TRANSITION:
+            return Schedule(policy.first_poll(now), reset_attempts=True)
+        return None
+    if after.status is Status.PENDING:
+        return None
+    return Schedule(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording an update committed, and what its caller must do next."""
+
+    change: Change
+    # The update gave the payment its first provider reference, and callbacks that named it
+    # wait in the journal (they came before we knew it): the caller applies them now.
+    callbacks_waiting: bool = False
+
+
+async def record(svc: Services, payment_id: str, update: ProviderUpdate, *,
+                 actor: str, exchanges: Sequence[Exchange] = (),
+                 submitted: bool = False, schedule: Schedule | None = None,
+                 known: Payment | None = None) -> Recorded:
+    """Apply one provider update in one transaction: guarded write, event, exchange log.
+
+    With `known` (the payment as the caller just read it) and no exchanges to log, the
+    update is first written in one statement without a row lock, guarded by the version it
+    was decided from: the usual case costs one round trip instead of four. If the row moved
+    meanwhile (or the update brings a reference another payment holds), the locked path
+    decides again on fresh data."""
+    if known is not None and not exchanges:
+        recorded = await _record_unlocked(svc, known, update, actor=actor,
+                                          submitted=submitted, schedule=schedule)
+        if recorded is not None:
+            return recorded
+    async with svc.uow() as uow:
+        locked = await uow.payments.lock_for_reference(payment_id, update.provider_reference)
+        if locked is None:
+            raise NotFound(f"payment {payment_id} not found")
+        current = locked.payment
+        change = apply_update(current, update, svc.clock())
+        # The update's reference is the one adopted when the payment had none (apply_update).
+        if _first_reference(change) and locked.reference_taken:
+            # Never attach one provider transaction to two payments: flag, change nothing else.
+            flagged = replace(current, needs_review=True, updated_at=svc.clock(),
+                              provider_status=update.provider_status or current.provider_status,
+                              review_reason=review_text(
+                                  ReviewReason.REFERENCE_REUSED,
+                                  "the provider transaction backs another payment"))
+            change = Change(ChangeKind.REVIEW, current, flagged, ReviewReason.REFERENCE_REUSED,
+                            update.raw)
+        plan = _plan(svc, change, schedule)
+        if change.writes or submitted or plan is not None:
+            wrote = await uow.payments.write(change if change.writes else Change(
+                ChangeKind.REFRESH, current, current), actor=actor, schedule=plan,
+                submitted=submitted)
+            if not wrote:  # impossible under the row lock; kept as a loud guard
+                raise RuntimeError(f"guarded update of {payment_id} lost a race under lock")
+        await uow.exchanges.add(current, exchanges)
+    return Recorded(change, _first_reference(change) and locked.callbacks_waiting)
+
+
+async def _record_unlocked(svc: Services, known: Payment, update: ProviderUpdate, *,
+                           actor: str, submitted: bool, schedule: Schedule | None
+                           ) -> Recorded | None:
+    """One guarded statement on the caller's copy; None: decide again under the lock."""
+    change = apply_update(known, update, svc.clock())
+    plan = _plan(svc, change, schedule)
+    if not change.writes and not submitted and plan is None:
+        return None  # nothing to write on this copy; the row may say otherwise: look again
+    async with svc.uow() as uow:
+        written = await uow.payments.write_if_unchanged(
+            change if change.writes else Change(ChangeKind.REFRESH, known, known),
+            actor=actor, schedule=plan, submitted=submitted,
+            new_reference=change.after.provider_reference if _first_reference(change) else "")
+    if written is None:
+        return None
+    return Recorded(change, written.callbacks_waiting)
+
+
+def _first_reference(change: Change) -> bool:
+    return bool(change.after.provider_reference) and not change.before.provider_reference
+
+
+def _plan(svc: Services, change: Change, schedule: Schedule | None) -> Schedule | None:
+    if schedule is not None:
+        return schedule
+    return schedule_after(change, svc.connectors.policy(change.before.provider), svc)
+
+
+async def flag_for_review(svc: Services, payment_id: str, reason: str, *, actor: str,
+                          schedule: Schedule | None = None,
+                          provider_payload: Mapping[str, object] | None = None) -> Change:
+    """Mark a payment for a person to look at (the field and an event); status untouched.
+
+    `reason` reads "CODE: explanation"; the code becomes the event's reason."""
+    async with svc.uow() as uow:
+        current = await uow.payments.lock(payment_id)
+        if current is None:
+            raise NotFound(f"payment {payment_id} not found")
+        flagged = replace(current, needs_review=True, review_reason=reason,
+                          updated_at=svc.clock())
+        change = Change(ChangeKind.REVIEW, current, flagged, reason.split(":", 1)[0],
+                        provider_payload or {})
+        await uow.payments.write(change, actor=actor, schedule=schedule)
+    return change
