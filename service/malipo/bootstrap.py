@@ -46,6 +46,7 @@ from malipo.store.embedded import start_embedded
 from malipo.store.failures import CONNECTION_LOST, DATABASE_ERRORS
 from malipo.store.leases import PostgresPollLeases
 from malipo.store.migrations import migrate
+from malipo.store.refund_leases import PostgresRefundLeases
 from malipo.store.retention import ExchangeRetention
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, create_pool
 from malipo.store.webhooks import PostgresWebhookEndpoints
@@ -97,7 +98,8 @@ class App:
                                  PostgresCallbackJournal(pool), outbox=relay)
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
         leases = PostgresPollLeases(pool)
-        self.reconciler = Reconciler(self.services, leases, interval_s=s.reconcile_interval_s)
+        self.reconciler = Reconciler(self.services, leases, interval_s=s.reconcile_interval_s,
+                                     refund_leases=PostgresRefundLeases(pool))
         self.callbacks = CallbackProcessor(self.services)
         endpoints = await self._webhook_endpoints(pool)
         await self._start_grpc(api_keys, endpoints)

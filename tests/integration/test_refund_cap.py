@@ -19,6 +19,8 @@ from malipo.domain.resolutions import Operator, Resolution
 from malipo.domain.status import Direction, Method, Status
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory
 
+_NOT_POLLED = datetime(2100, 1, 1, tzinfo=UTC)  # no reconciler runs here; far off anyway
+
 
 async def _succeeded_payment(uows: PostgresUnitOfWorkFactory, amount: int) -> Payment:
     now = datetime.now(UTC)
@@ -43,7 +45,8 @@ async def _add_locked(uows: PostgresUnitOfWorkFactory, payment: Payment, minor: 
         locked = await uow.payments.lock(payment.id)
         assert locked is not None
         await asyncio.sleep(0)  # let the others queue on the lock
-        return await uow.refunds.add(_refund(payment, minor), locked, actor="test")
+        return await uow.refunds.add(_refund(payment, minor), locked, actor="test",
+                                     first_poll=_NOT_POLLED)
 
 
 async def _outbox_refund_rows(pool: asyncpg.Pool, payment_id: str) -> int:
@@ -97,7 +100,8 @@ async def test_the_payment_lock_is_held_until_the_unit_of_work_ends(pool: asyncp
         with pytest.raises(asyncpg.LockNotAvailableError):
             await pool.fetchval("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE NOWAIT",
                                 payment.id)
-        assert await uow.refunds.add(_refund(payment, 100), payment, actor="test")
+        assert await uow.refunds.add(_refund(payment, 100), payment, actor="test",
+                                     first_poll=_NOT_POLLED)
     assert await pool.fetchval("SELECT 1 FROM payments WHERE id = $1 FOR UPDATE NOWAIT",
                                payment.id) == 1
 
@@ -114,7 +118,7 @@ async def test_refund_and_resolution_writes_roll_back_with_their_unit_of_work(
 
     async def write_then_fail() -> None:
         async with uows() as uow:
-            assert await uow.refunds.add(refund, payment, actor="test")
+            assert await uow.refunds.add(refund, payment, actor="test", first_poll=_NOT_POLLED)
             await uow.resolutions.add(resolution)
             raise RuntimeError("boom")
 

@@ -56,6 +56,9 @@ class Capabilities:
     status_by_our_reference: bool = False
     # Re-sending a create with the same id is harmless (the provider dedupes on our id).
     idempotent_submit: bool = False
+    # Re-sending a refund is harmless: the provider dedupes on our refund id (or, for a whole
+    # refund, on the payment), so a refund left PENDING by a crash may be sent again.
+    idempotent_refunds: bool = False
     # Callbacks are unauthenticated triggers: confirm each one with fetch_status first.
     callbacks_need_confirmation: bool = False
 
@@ -201,6 +204,19 @@ class PartialRefunds(Protocol):
         """Refund `refund.amount` of `payment`; `refund.id` is our reference for it. The
         update speaks of the refund: SUCCEEDED, FAILED, PROCESSING or None (accepted), with
         the provider's reference for the refund."""
+        ...
+
+
+@runtime_checkable
+class RefundStatus(Protocol):
+    """Optional for a connector: the provider can say where one refund stands. Without it a
+    refund left unsettled is never guessed FAILED (that would free its amount for a second
+    refund): it waits for other news and is flagged for review under the expiry rule."""
+
+    async def fetch_refund_status(self, payment: Payment, refund: Refund,
+                                  ctx: CallContext) -> ProviderUpdate:
+        """Where `refund` of `payment` stands, speaking of the refund (SUCCEEDED, FAILED,
+        PROCESSING or None: no opinion yet). ProviderNotFound: the provider never got it."""
         ...
 
 

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from malipo.app.unit_of_work import Schedule
 from malipo.domain.payments import Payment
+from malipo.domain.refunds import Refund
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +62,29 @@ class PollLeases(Protocol):
         ...
 
     async def backlog(self) -> Backlog: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedRefund:
+    """A refund this replica holds until its lease ends."""
+
+    refund: Refund
+    attempts: int      # polls claimed so far, this one included
+    token: datetime    # the lease's end as the claim wrote it: fences the release
+
+
+class RefundLeases(Protocol):
+    """Unsettled refunds due for a poll, leased to one replica at a time (PollLeases' shape)."""
+
+    faults: tuple[type[BaseException], ...]
+
+    async def any_due(self, accounts: Sequence[str]) -> bool: ...
+
+    async def claim(self, accounts: Sequence[str], batch: int,
+                    lease_s: float) -> Sequence[LeasedRefund]:
+        """Lease up to `batch` due refunds of payments of these "provider/account" keys."""
+        ...
+
+    async def release(self, refund_id: str, schedule: Schedule, token: datetime) -> None:
+        """Give the refund back with its next poll, unless another lease holds it now."""
+        ...

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from malipo.app.connector import Exchange
 from malipo.app.policies import PollPolicy
 from malipo.app.services import Services
-from malipo.app.unit_of_work import Schedule
+from malipo.app.unit_of_work import Schedule, UnitOfWork
 from malipo.domain.errors import NotFound
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate, apply_update
+from malipo.domain.refunds import REFUND_UNSETTLED
 from malipo.domain.review import ReviewReason, review_text
 from malipo.domain.status import UNSETTLED, Status
 
@@ -49,7 +51,7 @@ async def record(svc: Services, payment_id: str, update: ProviderUpdate, *,
     was decided from: the usual case costs one round trip instead of four. If the row moved
     meanwhile (or the update brings a reference another payment holds), the locked path
     decides again on fresh data."""
-    if known is not None and not exchanges:
+    if known is not None and not exchanges and update.status is not Status.REVERSED:
         recorded = await _record_unlocked(svc, known, update, actor=actor,
                                           submitted=submitted, schedule=schedule)
         if recorded is not None:
@@ -77,6 +79,8 @@ async def record(svc: Services, payment_id: str, update: ProviderUpdate, *,
                 submitted=submitted)
             if not wrote:  # impossible under the row lock; kept as a loud guard
                 raise RuntimeError(f"guarded update of {payment_id} lost a race under lock")
+            if change.kind is ChangeKind.TRANSITION and change.after.status is Status.REVERSED:
+                await _settle_whole_refunds(uow, change.after, svc.clock(), actor)
         await uow.exchanges.add(current, exchanges)
     return Recorded(change, _first_reference(change) and locked.callbacks_waiting)
 
@@ -97,6 +101,19 @@ async def _record_unlocked(svc: Services, known: Payment, update: ProviderUpdate
     if written is None:
         return None
     return Recorded(change, written.callbacks_waiting)
+
+
+async def _settle_whole_refunds(uow: UnitOfWork, payment: Payment, now: datetime,
+                                actor: str) -> None:
+    """The payment REVERSED by the provider (KKiaPay's revert webhook) is its word that the
+    whole amount went back: a whole refund still waiting for that word is SUCCEEDED, in the
+    transaction that reverses the payment (the reverse order is app/refunds.py's)."""
+    for refund in await uow.refunds.for_payment(payment.id):
+        if refund.amount == payment.amount and refund.status in REFUND_UNSETTLED:
+            settled = replace(refund, status=Status.SUCCEEDED, updated_at=now,
+                              failure_reason="", failure_message="")
+            await uow.refunds.write(refund, settled, payment, actor=actor, provider_payload={},
+                                    schedule=Schedule(None))
 
 
 def _first_reference(change: Change) -> bool:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from malipo.app.commands import RefundPayment, check_refund
-from malipo.app.connector import CallContext, Connector, PartialRefunds
+from malipo.app.connector import CallContext, Connector, Exchange, PartialRefunds
 from malipo.app.payments import get_payment
 from malipo.app.services import Services
 from malipo.app.unit_of_work import IdempotencyRecord, RefundTotals, Schedule, UnitOfWork
@@ -32,7 +33,7 @@ from malipo.domain.errors import (
 from malipo.domain.ids import new_refund_id
 from malipo.domain.money import Money
 from malipo.domain.payments import Payment, ProviderUpdate, apply_update
-from malipo.domain.refunds import Refund, can_move_refund, refund_status
+from malipo.domain.refunds import REFUND_UNSETTLED, Refund, can_move_refund, refund_status
 from malipo.domain.status import Direction, Status
 
 OPERATION = "refund"
@@ -101,7 +102,11 @@ async def _record_refund(svc: Services, uow: UnitOfWork, cmd: RefundPayment,
     refund = Refund(id=refund_id, payment_id=payment.id, tenant=payment.tenant,
                     amount=Money(amount, currency), idempotency_key=cmd.idempotency_key,
                     created_at=now, updated_at=now, reason=cmd.reason)
-    if not await uow.refunds.add(refund, payment, actor=f"tenant:{cmd.tenant}"):
+    # Polled after the grace period only if its provider answer is never recorded (a crash
+    # between this commit and the call): app/refund_polls.py settles it then.
+    first_poll = now + timedelta(seconds=svc.connectors.policy(payment.provider).submit_grace_s)
+    if not await uow.refunds.add(refund, payment, actor=f"tenant:{cmd.tenant}",
+                                 first_poll=first_poll):
         # The lock makes this unreachable; the statement's own check is the last word.
         raise _exceeds(payment, remaining)
     return payment, refund, connector
@@ -117,26 +122,34 @@ def _exceeds(payment: Payment, remaining: int) -> FailedPrecondition:
 
 async def _send(svc: Services, cmd: RefundPayment, payment: Payment, refund: Refund,
                 connector: Connector, ctx: CallContext) -> Refunded:
-    whole = refund.amount == payment.amount
+    actor = f"tenant:{cmd.tenant}"
     try:
-        if whole:
-            update = await connector.refund(payment, ctx)
-        else:
-            assert isinstance(connector, PartialRefunds)  # checked with the capability
-            update = await connector.refund_part(payment, refund, ctx)
-    except ProviderOutcomeUnknown as exc:
-        # Sent, answer lost: UNKNOWN keeps its amount held, so nothing is refunded twice.
-        update = ProviderUpdate(Status.UNKNOWN, failure_reason="PROVIDER_OUTCOME_UNKNOWN",
-                                failure_message=exc.message)
+        update = await send_refund(connector, payment, refund, ctx)
     except (ProviderRejectedRequest, ProviderUnavailable, FailedPrecondition,
             Unsupported) as exc:
         # Nothing was refunded: the refund fails and the key is given back for a retry.
-        await _record_answer(svc, cmd, refund, whole, ctx, ProviderUpdate(
-            Status.FAILED, failure_reason=exc.reason, failure_message=exc.message))
+        await record_refund_answer(svc, refund, ProviderUpdate(
+            Status.FAILED, failure_reason=exc.reason, failure_message=exc.message),
+            actor=actor, reason=cmd.reason, exchanges=ctx.exchanges)
         async with svc.uow() as uow:
             await uow.keys.release(cmd.tenant, cmd.idempotency_key)
         raise _refused(exc) from None
-    return await _record_answer(svc, cmd, refund, whole, ctx, update)
+    return await record_refund_answer(svc, refund, update, actor=actor, reason=cmd.reason,
+                                      exchanges=ctx.exchanges)
+
+
+async def send_refund(connector: Connector, payment: Payment, refund: Refund,
+                      ctx: CallContext) -> ProviderUpdate:
+    """The provider call for `refund`; an answer lost after sending is UNKNOWN, which keeps
+    its amount held, so nothing is refunded twice. Refusals raise (nothing was refunded)."""
+    try:
+        if refund.amount == payment.amount:
+            return await connector.refund(payment, ctx)
+        assert isinstance(connector, PartialRefunds)  # checked with the capability
+        return await connector.refund_part(payment, refund, ctx)
+    except ProviderOutcomeUnknown as exc:
+        return ProviderUpdate(Status.UNKNOWN, failure_reason="PROVIDER_OUTCOME_UNKNOWN",
+                              failure_message=exc.message)
 
 
 def _refused(exc: MalipoError) -> MalipoError:
@@ -149,34 +162,42 @@ def _refused(exc: MalipoError) -> MalipoError:
     return exc
 
 
-async def _record_answer(svc: Services, cmd: RefundPayment, refund: Refund, whole: bool,
-                         ctx: CallContext, update: ProviderUpdate) -> Refunded:
-    actor = f"tenant:{cmd.tenant}"
+async def record_refund_answer(svc: Services, refund: Refund, update: ProviderUpdate, *,
+                               actor: str, reason: str = "",
+                               exchanges: Sequence[Exchange] = ()) -> Refunded:
+    """Record what the provider said of `refund` (a whole refund's answer speaks of the
+    payment: REVERSED once done) with, when refunds reach the whole amount, the payment's
+    move to REVERSED, in one transaction."""
     async with svc.uow() as uow:
         payment = await uow.payments.lock(refund.payment_id)
         current = await uow.refunds.get(refund.id, tenant=refund.tenant)
         assert payment is not None
         assert current is not None
+        whole = refund.amount == payment.amount
         status = refund_status(update.status) if whole else update.status or Status.PROCESSING
         after = replace(
             current, status=status, updated_at=svc.clock(),
-            provider_reference="" if whole else update.provider_reference,
-            provider_status=update.provider_status,
+            provider_reference="" if whole else (update.provider_reference
+                                                 or current.provider_reference),
+            provider_status=update.provider_status or current.provider_status,
             failure_reason=update.failure_reason if status is not Status.SUCCEEDED else "",
             failure_message=update.failure_message if status is not Status.SUCCEEDED else "")
         if can_move_refund(current.status, status):
+            policy = svc.connectors.policy(payment.provider)
+            schedule = (Schedule(policy.first_poll(svc.clock()), reset_attempts=True)
+                        if status in REFUND_UNSETTLED else Schedule(None))
             await uow.refunds.write(current, after, payment, actor=actor,
-                                    provider_payload=update.raw)
+                                    provider_payload=update.raw, schedule=schedule)
         else:
             after = current
-        reversal = _reversal(payment, update, whole, cmd.reason,
+        reversal = _reversal(payment, update, whole, reason,
                              await uow.refunds.totals(payment.id))
         if reversal is not None:
             change = apply_update(payment, reversal, svc.clock())
             if change.writes:
                 await uow.payments.write(change, actor=actor, schedule=Schedule(None))
                 payment = change.after
-        await uow.exchanges.add(payment, ctx.exchanges)
+        await uow.exchanges.add(payment, exchanges)
     return Refunded(payment, after)
 
 

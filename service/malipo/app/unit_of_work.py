@@ -176,17 +176,27 @@ class RefundTotals:
 
 
 class RefundRepository(Protocol):
-    async def add(self, refund: Refund, payment: Payment, *, actor: str) -> bool:
+    async def add(self, refund: Refund, payment: Payment, *, actor: str,
+                  first_poll: datetime) -> bool:
         """Insert a refund and its creation event if it fits: the payment's amount less
         `held` must cover it. The caller holds the payment's row lock (PaymentRepository.lock),
         which every refund of that payment takes first, so concurrent refunds queue and the
-        sum is read after the one before committed. False: it did not fit, nothing written."""
+        sum is read after the one before committed. False: it did not fit, nothing written.
+        `first_poll`: when the reconciler looks at it if its provider answer is never
+        recorded (a crash between this commit and the provider call)."""
         ...
 
     async def write(self, before: Refund, after: Refund, payment: Payment, *, actor: str,
-                    provider_payload: Mapping[str, object]) -> bool:
+                    provider_payload: Mapping[str, object],
+                    schedule: Schedule | None = None) -> bool:
         """Persist a refund's change guarded by the status it was decided from, plus its
-        event (refund_id set). False when the guard failed."""
+        event (refund_id set). False when the guard failed. `schedule`: its next poll
+        (None leaves the schedule as it is)."""
+        ...
+
+    async def flag(self, refund: Refund, reason: str) -> bool:
+        """Mark a refund for review and stop polling it, its status untouched (guarded by
+        it). The caller flags the payment beside it, which carries the event."""
         ...
 
     async def get(self, refund_id: str, *, tenant: str) -> Refund | None: ...

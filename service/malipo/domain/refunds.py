@@ -20,6 +20,9 @@ REFUND_ALLOWED: Mapping[Status, frozenset[Status]] = {
     _S.FAILED: frozenset(),
 }
 
+# Not final: the reconciler polls these (app/refund_polls.py).
+REFUND_UNSETTLED = frozenset({_S.PENDING, _S.PROCESSING, _S.UNKNOWN})
+
 
 @dataclass(frozen=True, slots=True)
 class Refund:
@@ -36,6 +39,10 @@ class Refund:
     provider_status: str = ""
     failure_reason: str = ""
     failure_message: str = ""
+    # No provider answer settled it before the expiry rule: a person decides (never FAILED
+    # on a guess, which would release its amount for a second refund).
+    needs_review: bool = False
+    review_reason: str = ""
 
 
 def refund_status(payment_status: Status | None) -> Status:

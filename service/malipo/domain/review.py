@@ -17,6 +17,7 @@ class ReviewReason(StrEnum):
     DIRECTION_MISMATCH = "DIRECTION_MISMATCH"
     REVERSED_UNSEEN_SUCCESS = "REVERSED_UNSEEN_SUCCESS"
     EXPIRED = "EXPIRED"
+    REFUND_UNSETTLED = "REFUND_UNSETTLED"  # a refund of the payment got no final answer
 
 
 def review_text(code: ReviewReason, detail: str) -> str:

@@ -26,12 +26,14 @@ from datetime import datetime
 
 from malipo import logs
 from malipo.app.connector import CallContext, SettlesNotBefore
-from malipo.app.leases import Leased, PollLeases
+from malipo.app.leases import Leased, LeasedRefund, PollLeases, RefundLeases
 from malipo.app.lifecycle import expire, poll, resume
+from malipo.app.refund_polls import reconcile_refund
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.domain.errors import MalipoError, ProviderNotFound, ProviderUnavailable
 from malipo.domain.payments import Payment
+from malipo.domain.refunds import REFUND_UNSETTLED
 from malipo.domain.status import UNSETTLED, Status
 
 log = logging.getLogger("malipo.reconciler")
@@ -81,6 +83,8 @@ class Reconciler:
     batch: int = 50
     breakers: dict[tuple[str, str], Breaker] = field(default_factory=dict)
     polls: int = 0  # provider status calls made by this reconciler (tests, metrics)
+    # Unsettled refunds, claimed in the same tick after the payments (app/refund_polls.py).
+    refund_leases: RefundLeases | None = None
 
     async def run(self) -> None:
         while True:
@@ -94,9 +98,16 @@ class Reconciler:
             await asyncio.sleep(self.interval_s)
 
     async def tick(self) -> int:
+        """Payments then refunds claimed and worked; how many of both."""
         # Only accounts this process can talk to: a replica configured with other accounts
         # must never claim (and drop) another replica's payments.
         accounts = [f"{c.provider}/{c.account.name}" for c in self.services.connectors.all()]
+        worked = await self._payments(accounts)
+        if self.refund_leases is not None:
+            worked += await self._refunds(self.refund_leases, accounts)
+        return worked
+
+    async def _payments(self, accounts: Sequence[str]) -> int:
         if not await self.leases.any_due(accounts):
             return 0
         # The lease's end by our clock, taken before the claim went out: never late.
@@ -172,6 +183,54 @@ class Reconciler:
         except Exception:
             log.exception("reconciling %s failed unexpectedly", payment.id)
             await self._release(payment, lease, later)
+
+    async def _refunds(self, leases: RefundLeases, accounts: Sequence[str]) -> int:
+        if not await leases.any_due(accounts):
+            return 0
+        ends = time.monotonic() + LEASE_S
+        claimed = await leases.claim(accounts, self.batch, float(LEASE_S))
+        await asyncio.gather(*(self._work_refund(leases, leased, Lease(leased.token, ends))
+                               for leased in claimed))
+        return len(claimed)
+
+    async def _work_refund(self, leases: RefundLeases, leased: LeasedRefund,
+                           lease: Lease) -> None:
+        refund = leased.refund
+        logs.payment_id.set(refund.payment_id)
+        # The payment's provider and account: the claim matched them against ours.
+        async with self.services.uow() as uow:
+            payment = await uow.payments.get(refund.payment_id)
+        connector = (self.services.connectors.get(payment.provider, payment.account)
+                     if payment is not None else None)
+        policy = self.services.connectors.policy(payment.provider if payment else "")
+        later = Schedule(policy.next_poll(leased.attempts, self.services.clock()))
+
+        async def release(schedule: Schedule) -> None:
+            await self._while_leased(lease, f"releasing refund {refund.id}",
+                                     lambda: leases.release(refund.id, schedule, lease.token))
+
+        if payment is None or connector is None:
+            await release(later)
+            return
+        breaker = self.breakers.setdefault((payment.provider, payment.account), Breaker())
+        if not breaker.allow():
+            await release(later)
+            return
+        try:
+            after = await reconcile_refund(self.services, refund, leased.attempts, connector,
+                                           CallContext(deadline=time.monotonic() + 30))
+            breaker.success()
+        except ProviderUnavailable:
+            breaker.failure()
+            after = refund
+        except (MalipoError, *self.leases.faults) as exc:
+            log.warning("reconciling refund %s failed: %r", refund.id, exc)
+            after = refund
+        except Exception:
+            log.exception("reconciling refund %s failed unexpectedly", refund.id)
+            after = refund
+        if after.status in REFUND_UNSETTLED and not after.needs_review:
+            await release(later)
 
     async def _release(self, payment: Payment, lease: Lease, schedule: Schedule) -> None:
         """Give the payment back with its next poll time (None: no more polls)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from malipo.app.unit_of_work import RefundTotals
+from malipo.app.unit_of_work import RefundTotals, Schedule
 from malipo.domain.money import Money
 from malipo.domain.payments import Payment
 from malipo.domain.refunds import Refund
@@ -18,6 +19,7 @@ from malipo.store.statements import Statements
 _COLUMNS = ("id, payment_id, tenant, amount_minor, currency, status, reason, "
             "provider_reference, provider_status, failure_reason, failure_message, "
             "idempotency_key, created_at, updated_at")
+REFUND_FIELDS = _COLUMNS + ", needs_review, review_reason"
 
 # The cap in the inserting statement: it runs after the caller took the payment's row lock,
 # so its snapshot holds every refund committed before ours and none can slip in beside it.
@@ -26,8 +28,8 @@ WITH held AS (
     SELECT coalesce(sum(amount_minor), 0)::bigint AS total FROM refunds
     WHERE payment_id = $2 AND status <> 'FAILED'
 ), inserted AS (
-    INSERT INTO refunds ({_COLUMNS})
-    SELECT $1, $2, $3, $4::bigint, $5, $6, $7, '', '', '', '', $8, $9, $9 FROM held
+    INSERT INTO refunds ({_COLUMNS}, next_poll_at)
+    SELECT $1, $2, $3, $4::bigint, $5, $6, $7, '', '', '', '', $8, $9, $9, $12 FROM held
     WHERE held.total + $4::bigint <= $10::bigint
     RETURNING id
 ), event AS (INSERT INTO outbox (payload) SELECT $11::jsonb FROM inserted)
@@ -37,11 +39,20 @@ SELECT count(*) FROM inserted
 _UPDATE_WITH_EVENT = """
 WITH updated AS (
     UPDATE refunds SET status = $2, provider_reference = $3, provider_status = $4,
-        failure_reason = $5, failure_message = $6, updated_at = $7
+        failure_reason = $5, failure_message = $6, updated_at = $7,
+        next_poll_at = CASE WHEN $10::boolean THEN $11::timestamptz ELSE next_poll_at END,
+        poll_attempts = CASE WHEN $12::boolean THEN 0 ELSE poll_attempts END
     WHERE id = $1 AND status = $8
     RETURNING id
 ), event AS (INSERT INTO outbox (payload) SELECT $9::jsonb FROM updated)
 SELECT count(*) FROM updated
+"""
+
+# Status untouched and no event of the refund's own: the payment's review flag, written
+# beside it, carries the event (app/refund_polls.py).
+_FLAG = """
+UPDATE refunds SET needs_review = true, review_reason = $2, next_poll_at = NULL
+WHERE id = $1 AND status = $3
 """
 
 
@@ -70,6 +81,7 @@ def refund_from_row(row: asyncpg.Record) -> Refund:
         provider_status=row["provider_status"], failure_reason=row["failure_reason"],
         failure_message=row["failure_message"], idempotency_key=row["idempotency_key"],
         created_at=row["created_at"], updated_at=row["updated_at"],
+        needs_review=row["needs_review"], review_reason=row["review_reason"],
     )
 
 
@@ -78,34 +90,42 @@ class PostgresRefunds:
         self._conn = conn
         self.wrote_events = False  # an outbox row is part of this transaction
 
-    async def add(self, refund: Refund, payment: Payment, *, actor: str) -> bool:
+    async def add(self, refund: Refund, payment: Payment, *, actor: str,
+                  first_poll: datetime) -> bool:
         r = refund
         added = await self._conn.fetchval_tx(
             _INSERT_WITHIN_CAP, r.id, r.payment_id, r.tenant, r.amount.minor,
             r.amount.currency.code, r.status.value, r.reason, r.idempotency_key, r.created_at,
-            payment.amount.minor, refund_event(payment, None, r, actor=actor))
+            payment.amount.minor, refund_event(payment, None, r, actor=actor), first_poll)
         self.wrote_events |= added == 1
         return added == 1
 
     async def write(self, before: Refund, after: Refund, payment: Payment, *, actor: str,
-                    provider_payload: Mapping[str, object]) -> bool:
+                    provider_payload: Mapping[str, object],
+                    schedule: Schedule | None = None) -> bool:
         a = after
         updated = await self._conn.fetchval_tx(
             _UPDATE_WITH_EVENT, a.id, a.status.value, a.provider_reference, a.provider_status,
             a.failure_reason, a.failure_message, a.updated_at, before.status.value,
             refund_event(payment, before.status, a, actor=actor,
-                         provider_payload=provider_payload))
+                         provider_payload=provider_payload),
+            schedule is not None, schedule.next_poll_at if schedule else None,
+            schedule is not None and schedule.reset_attempts)
         self.wrote_events |= updated == 1
         return updated == 1
 
+    async def flag(self, refund: Refund, reason: str) -> bool:
+        flagged = await self._conn.execute_tx(_FLAG, refund.id, reason, refund.status.value)
+        return flagged == "UPDATE 1"
+
     async def get(self, refund_id: str, *, tenant: str) -> Refund | None:
         row = await self._conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM refunds WHERE id = $1 AND tenant = $2", refund_id, tenant)
+            f"SELECT {REFUND_FIELDS} FROM refunds WHERE id = $1 AND tenant = $2", refund_id, tenant)
         return refund_from_row(row) if row else None
 
     async def for_payment(self, payment_id: str) -> Sequence[Refund]:
         rows = await self._conn.fetch(
-            f"SELECT {_COLUMNS} FROM refunds WHERE payment_id = $1 ORDER BY created_at, id",
+            f"SELECT {REFUND_FIELDS} FROM refunds WHERE payment_id = $1 ORDER BY created_at, id",
             payment_id)
         return [refund_from_row(r) for r in rows]
 

@@ -16,7 +16,14 @@ import aiohttp
 
 from malipo.app.connector import CallContext
 from malipo.connectors.simulator.callbacks import callback_body
-from malipo.connectors.simulator.mapping import OTP_CODE, Scenario, answer, scenario_of
+from malipo.connectors.simulator.mapping import (
+    OTP_CODE,
+    RefundScenario,
+    Scenario,
+    answer,
+    refund_scenario_of,
+    scenario_of,
+)
 from malipo.connectors.simulator.settings import SimulatorSettings
 from malipo.connectors.simulator.signing import SIGNATURE_HEADER, sign
 from malipo.domain.errors import (
@@ -52,6 +59,8 @@ class SimulatedProvider:
         # alone, as after a restart (status).
         self.records: dict[str, _Record] = {}
         self.calls: Counter[tuple[str, str]] = Counter()  # (operation, payment id) -> count
+        # Partial refunds made, by our refund id (the reference): a resend answers the same.
+        self.refunds: dict[str, ProviderUpdate] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
 
@@ -111,13 +120,19 @@ class SimulatedProvider:
     async def refund(self, payment: Payment) -> ProviderUpdate:
         self._called("refund", payment)
         record = self._record(payment)
+        again = record.refunded  # a whole refund sent twice reverts the payment once
         record.refunded, record.refunded_minor = True, payment.amount.minor
+        self._lose_first_answer(payment, again)
         return ProviderUpdate(Status.REVERSED, provider_status="refunded",
                               failure_reason="REFUNDED")
 
     async def refund_part(self, payment: Payment, refund: Refund) -> ProviderUpdate:
-        """Like a real provider, it refuses what it never collected or already returned."""
+        """Like a real provider, it refuses what it never collected or already returned;
+        our refund id is the reference, so the same refund sent again is made once."""
         self._called("refund", payment)
+        made = self.refunds.get(refund.id)
+        if made is not None:
+            return made
         record = self._record(payment)
         left = payment.amount.minor - record.refunded_minor
         if self._state(record).status is not Status.SUCCEEDED or not (
@@ -128,9 +143,29 @@ class SimulatedProvider:
         record.refunded_minor += refund.amount.minor
         record.refunded = record.refunded_minor == payment.amount.minor
         reference = "SIMRF-" + refund.id.split("_", 1)[1]
-        return ProviderUpdate(Status.SUCCEEDED, reference, "refunded", raw={
-            "refund_reference": reference, "amount_minor": refund.amount.minor,
-            "currency": refund.amount.currency.code, "status": "refunded"})
+        made = self.refunds[refund.id] = ProviderUpdate(
+            Status.SUCCEEDED, reference, "refunded", raw={
+                "refund_reference": reference, "amount_minor": refund.amount.minor,
+                "currency": refund.amount.currency.code, "status": "refunded"})
+        if len(self.refunds) > KEEP:
+            del self.refunds[next(iter(self.refunds))]
+        self._lose_first_answer(payment, again=False)
+        return made
+
+    async def refund_status(self, payment: Payment, refund: Refund) -> ProviderUpdate:
+        """Where one refund stands, speaking of the refund."""
+        self._called("refund_status", payment)
+        made = self.refunds.get(refund.id)
+        if made is not None:
+            return made
+        record = self.records.get(payment.id)
+        if refund.amount == payment.amount and record is not None and record.refunded:
+            return ProviderUpdate(Status.SUCCEEDED, provider_status="refunded")
+        raise ProviderNotFound("simulator: no such refund")
+
+    def _lose_first_answer(self, payment: Payment, again: bool) -> None:
+        if refund_scenario_of(payment) is RefundScenario.TIMEOUT and not again:
+            raise ProviderOutcomeUnknown("simulator: refund timed out after sending (scenario)")
 
     async def cancel(self, payment: Payment) -> ProviderUpdate:
         self._called("cancel", payment)

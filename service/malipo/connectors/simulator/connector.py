@@ -20,7 +20,7 @@ from malipo.app.connector import (
 )
 from malipo.connectors.simulator.callbacks import read_callback
 from malipo.connectors.simulator.client import SimulatedProvider
-from malipo.connectors.simulator.mapping import Scenario
+from malipo.connectors.simulator.mapping import RefundScenario, Scenario
 from malipo.connectors.simulator.settings import SimulatorSettings
 from malipo.connectors.simulator.signing import SIGNATURE_HEADER, verify
 from malipo.domain.errors import FieldViolation, InvalidRequest
@@ -35,7 +35,7 @@ class SimulatorConnector:
     capabilities = Capabilities(
         collections=True, payouts=True, refunds=True, partial_refunds=True, cancellations=True,
         status_polling=True, callbacks=True, status_by_our_reference=True,
-        idempotent_submit=True,
+        idempotent_submit=True, idempotent_refunds=True,
     )
 
     def __init__(self, account: ProviderAccount) -> None:
@@ -52,6 +52,10 @@ class SimulatorConnector:
         if named and named not in Scenario.__members__.values():
             raise InvalidRequest(FieldViolation("provider_fields.scenario",
                                                 "one of " + ", ".join(Scenario)))
+        refund = payment.provider_fields.get("refund_scenario", "")
+        if refund and refund not in RefundScenario.__members__.values():
+            raise InvalidRequest(FieldViolation("provider_fields.refund_scenario",
+                                                "one of " + ", ".join(RefundScenario)))
 
     def calls_for(self, payment_id: str, operation: str = "create") -> int:
         return self.client.calls[(operation, payment_id)]
@@ -75,6 +79,10 @@ class SimulatorConnector:
     async def refund_part(self, payment: Payment, refund: Refund,
                           ctx: CallContext) -> ProviderUpdate:
         return await self.client.refund_part(payment, refund)
+
+    async def fetch_refund_status(self, payment: Payment, refund: Refund,
+                                  ctx: CallContext) -> ProviderUpdate:
+        return await self.client.refund_status(payment, refund)
 
     async def cancel(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         return await self.client.cancel(payment)

@@ -32,6 +32,17 @@ BY_SUFFIX: dict[str, Scenario] = {
 }
 
 
+class RefundScenario(StrEnum):
+    """provider_fields["refund_scenario"]: how the simulated provider answers refunds."""
+
+    ANSWER = "answer"    # answers at once (the default)
+    TIMEOUT = "timeout"  # makes the refund, but the first answer is lost (UNKNOWN here)
+
+
+def refund_scenario_of(payment: Payment) -> RefundScenario:
+    return RefundScenario(payment.provider_fields.get("refund_scenario") or "answer")
+
+
 def scenario_of(payment: Payment) -> Scenario:
     named = payment.provider_fields.get("scenario", "")
     if named:
