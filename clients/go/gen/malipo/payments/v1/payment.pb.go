@@ -928,6 +928,8 @@ type Payment struct {
 	//	                         to succeed (its success report was lost)
 	//	EXPIRED                  no final answer in time and the policy is on_expiry=REVIEW,
 	//	                         or the outcome was UNKNOWN (never failed without evidence)
+	//	REFUND_UNSETTLED         a refund of the payment got no final answer in time; it keeps
+	//	                         its status (and its amount held), never failed on a guess
 	//
 	// Codes may be added; these never change meaning. Empty when needs_review is false.
 	ReviewReason string `protobuf:"bytes,22,opt,name=review_reason,json=reviewReason,proto3" json:"review_reason,omitempty"`

@@ -510,6 +510,8 @@ export declare type Payment = Message<"malipo.payments.v1.Payment"> & {
    *                            to succeed (its success report was lost)
    *   EXPIRED                  no final answer in time and the policy is on_expiry=REVIEW,
    *                            or the outcome was UNKNOWN (never failed without evidence)
+   *   REFUND_UNSETTLED         a refund of the payment got no final answer in time; it keeps
+   *                            its status (and its amount held), never failed on a guess
    * Codes may be added; these never change meaning. Empty when needs_review is false.
    *
    * @generated from field: string review_reason = 22;
