@@ -23,21 +23,16 @@ from malipo.sandbox.kkiapay import KkiapayFake
 from malipo.store.leases import PostgresPollLeases
 from malipo.store.refund_leases import PostgresRefundLeases
 from malipo.store.unit_of_work import create_pool
+from tests.e2e import test_partial_refunds
 from tests.e2e.test_kkiapay_flows import KEYS, WEBHOOK_SECRET, confirm, settled, widget_payment
 from tests.e2e.test_partial_refunds import POLICY, kes, key, refund, refunds_of
 from tests.e2e.test_payments_api import wait_status
 from tests.harness import Running, auth, create_request, running, settings_for
 
+kkiapay = test_partial_refunds.kkiapay  # the same fake, a fixture of this module too
+
 UNSETTLED = {payment_pb2.STATUS_PENDING, payment_pb2.STATUS_PROCESSING,
              payment_pb2.STATUS_UNKNOWN}
-
-
-@pytest.fixture(scope="module")
-async def kkiapay() -> AsyncIterator[KkiapayFake]:
-    provider = KkiapayFake(webhook_secret=WEBHOOK_SECRET, retry_delay_s=0.02, **KEYS)
-    await provider.start()
-    yield provider
-    await provider.stop()
 
 
 @pytest.fixture(scope="module")
