@@ -12,17 +12,15 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from malipo.app.commands import RefundPayment
+from malipo.app.unit_of_work import IdempotencyRecord
 from malipo.config import AccountConfig
 from malipo.connectors.simulator import SimulatorConnector
 from malipo.domain.ids import new_refund_id
 from malipo.domain.money import Money
 from malipo.domain.refunds import Refund
 from malipo.payments.v1 import money_pb2, payment_pb2
-from malipo.reconciler.loop import Reconciler
 from malipo.sandbox.kkiapay import KkiapayFake
-from malipo.store.leases import PostgresPollLeases
-from malipo.store.refund_leases import PostgresRefundLeases
-from malipo.store.unit_of_work import create_pool
 from tests.e2e import test_partial_refunds
 from tests.e2e.test_kkiapay_flows import KEYS, WEBHOOK_SECRET, confirm, settled, widget_payment
 from tests.e2e.test_partial_refunds import POLICY, kes, key, refund, refunds_of
@@ -84,17 +82,20 @@ async def settled_refunds(service: Running, payment_id: str) -> list[payment_pb2
 
 
 async def stuck_refund(service: Running, payment_id: str, minor: int) -> Refund:
-    """A refund as a crash right after RefundPayment's first commit leaves it: PENDING, its
-    event written, due for the reconciler, the provider told nothing (yet)."""
+    """What a crash right after RefundPayment's first commit leaves: the caller's key and a
+    PENDING refund with its event, due for the reconciler; the provider told nothing."""
     services = service.app.services
     assert services is not None
     now = datetime.now(UTC)
+    cmd = RefundPayment("acme", key(), payment_id, amount_minor=minor, currency="KES")
     async with services.uow() as uow:
         payment = await uow.payments.lock(payment_id)
         assert payment is not None
         stuck = Refund(id=new_refund_id(), payment_id=payment_id, tenant=payment.tenant,
                        amount=Money(minor, payment.amount.currency),
-                       idempotency_key=key(), created_at=now, updated_at=now)
+                       idempotency_key=cmd.idempotency_key, created_at=now, updated_at=now)
+        assert await uow.keys.claim(IdempotencyRecord(
+            cmd.tenant, cmd.idempotency_key, "refund", cmd.fingerprint(), stuck.id)) is None
         assert await uow.refunds.add(stuck, payment, actor="tenant:acme", first_poll=now)
     return stuck
 
@@ -163,35 +164,6 @@ async def test_refund_sent_before_the_crash_is_found_not_sent_again(malipo: Runn
     assert sim.client.records[p.id].refunded_minor == 1000
     reversed_ = await wait_status(malipo, p.id, payment_pb2.STATUS_REVERSED)
     assert reversed_.status == payment_pb2.STATUS_REVERSED
-
-
-async def test_two_reconcilers_poll_a_stuck_refund_once_at_a_time(database_url: str) -> None:
-    async with running(settings_for(database_url, reconcile_interval_s=3600,
-                                    policies={"simulator": POLICY})) as service:
-        services = service.app.services
-        assert services is not None
-        payments = [await succeeded(service, 500, refund_scenario="timeout")
-                    for _ in range(8)]
-        refund_ids = [(await service.stub.RefundPayment(refund(p.id), metadata=auth())
-                       ).refund.id for p in payments]
-        await pool(service).execute(
-            "UPDATE refunds SET next_poll_at = now() - interval '1 second' WHERE id = ANY($1)",
-            refund_ids)
-        pool_b = await create_pool(service.app.database_url, min_size=1, max_size=5)
-        try:
-            a = Reconciler(services, PostgresPollLeases(pool(service)), batch=20,
-                           refund_leases=PostgresRefundLeases(pool(service)))
-            b = Reconciler(services, PostgresPollLeases(pool_b), batch=20,
-                           refund_leases=PostgresRefundLeases(pool_b))
-            claimed = await asyncio.gather(a.tick(), b.tick())
-        finally:
-            await pool_b.close()
-        assert sum(claimed) >= len(refund_ids)
-        sim = simulator(service)
-        assert [sim.calls_for(p.id, "refund_status") for p in payments] == [1] * 8
-        statuses = await pool(service).fetch(
-            "SELECT status, next_poll_at FROM refunds WHERE id = ANY($1)", refund_ids)
-        assert {(r["status"], r["next_poll_at"]) for r in statuses} == {("SUCCEEDED", None)}
 
 
 async def kkiapay_processing_refund(
