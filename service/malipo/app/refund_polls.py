@@ -62,14 +62,10 @@ def send_after_not_found(refund: Refund, *, resend_safe: bool) -> bool:
     return refund.status is Status.PENDING or resend_safe
 
 
-async def reconcile_refund(svc: Services, refund: Refund, attempts: int, connector: Connector,
-                           ctx: CallContext) -> Refund:
-    """Move one leased refund on; the refund as it now stands. Provider errors other than a
-    refusal propagate to the reconciler (backoff, circuit breaker)."""
-    async with svc.uow() as uow:
-        payment = await uow.payments.get(refund.payment_id)
-    if payment is None:
-        raise NotFound(f"payment {refund.payment_id} of refund {refund.id} not found")
+async def reconcile_refund(svc: Services, refund: Refund, payment: Payment, attempts: int,
+                           connector: Connector, ctx: CallContext) -> Refund:
+    """Move one leased refund of `payment` on; the refund as it now stands. Provider errors
+    other than a refusal propagate to the reconciler (backoff, circuit breaker)."""
     policy = svc.connectors.policy(payment.provider)
     caps = connector.capabilities
     resend_safe = caps.idempotent_refunds

@@ -28,6 +28,7 @@ from malipo import logs
 from malipo.app.connector import CallContext, SettlesNotBefore
 from malipo.app.leases import Leased, LeasedRefund, PollLeases, RefundLeases
 from malipo.app.lifecycle import expire, poll, resume
+from malipo.app.policies import PollPolicy
 from malipo.app.refund_polls import reconcile_refund
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
@@ -197,32 +198,28 @@ class Reconciler:
                            lease: Lease) -> None:
         refund = leased.refund
         logs.payment_id.set(refund.payment_id)
-        # The payment's provider and account: the claim matched them against ours.
-        async with self.services.uow() as uow:
-            payment = await uow.payments.get(refund.payment_id)
-        connector = (self.services.connectors.get(payment.provider, payment.account)
-                     if payment is not None else None)
-        policy = self.services.connectors.policy(payment.provider if payment else "")
-        later = Schedule(policy.next_poll(leased.attempts, self.services.clock()))
-
-        async def release(schedule: Schedule) -> None:
-            await self._while_leased(lease, f"releasing refund {refund.id}",
-                                     lambda: leases.release(refund.id, schedule, lease.token))
-
-        if payment is None or connector is None:
-            await release(later)
-            return
-        breaker = self.breakers.setdefault((payment.provider, payment.account), Breaker())
-        if not breaker.allow():
-            await release(later)
-            return
+        now = self.services.clock()
+        # The default schedule until the payment's provider names its own.
+        later = Schedule(PollPolicy().next_poll(leased.attempts, now))
         try:
-            after = await reconcile_refund(self.services, refund, leased.attempts, connector,
-                                           CallContext(deadline=time.monotonic() + 30))
-            breaker.success()
-        except ProviderUnavailable:
-            breaker.failure()
-            after = refund
+            async with self.services.uow() as uow:
+                payment = await uow.payments.get(refund.payment_id)
+            assert payment is not None  # refunds reference their payment
+            policy = self.services.connectors.policy(payment.provider)
+            later = Schedule(policy.next_poll(leased.attempts, now))
+            connector = self.services.connectors.get(payment.provider, payment.account)
+            breaker = self.breakers.setdefault((payment.provider, payment.account), Breaker())
+            if connector is None or not breaker.allow():
+                after = refund
+            else:
+                try:
+                    after = await reconcile_refund(
+                        self.services, refund, payment, leased.attempts, connector,
+                        CallContext(deadline=time.monotonic() + 30))
+                    breaker.success()
+                except ProviderUnavailable:
+                    breaker.failure()
+                    raise
         except (MalipoError, *self.leases.faults) as exc:
             log.warning("reconciling refund %s failed: %r", refund.id, exc)
             after = refund
@@ -230,7 +227,9 @@ class Reconciler:
             log.exception("reconciling refund %s failed unexpectedly", refund.id)
             after = refund
         if after.status in REFUND_UNSETTLED and not after.needs_review:
-            await release(later)
+            await self._while_leased(
+                lease, f"releasing refund {refund.id}",
+                lambda: leases.release(refund.id, later, lease.token))
 
     async def _release(self, payment: Payment, lease: Lease, schedule: Schedule) -> None:
         """Give the payment back with its next poll time (None: no more polls)."""
