@@ -148,7 +148,8 @@ async def test_refund_left_pending_by_a_crash_is_sent_once(malipo: Running) -> N
 
 
 async def test_refund_sent_before_the_crash_is_found_not_sent_again(malipo: Running) -> None:
-    p = await succeeded(malipo, 1000)
+    # no_callback: no simulator callback saying REVERSED; the refund's poll must find it.
+    p = await succeeded(malipo, 1000, scenario="no_callback")
     stuck = await stuck_refund(malipo, p.id, 1000)
     sim = simulator(malipo)
     services = malipo.app.services
@@ -164,6 +165,27 @@ async def test_refund_sent_before_the_crash_is_found_not_sent_again(malipo: Runn
     assert sim.client.records[p.id].refunded_minor == 1000
     reversed_ = await wait_status(malipo, p.id, payment_pb2.STATUS_REVERSED)
     assert reversed_.status == payment_pb2.STATUS_REVERSED
+
+
+async def test_stuck_refund_the_provider_refuses_fails_and_frees_its_amount(
+        malipo: Running) -> None:
+    # no_callback: the simulator sends no callback of its own (it would say REVERSED).
+    p = await succeeded(malipo, 1000, scenario="no_callback")
+    stuck = await stuck_refund(malipo, p.id, 600)
+    sim = simulator(malipo)
+    services = malipo.app.services
+    assert services is not None
+    async with services.uow() as uow:
+        payment = await uow.payments.get(p.id)
+    assert payment is not None
+    # Returned at the provider some other way: nothing is left there to refund.
+    await sim.client.refund(payment)
+    refunds = await settled_refunds(malipo, p.id)
+    assert [(r.id, r.status, r.failure_reason) for r in refunds] == [
+        (stuck.id, payment_pb2.STATUS_FAILED, "REFUND_REFUSED")]
+    assert sim.client.records[p.id].refunded_minor == 1000  # nothing more went out
+    listed = await refunds_of(malipo, p.id)
+    assert (listed.refunded, listed.remaining) == (kes(0), kes(1000))
 
 
 async def kkiapay_processing_refund(
