@@ -33,13 +33,14 @@ from malipo.domain.payments import Customer
 from malipo.domain.status import Direction, Status
 from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.events import move_batch, read_new
+from malipo.store.refund_leases import PostgresRefundLeases
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, init_connection
 from malipo.store.webhooks import DeliveryClaims, PostgresWebhookEndpoints
 from malipo.webhooks.signing import new_secret
 from tests.integration.streaming.writers import payload
 
 GROWING = ("payments", "events", "idempotency_keys", "callback_journal", "callback_events",
-           "provider_exchanges")
+           "provider_exchanges", "refunds")
 SECRET = "plans-secret"
 
 
@@ -124,6 +125,34 @@ async def test_hot_paths_reach_rows_through_indexes(
 
     assert len(plans.seen) >= 8, "auto_explain returned no plans: the check saw nothing"
     assert plans.scans() == []
+
+
+@pytest.mark.filterwarnings("ignore:.*active log listener")
+async def test_refund_polls_reach_refunds_through_indexes(
+        explained: tuple[asyncpg.Pool, Plans]) -> None:
+    """The reconciler's refund claims run every tick over every refund ever made."""
+    pool, plans = explained
+    simulator = registry.build(ProviderAccount("simulator", "default",
+                                               {"callback_secret": SECRET}))
+    svc = Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}),
+                   PostgresCallbackJournal(pool))
+    cmd = CreatePayment("plans", f"plans-{time.time_ns()}", Direction.COLLECTION, "simulator",
+                        1500, "KES", customer=Customer(phone_number="+254700000007"))
+    payment = await create_payment(svc, cmd, None)
+    leases = PostgresRefundLeases(pool)
+    accounts = ["simulator/default"]
+    assert not await leases.any_due(accounts)
+    assert await leases.claim(accounts, 10, 60) == []
+    async with svc.uow() as uow:
+        assert await uow.refunds.for_payment(payment.id) == []
+        assert (await uow.refunds.totals(payment.id)).held == 0
+
+    assert len(plans.seen) >= 4, "auto_explain returned no plans: the check saw nothing"
+    assert plans.scans() == []
+    # Not just any index read end to end: the partial index of refunds with a poll due.
+    claims = [plan for plan in plans.seen if "claimed_until = now()" in plan]
+    assert claims
+    assert all("refunds_due" in plan for plan in claims)
 
 
 @pytest.mark.filterwarnings("ignore:.*active log listener")
