@@ -100,6 +100,18 @@ async def stuck_refund(service: Running, payment_id: str, minor: int) -> Refund:
     return stuck
 
 
+async def refunded_at_the_provider(service: Running, payment_id: str) -> SimulatorConnector:
+    """The whole payment refunded at the simulator, with nothing recorded here."""
+    services = service.app.services
+    assert services is not None
+    async with services.uow() as uow:
+        payment = await uow.payments.get(payment_id)
+    assert payment is not None
+    sim = simulator(service)
+    await sim.client.refund(payment)
+    return sim
+
+
 async def test_timed_out_refunds_settle_by_polling_and_reverse_the_payment(
         malipo: Running) -> None:
     p = await succeeded(malipo, 1000, refund_scenario="timeout")
@@ -151,14 +163,8 @@ async def test_refund_sent_before_the_crash_is_found_not_sent_again(malipo: Runn
     # no_callback: no simulator callback saying REVERSED; the refund's poll must find it.
     p = await succeeded(malipo, 1000, scenario="no_callback")
     stuck = await stuck_refund(malipo, p.id, 1000)
-    sim = simulator(malipo)
-    services = malipo.app.services
-    assert services is not None
-    async with services.uow() as uow:
-        payment = await uow.payments.get(p.id)
-    assert payment is not None
     # The call went out and the provider refunded; the process died before recording it.
-    await sim.client.refund(payment)
+    sim = await refunded_at_the_provider(malipo, p.id)
     refunds = await settled_refunds(malipo, p.id)
     assert [(r.id, r.status) for r in refunds] == [(stuck.id, payment_pb2.STATUS_SUCCEEDED)]
     assert sim.calls_for(p.id, "refund") == 1
@@ -172,14 +178,8 @@ async def test_stuck_refund_the_provider_refuses_fails_and_frees_its_amount(
     # no_callback: the simulator sends no callback of its own (it would say REVERSED).
     p = await succeeded(malipo, 1000, scenario="no_callback")
     stuck = await stuck_refund(malipo, p.id, 600)
-    sim = simulator(malipo)
-    services = malipo.app.services
-    assert services is not None
-    async with services.uow() as uow:
-        payment = await uow.payments.get(p.id)
-    assert payment is not None
     # Returned at the provider some other way: nothing is left there to refund.
-    await sim.client.refund(payment)
+    sim = await refunded_at_the_provider(malipo, p.id)
     refunds = await settled_refunds(malipo, p.id)
     assert [(r.id, r.status, r.failure_reason) for r in refunds] == [
         (stuck.id, payment_pb2.STATUS_FAILED, "REFUND_REFUSED")]

@@ -132,20 +132,13 @@ async def test_refund_polls_reach_refunds_through_indexes(
         explained: tuple[asyncpg.Pool, Plans]) -> None:
     """The reconciler's refund claims run every tick over every refund ever made."""
     pool, plans = explained
-    simulator = registry.build(ProviderAccount("simulator", "default",
-                                               {"callback_secret": SECRET}))
-    svc = Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}),
-                   PostgresCallbackJournal(pool))
-    cmd = CreatePayment("plans", f"plans-{time.time_ns()}", Direction.COLLECTION, "simulator",
-                        1500, "KES", customer=Customer(phone_number="+254700000007"))
-    payment = await create_payment(svc, cmd, None)
     leases = PostgresRefundLeases(pool)
     accounts = ["simulator/default"]
     assert not await leases.any_due(accounts)
     assert await leases.claim(accounts, 10, 60) == []
-    async with svc.uow() as uow:
-        assert await uow.refunds.for_payment(payment.id) == []
-        assert (await uow.refunds.totals(payment.id)).held == 0
+    async with PostgresUnitOfWorkFactory(pool)() as uow:
+        assert await uow.refunds.for_payment("pay_plans") == []
+        assert (await uow.refunds.totals("pay_plans")).held == 0
 
     assert len(plans.seen) >= 4, "auto_explain returned no plans: the check saw nothing"
     assert plans.scans() == []
