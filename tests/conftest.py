@@ -20,7 +20,8 @@ from malipo.store.embedded import start_embedded
 from malipo.store.migrations import migrate
 from malipo.store.unit_of_work import create_pool
 
-# Item 20 of issue 11: capture every log record of the session and scan it for leaks.
+# The log-scrubbing check (tests/reliability/README.md): capture every log record of the
+# session and scan it for leaks.
 pytest_plugins = ["tests.reliability.logscan"]
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -269,3 +269,19 @@ async def test_watch_gives_up_after_max_reconnects_when_nothing_answers() -> Non
         await client.close()
     with pytest.raises(ValueError, match="at least 1"):
         RetryPolicy(attempts=0)
+
+
+async def test_partial_refunds_through_the_helper(malipo: Running) -> None:
+    async with client_for(malipo) as client:
+        payment = await client.create_payment(create_request(f"refund-{uuid.uuid4().hex}"))
+        settled = await client.wait_final(payment.id)
+        assert settled.status == payment_pb2.STATUS_SUCCEEDED
+        first = await client.refund_payment(payment_service_pb2.RefundPaymentRequest(
+            payment_id=payment.id, amount=money(Decimal("4.00"), "KES")))
+        assert first.refund.id.startswith("rf_")
+        assert first.refund.amount.amount_minor == 400
+        listed = await client.list_refunds(payment.id)
+        assert [r.id for r in listed.refunds] == [first.refund.id]
+        rest = await client.refund_payment(payment_service_pb2.RefundPaymentRequest(
+            payment_id=payment.id))  # no amount: all that remains
+        assert rest.refund.amount.amount_minor == settled.amount.amount_minor - 400

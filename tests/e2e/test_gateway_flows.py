@@ -1,5 +1,5 @@
 # pyright: basic
-"""Issue 6 end to end: the real service (gRPC, callback listener, reconciler, PostgreSQL)
+"""The gateway end to end: the real service (gRPC, callback listener, reconciler, PostgreSQL)
 with a gateway account pointed at the faithful fake over 127.0.0.1. The fake calls back to
 the callback_url the connector sends, which is the real listener's."""
 

@@ -1,5 +1,5 @@
 # pyright: basic
-"""Issue 7 end to end: the real service with a Paykassma account pointed at the faithful fake,
+"""Paykassma end to end: the real service with a Paykassma account pointed at the faithful fake,
 whose postbacks go to the real callback listener (at Paykassma the postback URL is set in the
 back office, so the test sets the fake's postback_url to the listener's account URL)."""
 

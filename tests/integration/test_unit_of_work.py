@@ -9,7 +9,7 @@ import pytest
 
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.services import Services
-from malipo.app.unit_of_work import IdempotencyRecord, Schedule
+from malipo.app.unit_of_work import Added, IdempotencyRecord, KeyTaken, Schedule
 from malipo.domain.ids import new_payment_id
 from malipo.domain.money import Money
 from malipo.domain.payments import Change, ChangeKind, Customer, Payment
@@ -148,3 +148,25 @@ async def test_the_outbox_is_nudged_after_each_commit_that_wrote_events(
         await add_alone_then_fail()
     assert nudges.count == 2
     assert await outbox_rows(pool, q.id) == ["PENDING"]
+
+
+async def test_a_taken_key_comes_back_with_its_payment_from_the_claim_itself(
+        pool: asyncpg.Pool) -> None:
+    """A replay's usual case is answered by the claiming statement: no second read."""
+    first, again = a_payment(), a_payment()
+    again = replace(again, idempotency_key=first.idempotency_key)
+    key = IdempotencyRecord(first.tenant, first.idempotency_key, "create:COLLECTION", "fp",
+                            first.id)
+    async with PostgresUnitOfWork(pool) as uow:
+        won = await uow.payments.add(first, actor="test", schedule=Schedule(None), key=key)
+    assert isinstance(won, Added)
+    async with PostgresUnitOfWork(pool) as uow:
+        lost = await uow.payments.add(again, actor="test", schedule=Schedule(None),
+                                      key=replace(key, resource_id=again.id))
+    assert isinstance(lost, KeyTaken) and lost.holder is not None
+    assert lost.holder.record == key
+    assert lost.holder.payment is not None and lost.holder.payment.id == first.id
+    assert not lost.holder.submitted  # no provider answer recorded for it yet
+    async with PostgresUnitOfWork(pool) as uow:
+        assert await uow.payments.get(again.id) is None  # nothing of the loser was written
+    assert await outbox_rows(pool, again.id) == []

@@ -1,5 +1,6 @@
 # pyright: basic
-"""The database stopped and started again while creates flow (issue 11, faults).
+"""The database stopped and started again while creates flow (a fault to inject: see
+tests/reliability/README.md).
 
 `malipo serve` runs as a real process against a PostgreSQL of this test's own (the session's
 shared server is never stopped), with the gateway fake in this process keeping the provider's

@@ -1,8 +1,8 @@
 # pyright: basic
-"""PostgreSQL behind the fault proxy (issue 11, faults): latency, connections reset
-mid-request and a black-hole window between the service and its database, while creates and
-provider callbacks flow. The service runs in this process (its gateway fake's books count the
-charges); only its database connections go through the proxy."""
+"""PostgreSQL behind the fault proxy (faults to inject: tests/reliability/README.md):
+latency, connections reset mid-request and a black-hole window between the service and its
+database, while creates and provider callbacks flow. The service runs in this process (its
+gateway fake's books count the charges); only its database connections go through the proxy."""
 
 from __future__ import annotations
 

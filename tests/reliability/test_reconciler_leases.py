@@ -1,5 +1,5 @@
 # pyright: basic
-"""Reconciler leases against brief database faults (issue 5): a fault that hits a claim or a
+"""Reconciler leases against brief database faults: a fault that hits a claim or a
 release delays the payment's next poll by about the fault's length, not by the 60 s lease.
 
 The service runs in this process on a database of its own, reached only through the fault

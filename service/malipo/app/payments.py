@@ -23,7 +23,13 @@ from malipo.app.connector import CallContext, Confirmation
 from malipo.app.lifecycle import poll, submit
 from malipo.app.provider_events import record_update
 from malipo.app.services import Services
-from malipo.app.unit_of_work import IdempotencyRecord, KeyHolder, ListQuery, Schedule
+from malipo.app.unit_of_work import (
+    IdempotencyRecord,
+    KeyHolder,
+    KeyTaken,
+    ListQuery,
+    Schedule,
+)
 from malipo.domain.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -80,15 +86,18 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
     policy = svc.connectors.policy(payment.provider)
     record = IdempotencyRecord(cmd.tenant, cmd.idempotency_key, f"create:{cmd.direction}",
                                cmd.fingerprint(), payment.id)
+    holder: KeyHolder | None = None
     async with svc.uow() as uow:
         # The key and the payment in one atomic write. The schedule is the resume point if
         # we die before the provider's answer is recorded.
         added = await uow.payments.add(payment, actor=f"tenant:{cmd.tenant}", key=record,
                                        schedule=Schedule(now + timedelta(
                                            seconds=policy.submit_grace_s)))
-        holder = None if added else await uow.keys.holder(cmd.tenant, cmd.idempotency_key)
-    if added is None:
-        # Create keys are never released, so the key that beat ours is there.
+        if isinstance(added, KeyTaken):
+            # Create keys are never released, so the key that beat ours is there; the claim
+            # usually read it already (a replay in one round trip).
+            holder = added.holder or await uow.keys.holder(cmd.tenant, cmd.idempotency_key)
+    if isinstance(added, KeyTaken):
         assert holder is not None
         return await _replay(svc, cmd.tenant, holder, record, deadline)
 

@@ -71,11 +71,20 @@ class Added:
     cursor: int
 
 
+@dataclass(frozen=True, slots=True)
+class KeyTaken:
+    """Nothing inserted: the idempotency key was claimed before. `holder` is the key with its
+    payment when the same statement could already see them (a replay's usual case: one
+    round trip); None when the claim that beat ours committed during the statement."""
+
+    holder: KeyHolder | None
+
+
 class PaymentRepository(Protocol):
     async def add(self, payment: Payment, *, actor: str, schedule: Schedule,
-                  key: IdempotencyRecord | None = None) -> Added | None:
+                  key: IdempotencyRecord | None = None) -> Added | KeyTaken:
         """Insert a new payment and its creation event. With `key`, claim that idempotency
-        key atomically with the insert: None (nothing inserted) when it is taken."""
+        key atomically with the insert: KeyTaken (nothing inserted) when it is taken."""
         ...
 
     async def get(self, payment_id: str, *, tenant: str | None = None) -> Payment | None: ...

@@ -9,6 +9,7 @@ from typing import Any
 from malipo.app.unit_of_work import (
     Added,
     IdempotencyRecord,
+    KeyTaken,
     ListQuery,
     LockedPayment,
     Schedule,
@@ -16,6 +17,7 @@ from malipo.app.unit_of_work import (
 )
 from malipo.domain.payments import Change, ChangeKind, Payment
 from malipo.domain.status import Direction, predecessors
+from malipo.store.idempotency_keys import key_holder_from_row, key_holder_select
 from malipo.store.rows import (
     BY_REFERENCE,
     PAYMENT_COLUMNS,
@@ -57,8 +59,14 @@ WITH claimed AS (
     SELECT {_ROW_VALUES} WHERE EXISTS (SELECT 1 FROM claimed)
     RETURNING id
 ), event AS (INSERT INTO outbox (payload) SELECT $29::jsonb FROM inserted)
-SELECT CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN {_HEAD} END
+SELECT CASE WHEN EXISTS (SELECT 1 FROM claimed) THEN {_HEAD} END AS claimed_cursor, h.*
+FROM (SELECT 1) one
+LEFT JOIN ({key_holder_select("$2", "$30")}) h ON NOT EXISTS (SELECT 1 FROM claimed)
 """
+# One row. Claimed: claimed_cursor set. Taken: the holder's columns, when the statement's
+# snapshot shows them (a replay of a key claimed earlier: the common case, answered in this
+# one round trip), else all NULL (the claim that beat ours committed during the statement:
+# the caller reads the holder again).
 
 def _reference_held_elsewhere(row: str, reference: str) -> str:
     """SQL: another payment of `row`'s provider account holds `reference`."""
@@ -137,7 +145,7 @@ class PostgresPayments:
         self.wrote_events = False  # an outbox row is part of this transaction
 
     async def add(self, payment: Payment, *, actor: str, schedule: Schedule,
-                  key: IdempotencyRecord | None = None) -> Added | None:
+                  key: IdempotencyRecord | None = None) -> Added | KeyTaken:
         p = payment
         args = (
             p.id, p.tenant, p.direction.value, p.provider, p.account, p.method.value,
@@ -153,10 +161,12 @@ class PostgresPayments:
             cursor: int | None = await self._conn.fetchval_tx(_INSERT, *args)
         else:
             assert (key.tenant, key.resource_id) == (p.tenant, p.id)
-            cursor = await self._conn.fetchval_alone(_INSERT_CLAIMED, *args, key.key,
-                                                     key.operation, key.fingerprint)
+            row = await self._conn.fetchrow_alone(_INSERT_CLAIMED, *args, key.key,
+                                                  key.operation, key.fingerprint)
+            assert row is not None
+            cursor = row["claimed_cursor"]
             if cursor is None:
-                return None
+                return KeyTaken(key_holder_from_row(row) if row["k_key"] is not None else None)
         self.wrote_events = True
         return Added(int(cursor or 0))
 

@@ -1,4 +1,5 @@
-"""Every flow of issue 6 at the connector level, against the fake gateway over real HTTP."""
+"""Every gateway flow (C2B, B2C, OTP, redirect, bank details, status) at the connector
+level, against the fake gateway over real HTTP."""
 
 from __future__ import annotations
 

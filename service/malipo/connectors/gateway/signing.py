@@ -4,7 +4,7 @@ The document's PHP sample walks the payload recursively: nested arrays are flatt
 `parent.` prefix (`extra.otp5647`), scalars keyed `signature` are skipped at any depth, and the
 result is lower-case hex. The sample has a case slip (`$StringForSignature` is returned from the
 recursion) that would drop every nested field in PHP; we implement the documented intent
-(nested fields included), as NOTES.md section 1 and issue 6 require.
+(nested fields included), as NOTES.md section 1 requires.
 
 Values are rendered the way PHP's string interpolation renders them, because the gateway's own
 code is PHP: strings verbatim, integers as digits, true as "1", false and null as "", floats in

@@ -95,9 +95,12 @@ class MalipoClient:
         response = await self._unary(self.stub.ConfirmPayment, _with_key(request))
         return response.payment
 
-    async def refund_payment(self, request: pb.RefundPaymentRequest) -> payment_pb2.Payment:
-        response = await self._unary(self.stub.RefundPayment, _with_key(request))
-        return response.payment
+    async def refund_payment(self, request: pb.RefundPaymentRequest
+                             ) -> pb.RefundPaymentResponse:
+        """Refund all that remains, or `request.amount` of it: the refund this call made
+        (its own resource and status) and the payment (REVERSED once refunds reach its
+        whole amount)."""
+        return await self._unary(self.stub.RefundPayment, _with_key(request))
 
     async def cancel_payment(self, request: pb.CancelPaymentRequest) -> payment_pb2.Payment:
         response = await self._unary(self.stub.CancelPayment, _with_key(request))
@@ -119,6 +122,11 @@ class MalipoClient:
         response = await self._unary(self.stub.RefreshPayment,
                                      pb.RefreshPaymentRequest(payment_id=payment_id))
         return response.payment
+
+    async def list_refunds(self, payment_id: str) -> pb.ListRefundsResponse:
+        """A payment's refunds, with the amount refunded and what remains."""
+        return await self._unary(self.stub.ListRefunds,
+                                 pb.ListRefundsRequest(payment_id=payment_id))
 
     async def list_payments(self, request: pb.ListPaymentsRequest) -> pb.ListPaymentsResponse:
         return await self._unary(self.stub.ListPayments, request)
