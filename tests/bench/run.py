@@ -71,6 +71,7 @@ class Options:
     skip: set[str]
     out: Path
     repeat: int = 1
+    pin_loadgen: bool = False
 
 
 def parse() -> Options:
@@ -94,6 +95,9 @@ def parse() -> Options:
                    help="scenarios not to run")
     p.add_argument("--only", nargs="*", default=[], choices=SCENARIOS,
                    help="run only these scenarios (and the baselines they are compared to)")
+    p.add_argument("--pin-loadgen", action="store_true",
+                   help="every scenario with the load generator pinned to the last core "
+                   "(servers and PostgreSQL keep the others): steadier on 2 cores")
     p.add_argument("--repeat", type=int, default=1,
                    help="run everything N times back to back; the summary gives medians")
     p.add_argument("--out", type=Path, default=None)
@@ -101,7 +105,13 @@ def parse() -> Options:
     out = a.out or ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
     return Options(a.seconds, a.warmup, a.processes, a.concurrency, a.fanout,
                    a.fanout_seconds, a.fanout_rate, a.min_callbacks, set(a.profile),
-                   skipped(set(a.skip), set(a.only)), out, max(1, a.repeat))
+                   skipped(set(a.skip), set(a.only)), out, max(1, a.repeat), a.pin_loadgen)
+
+
+def loadgen_cpus() -> tuple[int, ...]:
+    """The last core for the load generator, when there is more than one."""
+    cores = sorted(os.sched_getaffinity(0))
+    return (cores[-1],) if len(cores) > 1 else ()
 
 
 def skipped(skip: set[str], only: set[str]) -> set[str]:
@@ -142,6 +152,8 @@ class Bench:
         self.skipped: dict[str, str] = {}
 
     def job(self, scenario: str, target: str, **kw: Any) -> Job:
+        if self.o.pin_loadgen:
+            kw.setdefault("cpus", loadgen_cpus())
         return Job(scenario, target, concurrency=kw.pop("concurrency", self.o.concurrency),
                    seconds=kw.pop("seconds", self.o.seconds), warmup=self.o.warmup, **kw)
 
@@ -354,8 +366,7 @@ class Bench:
             self.skipped["create_workers_2"] = reason
             print(f"create_workers_2       skipped: {reason}", flush=True)
             return
-        cores = sorted(os.sched_getaffinity(0))
-        pinned = (cores[-1],) if len(cores) > 1 else ()
+        pinned = loadgen_cpus()
         rates: dict[int, float] = {}
         for workers in (1, 2):
             database = asyncio.run(servers.create_database(dsn))
