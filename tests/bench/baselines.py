@@ -36,12 +36,18 @@ async def http_handler(listen: str) -> None:
 
     app = web.Application()
     app.router.add_post("/callbacks/{provider}/{account}", ok)
+    await start_http(app, listen)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def start_http(app: web.Application, listen: str) -> web.AppRunner:
+    """Serve `app` on host:port, with no access log (the bench's servers all do so)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = listen.rsplit(":", 1)
     await web.TCPSite(runner, host, int(port)).start()
-    print("ready", flush=True)
-    await asyncio.Event().wait()
+    return runner
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from malipo.payments.v1 import money_pb2, payment_pb2
 from malipo.payments.v1 import payment_service_pb2 as pb
+from tests.bench.baselines import start_http
 
 SERVICE = "malipo.payments.v1.PaymentService"
 SCHEMA = """
@@ -200,10 +201,7 @@ async def http_floor(dsn: str, listen: str, secret: str) -> None:
 
     app = web.Application()
     app.router.add_post("/callbacks/{provider}/{account}", callback)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    host, port = listen.rsplit(":", 1)
-    await web.TCPSite(runner, host, int(port)).start()
+    await start_http(app, listen)
     print("ready", flush=True)
     await asyncio.Event().wait()
 

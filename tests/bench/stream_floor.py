@@ -30,6 +30,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from malipo.payments.v1 import events_pb2, money_pb2, payment_pb2
 from malipo.payments.v1 import payment_service_pb2 as pb
+from tests.bench.baselines import start_http
 
 SERVICE = "malipo.payments.v1.PaymentService"
 PROVIDER_PAYLOAD = {"event_id": "SIM-0000:SUCCEEDED", "status": "SUCCEEDED",
@@ -133,10 +134,7 @@ async def serve(grpc_listen: str, http_listen: str, keys: dict[str, str]) -> Non
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/start", start)
     app.router.add_get("/logged", logged)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    host, port = http_listen.rsplit(":", 1)
-    await web.TCPSite(runner, host, int(port)).start()
+    await start_http(app, http_listen)
     print("ready", flush=True)
     await server.wait_for_termination()
 
