@@ -229,8 +229,10 @@ class App:
         if self.api_keys is None or self.dev_key:
             return False
         try:
+            # Read again from where they came: MALIPO_API_KEYS, the config file's [api_keys]
+            # and the keys file (the keys themselves are not passed, or they would win).
             pairs = Settings.load(**self.settings.model_dump(
-                include={"config", "api_keys", "api_keys_file"})).api_key_pairs()
+                include={"config", "api_keys_file"})).api_key_pairs()
             if not pairs:
                 raise ConfigError("the new key set is empty")
             self.api_keys.replace(pairs)
