@@ -620,6 +620,8 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored() -> None:
                 source = token.rstrip("*/")
                 assert source in allowed, f"{source} is excluded by Dockerfile.dockerignore"
                 assert optional or (ROOT / source).exists(), f"COPY {source}: not in the repo"
+    # `make clients` builds the client's wheel inside a copied folder: it must not ride along.
+    assert "clients/python/dist" in ignore
 
 
 def _hadolint() -> str:
