@@ -62,7 +62,7 @@ def read_callback(body: Mapping[str, Any], currency: str) -> CallbackEvent:
     if not order_id or "status" not in body:
         raise CallbackRejected("gateway callback without order_id or status")
     code, result_message, provider_message = messages(body)
-    status = status_of(body.get("status"))
+    status = status_of(body.get("status"), "callback status")
     amount: Money | None = None
     cur = text(body.get("currency")) or currency
     if body.get("amount") is not None and cur:

@@ -20,11 +20,11 @@ from typing import Any
 
 from malipo.app.catalogue import Channel, field_value, national_number, render_phone
 from malipo.connectors.exact_json import plain
+from malipo.connectors.unlisted import report_unlisted, unlisted
 from malipo.domain.errors import FieldViolation, InvalidRequest
 from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Direction, Status
-from malipo.redaction import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +74,12 @@ def parse_amount(value: object, currency: str) -> Money:
     return Money.from_decimal(value, currency)
 
 
-def status_of(code: object) -> Status:
+def status_of(code: object, where: str = "status") -> Status:
     """The table's status; a code the document does not list is UNKNOWN, logged once here
     with its raw value so that a new gateway status is noticed, never guessed."""
     number = integer(code)
     status = STATUS.get(number) if number is not None else None
-    if status is None:
-        log.warning("gateway status %r is not in the document's table: read as UNKNOWN",
-                    mask_text(repr(code)))
-        return Status.UNKNOWN
-    return status
+    return unlisted(log, "gateway", where, code) if status is None else status
 
 
 def direction_of(code: object) -> Direction | None:
@@ -91,8 +87,7 @@ def direction_of(code: object) -> Direction | None:
     number = integer(code)
     direction = OPERATION_TYPES.get(number) if number is not None else None
     if direction is None and code is not None:
-        log.warning("gateway operation_type %r is not in the document's table",
-                    mask_text(repr(code)))
+        report_unlisted(log, "gateway", "operation_type", code)
     return direction
 
 

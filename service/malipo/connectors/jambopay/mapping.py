@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 
 from malipo.connectors.exact_json import plain
+from malipo.connectors.unlisted import unlisted as shared_unlisted
 from malipo.domain.errors import ProviderRejectedRequest
 from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
@@ -64,11 +64,8 @@ ERRORS: Mapping[int, tuple[ErrorKind, str]] = {
 }
 
 
-@lru_cache(maxsize=1024)
 def unlisted(kind: str, raw: str) -> Status:
-    """UNKNOWN for a value no table lists, logged once per raw value (cached), masked."""
-    log.warning("JamboPay %s %r is not one its document lists: UNKNOWN", kind, mask_text(raw))
-    return Status.UNKNOWN
+    return shared_unlisted(log, "JamboPay", kind, raw)
 
 
 def status_of(raw: object) -> Status:

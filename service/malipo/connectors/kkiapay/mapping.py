@@ -12,14 +12,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from malipo.connectors.exact_json import plain
+from malipo.connectors.unlisted import unlisted as shared_unlisted
 from malipo.domain.money import InexactAmount, Money, UnknownCurrency
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Direction, Status
-from malipo.redaction import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +51,8 @@ CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
 AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
 
 
-@lru_cache(maxsize=1024)
 def unlisted(kind: str, raw: str) -> Status:
-    """UNKNOWN for a value no table lists, logged once per raw value (cached), masked."""
-    log.warning("KKiaPay %s %r is not one its document lists: UNKNOWN", kind, mask_text(raw))
-    return Status.UNKNOWN
+    return shared_unlisted(log, "KKiaPay", kind, raw)
 
 
 def status_of(raw: str, *, reverted: str = "") -> Status:

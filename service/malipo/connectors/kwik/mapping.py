@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from malipo.connectors.exact_json import plain
+from malipo.connectors.unlisted import unlisted as shared_unlisted
 from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import Payment, ProviderUpdate
 from malipo.domain.status import Status
-from malipo.redaction import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +62,8 @@ def status_of(name: str) -> Status:
     return status if status is not None else unlisted("status name", name)
 
 
-@lru_cache(maxsize=1024)
 def unlisted(kind: str, raw: str) -> Status:
-    """UNKNOWN for a value no table lists, logged once per raw value (cached), masked."""
-    log.warning("Kwik %s %r is not one its documents list: UNKNOWN", kind, mask_text(raw))
-    return Status.UNKNOWN
+    return shared_unlisted(log, "Kwik", kind, raw)
 
 
 def _key(name: str) -> str:

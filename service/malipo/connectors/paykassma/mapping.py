@@ -14,16 +14,15 @@ import ast
 import logging
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
 from malipo.connectors.exact_json import loads, plain
+from malipo.connectors.unlisted import unlisted
 from malipo.domain.errors import FieldViolation, InvalidRequest
 from malipo.domain.money import InexactAmount, Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Status
-from malipo.redaction import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +61,8 @@ WITHDRAWAL_REJECTED = "WITHDRAWAL_REJECTED"
 _MSISDN = re.compile(r"^(?:\+254|254|0)([17]\d{8})$")
 
 
-@lru_cache(maxsize=256)
-def _report_unlisted(table: str, raw: str) -> None:
-    """Once per value (per process): a new status is worth one line, not one per postback."""
-    log.warning("paykassma %s status %s is not in the document's table: treated as UNKNOWN",
-                table, raw)
-
-
 def _unlisted(table: str, value: object) -> Status:
-    _report_unlisted(table, mask_text(repr(value)[:80]))
-    return Status.UNKNOWN
+    return unlisted(log, "Paykassma", f"{table} status", value)
 
 
 def answer_status(value: object) -> Status:
