@@ -91,9 +91,12 @@ def effective(settings: Settings) -> str:
     """The settings in force as JSON, secrets and key material masked (`check-config`)."""
     data: dict[str, Any] = settings.model_dump(mode="json")
     data["database_url"] = _without_password(settings.database_url)
+    data["nats_url"] = _without_password(settings.nats_url)
     data["api_keys"] = [f"{tenant}={MASK}" for tenant, _key in settings.api_key_pairs()]
+    data["operator_keys"] = [f"{name}={MASK}" for name, _key in settings.operator_key_pairs()]
     data["accounts"] = [{**a, "settings": mask_mapping(a["settings"])}
                         for a in data["accounts"]]
+    data["webhooks"] = [mask_mapping(w) for w in data["webhooks"]]  # their signing secrets
     return json.dumps(data, indent=2, sort_keys=True)
 
 

@@ -142,15 +142,22 @@ merchant_id = "m-1"
 """)
     result = run("check-config", env={
         "MALIPO_CONFIG": path, "MALIPO_API_KEYS": "ops=ops-key-000",
+        "MALIPO_OPERATOR_KEYS": "alice=operator-key-321",
+        "MALIPO_NATS_URL": "nats://malipo:nats-password-2@nats.internal:4222",
+        "MALIPO_WEBHOOKS": '[{"tenant": "shop", "url": "https://hooks.example.com/m", '
+                           '"secret": "whsec_c2VjcmV0LXdlYmhvb2sta2V5LTEyMzQ1Njc4"}]',
         "DATABASE_URL": "postgresql://malipo:db-password-1@db.internal:5432/malipo"})
     assert result.returncode == 0, result.stderr
     for secret in ("shop-old-key-123", "shop-new-key-456", "ops-key-000", "gateway-secret-789",
-                   "db-password-1"):
+                   "db-password-1", "operator-key-321", "nats-password-2",
+                   "c2VjcmV0LXdlYmhvb2sta2V5LTEyMzQ1Njc4"):
         assert secret not in result.stdout
     shown = json.loads(result.stdout)
     # The environment's MALIPO_API_KEYS replaces the file's [api_keys] (env over file).
     assert shown["api_keys"] == ["ops=***"]
     assert shown["database_url"] == "postgresql://malipo:***@db.internal:5432/malipo"
+    assert shown["operator_keys"] == ["alice=***"]
+    assert shown["webhooks"][0]["url"] == "https://hooks.example.com/m"
     (account,) = shown["accounts"]
     assert account["settings"]["base_url"] == "https://gateway.example.com"
     assert account["settings"]["secret_key"] == "***"
