@@ -235,6 +235,10 @@ class App:
                 include={"config", "api_keys_file"})).api_key_pairs()
             if not pairs:
                 raise ConfigError("the new key set is empty")
+            operators = self.edge.operators if self.edge is not None else None
+            if operators is not None and any(operators.operator_for(k) for _, k in pairs):
+                # The start-up rule: a tenant key must never also open operator methods.
+                raise ConfigError("a new tenant key is an operator key")
             self.api_keys.replace(pairs)
         except (ValueError, ValidationError) as exc:
             log.error("API keys not reloaded, the previous ones stay in force: %s", exc)

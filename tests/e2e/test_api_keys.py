@@ -147,3 +147,17 @@ async def test_with_no_accounts_a_real_database_serves_no_simulator(database_url
         assert raised.value.code() in (grpc.StatusCode.NOT_FOUND,
                                        grpc.StatusCode.FAILED_PRECONDITION,
                                        grpc.StatusCode.INVALID_ARGUMENT)
+
+
+async def test_a_reloaded_tenant_key_may_not_be_an_operator_key(database_url: str,
+                                                                 tmp_path: Path) -> None:
+    """The start-up rule holds on reload too: the clashing set is refused, the old one stays."""
+    keys = tmp_path / "keys"
+    keys.write_text("shop=key-one-0001\n")
+    settings = settings_for(database_url, api_keys="", api_keys_file=keys,
+                            api_keys_reload_s=3600, operator_keys="alice=operator-key-0009")
+    async with running(settings) as service:
+        keys.write_text("shop=key-one-0001\nshop=operator-key-0009\n")
+        assert service.app.reload_keys() is False
+        assert await answers(service.stub, "operator-key-0009") != grpc.StatusCode.OK
+        assert await answers(service.stub, "key-one-0001") == grpc.StatusCode.OK
