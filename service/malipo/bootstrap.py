@@ -210,12 +210,8 @@ class App:
         """The configured keys; a development key only on the embedded database (against a
         real DATABASE_URL, no keys is a mistake, not an invitation)."""
         s = self.settings
-        pairs = s.api_key_pairs()
+        pairs = s.required_api_key_pairs()
         if not pairs:
-            if s.database_url:
-                raise ConfigError("no API keys: with DATABASE_URL set, give MALIPO_API_KEYS or "
-                                  "MALIPO_API_KEYS_FILE (a development key is made only with "
-                                  "the embedded database)")
             self.dev_key = "dev_" + secrets.token_urlsafe(24)
             pairs = [("dev", self.dev_key)]
         try:

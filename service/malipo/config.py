@@ -208,6 +208,16 @@ class Settings(BaseSettings):
             pairs += parse_key_pairs(text, f"MALIPO_API_KEYS_FILE {self.api_keys_file}")
         return pairs
 
+    def required_api_key_pairs(self) -> ApiKeyPairs:
+        """The keys; none is a mistake against a real DATABASE_URL (a development key is
+        made only with the embedded database, where none means "make one")."""
+        pairs = self.api_key_pairs()
+        if not pairs and self.database_url:
+            raise ConfigError("no API keys: with DATABASE_URL set, give MALIPO_API_KEYS or "
+                              "MALIPO_API_KEYS_FILE (a development key is made only with the "
+                              "embedded database)")
+        return pairs
+
     def callback_base(self) -> str:
         scheme = "https" if self.tls_cert else "http"
         return (self.public_callback_base or f"{scheme}://{self.http_listen}").rstrip("/")

@@ -45,10 +45,7 @@ def check(settings: Settings, *, bind: bool = True) -> None:
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise ConfigError("TLS needs both MALIPO_TLS_CERT and MALIPO_TLS_KEY")
     settings.operator_key_pairs()  # malformed operator keys
-    if not settings.api_key_pairs() and settings.database_url:
-        raise ConfigError("no API keys: with DATABASE_URL set, give MALIPO_API_KEYS or "
-                          "MALIPO_API_KEYS_FILE (a development key is made only with the "
-                          "embedded database)")
+    settings.required_api_key_pairs()
 
 
 def parse_listen(listen: str, what: str) -> tuple[str, int]:

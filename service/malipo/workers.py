@@ -21,7 +21,7 @@ from types import FrameType
 
 import asyncpg
 
-from malipo.config import ConfigError, Settings
+from malipo.config import Settings
 from malipo.store.embedded import start_embedded
 from malipo.store.migrations import migrate
 
@@ -39,11 +39,7 @@ def supervise(settings: Settings) -> int:
     _fixed_port(settings.http_listen, "HTTP")
     env = dict(os.environ)
     database_url = settings.database_url
-    pairs = settings.api_key_pairs()
-    if database_url and not pairs:
-        raise ConfigError("no API keys: with DATABASE_URL set, give MALIPO_API_KEYS or "
-                          "MALIPO_API_KEYS_FILE (a development key is made only with the "
-                          "embedded database)")
+    pairs = settings.required_api_key_pairs()
     if not database_url:
         database_url = start_embedded(settings.data_dir / "postgres")
     asyncio.run(_migrate(database_url))

@@ -204,7 +204,7 @@ def event_to_proto(e: StatusEvent) -> payment_service_pb2.WatchStatusResponse:
         direction=_DIRECTION_TO[e.direction], provider=e.provider, account=e.account,
         old_status=_STATUS_TO[e.old_status] if e.old_status else payment_pb2.STATUS_UNSPECIFIED,
         new_status=_STATUS_TO[e.new_status], provider_status=e.provider_status,
-        amount=_money(e.amount.minor, e.amount.currency.code), reason=e.reason,
+        amount=money_to_proto(e.amount), reason=e.reason,
         message=e.message, fulfilment=dict(e.fulfilment), needs_review=e.needs_review,
         occurred_at=timestamp(e.occurred_at), provider_reference=e.provider_reference,
         provider_payload=_struct(e.provider_payload) if e.provider_payload else None,
@@ -283,7 +283,7 @@ def refund_from_proto(request: payment_service_pb2.RefundPaymentRequest,
 
 def refund_to_proto(r: Refund) -> payment_pb2.Refund:
     return payment_pb2.Refund(
-        id=r.id, payment_id=r.payment_id, amount=_money(r.amount.minor, r.amount.currency.code),
+        id=r.id, payment_id=r.payment_id, amount=money_to_proto(r.amount),
         status=_STATUS_TO[r.status], reason=r.reason, provider_reference=r.provider_reference,
         provider_status=r.provider_status, failure_reason=r.failure_reason,
         failure_message=r.failure_message, idempotency_key=r.idempotency_key,

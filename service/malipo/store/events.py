@@ -25,6 +25,9 @@ EVENTS_CHANNEL = "malipo_events"
 # A connection, plain or borrowed from a pool.
 Conn = asyncpg.Connection | PoolConnectionProxy
 
+# The event log's head, as a scalar subquery: the cursor a new write's answers carry.
+LOG_HEAD = "(SELECT head FROM event_log_state WHERE id = 1)"
+
 EVENT_COLUMNS = (
     "sequence, event_id, tenant, payment_id, direction, provider, account, old_status, "
     "new_status, provider_status, provider_reference, amount_minor, currency, reason, message, "

@@ -17,6 +17,7 @@ from malipo.app.unit_of_work import (
 )
 from malipo.domain.payments import Change, ChangeKind, Payment
 from malipo.domain.status import Direction, predecessors
+from malipo.store.events import LOG_HEAD
 from malipo.store.idempotency_keys import key_holder_from_row, key_holder_select
 from malipo.store.rows import (
     BY_REFERENCE,
@@ -36,7 +37,7 @@ _ROW_VALUES = ",".join(f"${i}" for i in range(1, 29))
 # The log head in the inserting statement's snapshot: the new payment's events commit
 # after it, so the relay gives them later sequences. A cursor that misses none of them and
 # is never older than retention (a create used to answer 0).
-_HEAD = "(SELECT head FROM event_log_state WHERE id = 1)"
+_HEAD = LOG_HEAD
 
 # The row and its creation event in one statement: one round trip per write.
 _INSERT = f"""

@@ -17,11 +17,11 @@ import asyncpg
 
 from malipo.app.webhooks import EndpointState, NewEndpoint, StoredEndpoint, WebhookEndpoint
 from malipo.domain.events import StatusEvent
-from malipo.store.events import EVENT_COLUMNS, event_from_row
+from malipo.store.events import EVENT_COLUMNS, LOG_HEAD, event_from_row
 
 _FIELDS = ("id, tenant, url, description, state, cursor, attempts, last_error, "
            "next_attempt_at, failing_since, created_at, from_config")
-_HEAD = "(SELECT head FROM event_log_state WHERE id = 1)"
+_HEAD = LOG_HEAD
 
 _ADD = f"""
 WITH inserted AS (
