@@ -27,8 +27,8 @@ import asyncio
 import contextlib
 import inspect
 import re
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
@@ -128,7 +128,7 @@ class Edge:
             elif name == "x-request-id" and _REQUEST_ID.fullmatch(str(value)):
                 request_id = str(value)
         tenant = (self._keys.tenant_for(key) if key else None) or _ANONYMOUS
-        return request_id or uuid.uuid4().hex, tenant, self._refusal(tenant, counted=counted)
+        return request_id or secrets.token_hex(16), tenant, self._refusal(tenant, counted=counted)
 
     def _refusal(self, tenant: str, *, counted: bool) -> MalipoError | None:
         wait = self._rate.check(tenant)
@@ -242,6 +242,16 @@ def _annotate(tenant: str, payment_id: str) -> None:
             span.set_attribute("malipo.payment_id", payment_id)
 
 
+# (method, code) -> its counter and histogram: `labels()` on every call cost more than
+# updating them. Bounded: methods times status codes.
+_RECORDERS: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
 def _record(method: str, code: str, started: float) -> None:
-    RPCS.labels(method, code).inc()
-    RPC_LATENCY.labels(method, code).observe(time.perf_counter() - started)
+    recorders = _RECORDERS.get((method, code))
+    if recorders is None:
+        recorders = _RECORDERS[(method, code)] = (RPCS.labels(method, code),
+                                                  RPC_LATENCY.labels(method, code))
+    calls, latency = recorders
+    calls.inc()
+    latency.observe(time.perf_counter() - started)

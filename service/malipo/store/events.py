@@ -34,46 +34,15 @@ EVENT_COLUMNS = (
     "fulfilment, needs_review, actor, occurred_at, provider_payload, refund_id"
 )
 
-# One statement moves a batch: every CTE sees the same snapshot, so the rows inserted, the
-# rows deleted and the head advanced are exactly the same batch. $2 is the head read under
-# the state row's lock by the statement before (see move_batch).
-_MOVE = f"""
-WITH batch AS (
-    SELECT id, payload FROM outbox ORDER BY id LIMIT $1
-), numbered AS (
-    SELECT payload, $2::bigint + row_number() OVER (ORDER BY id) AS sequence FROM batch
-), moved AS (
-    INSERT INTO events ({EVENT_COLUMNS}, recorded_at)
-    SELECT n.sequence, r.event_id, r.tenant, r.payment_id, r.direction, r.provider, r.account,
-           r.old_status, r.new_status, r.provider_status, r.provider_reference, r.amount_minor,
-           r.currency, r.reason, r.message, r.fulfilment, r.needs_review, r.actor, r.occurred_at,
-           -- outbox rows written before migration 0003 have no payload
-           coalesce(r.provider_payload, '{{}}'::jsonb),
-           coalesce(r.refund_id, ''),  -- only refund events name one (migration 0007)
-           statement_timestamp()  -- when this snapshot was taken, not when the batch began
-    FROM numbered n CROSS JOIN LATERAL jsonb_populate_record(NULL::events, n.payload) r
-    RETURNING sequence
-), removed AS (
-    DELETE FROM outbox o WHERE o.id = ANY(ARRAY(SELECT id FROM batch))
-), advanced AS (
-    UPDATE event_log_state SET head = $2::bigint + (SELECT count(*) FROM batch)
-    WHERE id = 1 AND EXISTS (SELECT 1 FROM batch)
-)
--- The wake-up for the hubs rides along; NOTIFY is delivered at commit, never before.
-SELECT n, CASE WHEN n > 0 THEN pg_notify($3, '') END FROM (SELECT count(*) AS n FROM moved) m
-"""
-
-
 async def move_batch(conn: Conn, limit: int) -> int:
     """Move up to `limit` committed outbox rows into the log; return how many moved.
 
     Sequences are head+1.. in outbox-id order, in the same transaction that advances head,
-    so a batch is either wholly visible with its head or not at all (see EventRelay)."""
-    async with conn.transaction():
-        # The row lock makes even two relays (a leader that lost its lock mid-batch) take
-        # turns; the next statement then reads the outbox in a snapshot taken after the wait.
-        head = await conn.fetchval("SELECT head FROM event_log_state WHERE id = 1 FOR UPDATE")
-        return cast("int", await conn.fetchval(_MOVE, limit, head, EVENTS_CHANNEL))
+    so a batch is either wholly visible with its head or not at all (see EventRelay). One
+    round trip: the state row's lock, then the move in a snapshot taken after it, run by
+    the function of migration 0010 in the call's own transaction (or the caller's)."""
+    return cast("int", await conn.fetchval("SELECT malipo_move_outbox($1, $2)", limit,
+                                           EVENTS_CHANNEL))
 
 
 @dataclass(frozen=True, slots=True)

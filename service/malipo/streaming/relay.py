@@ -92,7 +92,7 @@ class EventRelay:
         self._batch = batch
         self._poll_s = poll_interval_s
         # Under load, the mover woken by a commit waits this long for the commits right
-        # behind it, so one move (four statements, then the hub's one read) carries a burst
+        # behind it, so one move (one round trip, then each hub's one read) carries a burst
         # rather than an event or two. "Under load": the last move carried GATHER_FROM events
         # or more; a quiet system moves each event at once.
         self._gather_s = gather_s

@@ -364,3 +364,29 @@ async def test_live_streams_of_one_tenant_each_get_exactly_what_their_filter_mat
     for flt, got in zip(filters, results, strict=True):
         assert [int(e.message) for e in got] == wanted(flt), flt
         assert [e.sequence for e in got] == sorted({e.sequence for e in got})
+
+
+async def test_a_hub_nobody_watches_skips_events_and_later_streams_still_get_theirs(
+        pool: asyncpg.Pool, writers_pool: asyncpg.Pool, tenant: str) -> None:
+    """With no live stream the hub only follows the head (it decodes no event for nobody);
+    a stream from a cursor inside that stretch reads it from the table, and one "from now"
+    gets exactly what commits after it."""
+    relay, hub = EventRelay(pool, poll_interval_s=0.05), EventHub(pool, poll_interval_s=0.05)
+    async with running(relay, hub):
+        before = int(await pool.fetchval("SELECT head FROM event_log_state"))
+        await insert_outbox(writers_pool, [payload(tenant, f"{tenant}-a", step=i)
+                                           for i in range(50)])
+        target = before + 50
+        await wait_for(lambda: hub.stats().dispatched >= target)
+        assert hub.stats().delivered == 0  # nobody was there to get them
+
+        live = hub.subscribe(EventFilter(tenant=tenant), None)
+        replay = hub.subscribe(EventFilter(tenant=tenant), before)
+        await insert_outbox(writers_pool, [payload(tenant, f"{tenant}-a", step=i)
+                                           for i in range(50, 60)])
+        later, everything = await collect(live, 10), await collect(replay, 60)
+        await live.aclose()
+        await replay.aclose()
+    assert [int(e.message) for e in later] == list(range(50, 60))
+    assert [int(e.message) for e in everything] == list(range(60))
+    assert_gap_free(everything)
