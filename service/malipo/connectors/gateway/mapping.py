@@ -41,9 +41,6 @@ STATUS_NAMES: Mapping[int, str] = {
     -1: "undefined", 0: "initiated", 1: "in progress", 2: "success", 3: "failed", 4: "cancelled",
 }
 OPERATION_TYPES: Mapping[int, Direction] = {16: Direction.PAYOUT, 17: Direction.COLLECTION}
-OPERATIONS: Mapping[Direction, str] = {
-    Direction.COLLECTION: "payment_c2b", Direction.PAYOUT: "payment_b2c",
-}
 
 # The gateway's `extra` key -> the Payment field that feeds it (catalogue.field_value paths).
 EXTRA_FIELDS: Mapping[str, str] = {
