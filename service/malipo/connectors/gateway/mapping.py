@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from malipo.app.catalogue import Channel, field_value, national_number, render_phone
+from malipo.connectors.amounts import exact_amount
 from malipo.connectors.exact_json import plain
 from malipo.connectors.unlisted import report_unlisted, unlisted
 from malipo.domain.errors import FieldViolation, InvalidRequest
@@ -61,7 +62,8 @@ FAILURE_CANCELLED = "CANCELLED_BY_PROVIDER"    # status 4
 
 
 def render_amount(amount: Money) -> str:
-    return amount.format(2)
+    """Two decimals whatever the currency's exponent ("100.00" for XOF), never rounded."""
+    return format(exact_amount(amount, 2, provider="the gateway"), "f")
 
 
 def parse_amount(value: object, currency: str) -> Money:
