@@ -100,9 +100,10 @@ class GatewayConnector:
         if not mapping.ORDER_ID.fullmatch(payment.id):
             violations.append(FieldViolation("id", "rule order_id: at most 128 of "
                                              "[A-Za-z0-9_-:.]"))
-        if payment.amount.currency.exponent > 2:
-            violations.append(FieldViolation("amount.currency", "rule amount_format: the "
-                                             "gateway takes two decimals"))
+        try:
+            mapping.render_amount(payment.amount)
+        except InvalidRequest as exc:
+            violations.extend(exc.violations)
         try:
             mapping.customer_id(payment, self._channel(payment))
         except InvalidRequest as exc:

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from malipo.app.catalogue import Channel, field_value, national_number, render_phone
+from malipo.connectors.amounts import exact_amount
 from malipo.connectors.exact_json import plain
 from malipo.connectors.unlisted import report_unlisted, unlisted
 from malipo.domain.errors import FieldViolation, InvalidRequest
@@ -41,9 +42,6 @@ STATUS_NAMES: Mapping[int, str] = {
     -1: "undefined", 0: "initiated", 1: "in progress", 2: "success", 3: "failed", 4: "cancelled",
 }
 OPERATION_TYPES: Mapping[int, Direction] = {16: Direction.PAYOUT, 17: Direction.COLLECTION}
-OPERATIONS: Mapping[Direction, str] = {
-    Direction.COLLECTION: "payment_c2b", Direction.PAYOUT: "payment_b2c",
-}
 
 # The gateway's `extra` key -> the Payment field that feeds it (catalogue.field_value paths).
 EXTRA_FIELDS: Mapping[str, str] = {
@@ -64,7 +62,8 @@ FAILURE_CANCELLED = "CANCELLED_BY_PROVIDER"    # status 4
 
 
 def render_amount(amount: Money) -> str:
-    return amount.format(2)
+    """Two decimals whatever the currency's exponent ("100.00" for XOF), never rounded."""
+    return format(exact_amount(amount, 2, provider="the gateway"), "f")
 
 
 def parse_amount(value: object, currency: str) -> Money:

@@ -18,11 +18,11 @@ gateway-c2b-b2c-api.txt is silent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from malipo.app.connector import ProviderAccount
+from malipo.connectors.settings import SettingsReader
 
-_TRUE = {"1", "true", "yes", "on"}
 C2B_PATH = "/api/v1/{public_id}/payment_c2b"
 B2C_PATH = "/api/v1/{public_id}/payment_b2c"
 STATUS_PATH = "/api/v1/{public_id}/status"
@@ -33,8 +33,8 @@ class GatewaySettings:
     base_url: str
     public_id: str
     merchant_id: str
-    secret_key: str
-    previous_secret_key: str = ""
+    secret_key: str = field(repr=False)
+    previous_secret_key: str = field(default="", repr=False)
     c2b_path: str = C2B_PATH
     b2c_path: str = B2C_PATH
     status_path: str = STATUS_PATH
@@ -44,19 +44,19 @@ class GatewaySettings:
 
     @classmethod
     def from_account(cls, account: ProviderAccount) -> GatewaySettings:
-        s = account.setting
+        s = SettingsReader(account)
         return cls(
-            base_url=s("base_url").rstrip("/"),
-            public_id=s("public_id"),
-            merchant_id=s("merchant_id"),
-            secret_key=s("secret_key"),
-            previous_secret_key=s("previous_secret_key", ""),
-            c2b_path=s("c2b_path", C2B_PATH),
-            b2c_path=s("b2c_path", B2C_PATH),
-            status_path=s("status_path", STATUS_PATH),
-            timeout_s=float(s("timeout_s", "30")),
-            send_country=s("send_country", "true").lower() in _TRUE,
-            redirect_lookup=s("redirect_lookup", "true").lower() in _TRUE,
+            base_url=s.text("base_url").rstrip("/"),
+            public_id=s.text("public_id"),
+            merchant_id=s.text("merchant_id"),
+            secret_key=s.secret("secret_key"),
+            previous_secret_key=s.secret("previous_secret_key", ""),
+            c2b_path=s.text("c2b_path", C2B_PATH),
+            b2c_path=s.text("b2c_path", B2C_PATH),
+            status_path=s.text("status_path", STATUS_PATH),
+            timeout_s=s.number("timeout_s", 30.0),
+            send_country=s.flag("send_country", True),
+            redirect_lookup=s.flag("redirect_lookup", True),
         )
 
     def url(self, path: str) -> str:

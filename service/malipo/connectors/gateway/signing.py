@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
+from malipo.connectors.rotation import any_secret_matches
+
 SIGNATURE_FIELD = "signature"
 MAX_DEPTH = 16  # the PHP sample's recursion limit
 
@@ -86,16 +88,11 @@ def verify(payload: Mapping[str, Any], secrets: str | Iterable[str]) -> bool:
     Every candidate is compared in constant time. The document says lower-case hex; an
     upper-case rendering carries the same MAC, so it is accepted too."""
     received = payload.get(SIGNATURE_FIELD)
-    if not isinstance(received, str) or not received:
+    if not isinstance(received, str):
         return False
-    candidates = [secrets] if isinstance(secrets, str) else list(secrets)
-    matched = False
-    for secret in candidates:
-        if not secret:
-            continue
-        try:
-            expected = sign(payload, secret)
-        except SignatureDepthExceeded:  # the gateway itself could not have signed it
-            return False
-        matched |= hmac.compare_digest(expected.encode(), received.lower().encode())
-    return matched
+    candidates = [secrets] if isinstance(secrets, str) else secrets
+    try:
+        return any_secret_matches(received.lower(), candidates,
+                                  lambda secret: sign(payload, secret))
+    except SignatureDepthExceeded:  # the gateway itself could not have signed it
+        return False

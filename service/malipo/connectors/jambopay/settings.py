@@ -23,9 +23,10 @@ provider-assumptions table can name it and an operator can follow the live API.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from malipo.app.connector import ProviderAccount
+from malipo.connectors.settings import SettingsReader
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +36,8 @@ class JambopaySettings:
     base_url: str
     token_url: str
     username: str
-    password: str
-    app_key: str
+    password: str = field(repr=False)
+    app_key: str = field(repr=False)
     grant_type: str = "agency"
     app_key_header: str = "app_key"
     kplc_stream: str = "kplc"
@@ -49,21 +50,21 @@ class JambopaySettings:
 
     @classmethod
     def from_account(cls, account: ProviderAccount) -> JambopaySettings:
-        base = account.setting("base_url").rstrip("/")
-        ips = account.setting("callback_allowed_ips", "")
+        s = SettingsReader(account)
+        base = s.text("base_url").rstrip("/")
         return cls(
             base_url=base,
-            token_url=account.setting("token_url", base + "/token"),
-            username=account.setting("username"),
-            password=account.setting("password"),
-            app_key=account.setting("app_key"),
-            grant_type=account.setting("grant_type", "agency"),
-            app_key_header=account.setting("app_key_header", "app_key"),
-            kplc_stream=account.setting("kplc_stream", "kplc"),
-            airtime_stream=account.setting("airtime_stream", "credit"),
-            timeout_s=float(account.setting("timeout_s", "30")),
-            token_ttl_s=float(account.setting("token_ttl_s", "3600")),
-            token_refresh_margin_s=float(account.setting("token_refresh_margin_s", "60")),
-            presentment_ttl_s=float(account.setting("presentment_ttl_s", "0")),
-            callback_allowed_ips=tuple(ip.strip() for ip in ips.split(",") if ip.strip()),
+            token_url=s.text("token_url", base + "/token"),
+            username=s.text("username"),
+            password=s.secret("password"),
+            app_key=s.secret("app_key"),
+            grant_type=s.text("grant_type", "agency"),
+            app_key_header=s.text("app_key_header", "app_key"),
+            kplc_stream=s.text("kplc_stream", "kplc"),
+            airtime_stream=s.text("airtime_stream", "credit"),
+            timeout_s=s.number("timeout_s", 30.0),
+            token_ttl_s=s.number("token_ttl_s", 3600.0),
+            token_refresh_margin_s=s.number("token_refresh_margin_s", 60.0),
+            presentment_ttl_s=s.number("presentment_ttl_s", 0.0),
+            callback_allowed_ips=s.items("callback_allowed_ips"),
         )

@@ -77,6 +77,7 @@ from .mapping import (
     provider_text,
     read_transaction,
     verified_update,
+    whole_francs,
     widget_action,
 )
 from .settings import KkiapaySettings
@@ -107,7 +108,7 @@ class KkiapayConnector:
 
     def validate(self, payment: Payment) -> None:
         """KKiaPay takes whole francs."""
-        payment.amount.whole_units()
+        whole_francs(payment.amount)
 
     async def create_payment(self, payment: Payment, ctx: CallContext) -> ProviderUpdate:
         """No HTTP call: KKiaPay learns of the payment when the customer opens the widget."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from malipo.connectors.amounts import exact_amount
 from malipo.connectors.exact_json import plain
 from malipo.connectors.unlisted import unlisted as shared_unlisted
 from malipo.domain.money import InexactAmount, Money, UnknownCurrency
@@ -169,13 +170,18 @@ def verified_update(payment: Payment, tx: Transaction, *, retry_failed: bool,
                           amount=tx.amount, raw=tx.raw)
 
 
+def whole_francs(amount: Money) -> int:
+    """KKiaPay amounts are whole units (XOF has no minor unit)."""
+    return int(exact_amount(amount, 0, provider="KKiaPay"))
+
+
 def widget_action(payment: Payment, *, public_key: str, sandbox: bool,
                   callback_url: str = "") -> NextAction:
     """What the front end passes to KKiaPay's widget (openKkiapayWidget and the mobile SDKs).
     `data` carries our payment id: KKiaPay echoes it as `state` when we verify."""
     details: dict[str, str] = {
         "key": public_key,
-        "amount": str(payment.amount.whole_units()),
+        "amount": str(whole_francs(payment.amount)),
         "currency": payment.amount.currency.code,
         "data": payment.id,
         "sandbox": "true" if sandbox else "false",

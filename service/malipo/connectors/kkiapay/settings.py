@@ -22,30 +22,25 @@ README's provider-assumptions table can name it and an operator can follow the l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from malipo.app.connector import ProviderAccount
-from malipo.domain.errors import FieldViolation, InvalidRequest
+from malipo.connectors.settings import SettingsReader
 
 LIVE_BASE_URL = "https://api.kkiapay.me"
 SANDBOX_BASE_URL = "https://api-sandbox.kkiapay.me"
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FAILED_ATTEMPT = frozenset({"fail", "retry"})
-
-
-def _flag(value: str) -> bool:
-    return value.strip().lower() in _TRUE
+_FAILED_ATTEMPT = ("fail", "retry")
 
 
 @dataclass(frozen=True, slots=True)
 class KkiapaySettings:
     public_key: str
-    private_key: str
-    secret_key: str
+    private_key: str = field(repr=False)
+    secret_key: str = field(repr=False)
     base_url: str
     sandbox: bool
-    webhook_secrets: tuple[str, ...]
+    webhook_secrets: tuple[str, ...] = field(repr=False)
     currency: str = "XOF"
     status_path: str = "/api/v1/transactions/status"
     revert_path: str = "/api/v1/transactions/revert"
@@ -57,35 +52,23 @@ class KkiapaySettings:
 
     @classmethod
     def from_account(cls, account: ProviderAccount) -> KkiapaySettings:
-        s = account.settings
-        sandbox = _flag(s.get("sandbox", "false"))
-        secrets = tuple(v for v in (s.get("webhook_secret", ""),
-                                    s.get("webhook_secret_previous", "")) if v)
-        out = cls(
-            public_key=account.setting("public_key"),
-            private_key=account.setting("private_key"),
-            secret_key=account.setting("secret_key"),
-            base_url=s.get("base_url", SANDBOX_BASE_URL if sandbox else LIVE_BASE_URL).rstrip("/"),
+        s = SettingsReader(account)
+        sandbox = s.flag("sandbox", False)
+        return cls(
+            public_key=s.text("public_key"),
+            private_key=s.secret("private_key"),
+            secret_key=s.secret("secret_key"),
+            base_url=s.text("base_url", SANDBOX_BASE_URL if sandbox else LIVE_BASE_URL
+                            ).rstrip("/"),
             sandbox=sandbox,
-            webhook_secrets=secrets,
-            currency=s.get("currency", "XOF"),
-            status_path=s.get("status_path", "/api/v1/transactions/status"),
-            revert_path=s.get("revert_path", "/api/v1/transactions/revert"),
-            timeout_s=float(s.get("timeout_s", "30")),
-            failed_attempt=s.get("failed_attempt", "fail").strip().lower(),
+            webhook_secrets=s.secrets("webhook_secret", "webhook_secret_previous"),
+            currency=s.text("currency", "XOF"),
+            status_path=s.text("status_path", "/api/v1/transactions/status"),
+            revert_path=s.text("revert_path", "/api/v1/transactions/revert"),
+            timeout_s=s.number("timeout_s", 30.0),
+            failed_attempt=s.one_of("failed_attempt", "fail", _FAILED_ATTEMPT),
             revert_success_codes=frozenset(
-                c.strip().upper() for c in s.get("revert_success_codes", "SUCCESS").split(",")
-                if c.strip()
-            ),
-            reverted_status=s.get("reverted_status", "REVERTED").strip().upper(),
-            widget_callback_url=s.get("widget_callback_url", ""),
+                code.upper() for code in s.items("revert_success_codes", "SUCCESS")),
+            reverted_status=s.text("reverted_status", "REVERTED").strip().upper(),
+            widget_callback_url=s.text("widget_callback_url", ""),
         )
-        out._check()
-        return out
-
-    def _check(self) -> None:
-        bad: list[FieldViolation] = []
-        if self.failed_attempt not in _FAILED_ATTEMPT:
-            bad.append(FieldViolation("settings.failed_attempt", "one of fail, retry"))
-        if bad:
-            raise InvalidRequest(bad, reason="BAD_PROVIDER_SETTINGS")

@@ -8,21 +8,12 @@ constant-time, and a previous secret may be configured while the dashboard's is 
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
+from malipo.connectors.rotation import any_secret_matches
 from malipo.domain.errors import CallbackRejected
 
 SECRET_HEADER = "x-kkiapay-secret"  # noqa: S105 (a header name, not a secret)
-
-
-def secret_matches(received: str, secrets: Iterable[str]) -> bool:
-    """Constant-time against every configured secret (no early exit on the first match)."""
-    given = received.encode()
-    matched = False
-    for secret in secrets:
-        matched |= hmac.compare_digest(given, secret.encode())
-    return matched
 
 
 def verify(headers: Mapping[str, str], secrets: tuple[str, ...]) -> None:
@@ -30,5 +21,5 @@ def verify(headers: Mapping[str, str], secrets: tuple[str, ...]) -> None:
     if not secrets:
         raise CallbackRejected("no webhook secret is configured for this KKiaPay account")
     received = headers.get(SECRET_HEADER, "")
-    if not received or not secret_matches(received, secrets):
+    if not received or not any_secret_matches(received, secrets):
         raise CallbackRejected("KKiaPay webhook secret header missing or wrong")

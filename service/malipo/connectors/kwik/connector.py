@@ -62,6 +62,7 @@ from malipo.connectors.kwik.mapping import (
     end_of_action_date,
     parse_action_date,
     payment_item,
+    render_amount,
     require_object,
     submission_update,
     transaction_update,
@@ -146,6 +147,10 @@ class KwikConnector:
                                       "rule required_field: or provider_fields.customer_id"))
         if payment.amount.minor <= 0:
             out.append(FieldViolation("amount.amount_minor", "rule min_amount: above zero"))
+        try:
+            render_amount(payment.amount)
+        except InvalidRequest as exc:
+            out.extend(exc.violations)
         if out:
             raise InvalidRequest(out)
 

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from malipo.connectors.amounts import exact_amount
 from malipo.connectors.exact_json import plain
 from malipo.connectors.unlisted import unlisted as shared_unlisted
 from malipo.domain.money import InexactAmount, Money
@@ -143,6 +144,11 @@ class TransactionFilter:
         return out
 
 
+def render_amount(amount: Money) -> str:
+    """The submit item's "0.00" text, never rounded."""
+    return format(exact_amount(amount, 2, provider="Kwik"), "f")
+
+
 def payment_item(payment: Payment, payment_methods_id: str) -> dict[str, Any]:
     """One entry of POST /payments/submit `payments[]` (NOTES.md section 5)."""
     fields = payment.provider_fields
@@ -150,7 +156,7 @@ def payment_item(payment: Payment, payment_methods_id: str) -> dict[str, Any]:
     item: dict[str, Any] = {
         "transaction_reference": payment.id,
         "payment_methods_id": fields.get("payment_methods_id") or payment_methods_id,
-        "amount": payment.amount.format(2),
+        "amount": render_amount(payment.amount),
         "action_date": fields.get("action_date", ""),
     }
     if fields.get("customer_id"):

@@ -24,10 +24,10 @@ choice where the documents are silent, so an operator can follow Kwik if it diff
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from malipo.app.connector import ProviderAccount
-from malipo.domain.errors import FieldViolation, InvalidRequest
+from malipo.connectors.settings import SettingsReader
 
 DEFAULT_BASE_URL = "https://api.kwik.co.za/1.0/"
 
@@ -35,7 +35,7 @@ DEFAULT_BASE_URL = "https://api.kwik.co.za/1.0/"
 @dataclass(frozen=True, slots=True)
 class KwikSettings:
     api_key: str
-    api_secret: str
+    api_secret: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
     payment_methods_id: str = ""
     batch_reference_prefix: str = "MLP"
@@ -48,49 +48,48 @@ class KwikSettings:
     status_lookups_path: str = "lookups/transaction_status"
     status_lookups: tuple[tuple[str, str], ...] = ()
     lookups_refresh_s: float = 60.0
-    webhook_secret: str = ""
+    webhook_secret: str = field(default="", repr=False)
     webhook_secret_param: str = "token"  # noqa: S105 - a parameter name, not a secret
     webhook_secret_header: str = "x-kwik-webhook-secret"  # noqa: S105 - a header name
     webhook_allowed_ips: frozenset[str] = frozenset()
 
     @classmethod
     def from_account(cls, account: ProviderAccount) -> KwikSettings:
-        s = account.settings
+        s = SettingsReader(account)
         out = cls(
-            api_key=account.setting("api_key"),
-            api_secret=account.setting("api_secret"),
-            base_url=s.get("base_url", DEFAULT_BASE_URL),
-            payment_methods_id=s.get("payment_methods_id", ""),
-            batch_reference_prefix=s.get("batch_reference_prefix", "MLP"),
-            batch_window_s=float(s.get("batch_window_s", "2.0")),
-            batch_max_size=int(s.get("batch_max_size", "100")),
-            rate_limit_per_s=int(s.get("rate_limit_per_s", "100")),
-            rate_limit_window_s=float(s.get("rate_limit_window_s", "1.0")),
-            timeout_s=float(s.get("timeout_s", "30")),
-            payment_record_path=s.get("payment_record_path", "payments/record/{reference}"),
-            status_lookups_path=s.get("status_lookups_path", "lookups/transaction_status"),
-            status_lookups=_pinned(s.get("status_lookups", "")),
-            lookups_refresh_s=float(s.get("lookups_refresh_s", "60")),
-            webhook_secret=s.get("webhook_secret", ""),
-            webhook_secret_param=s.get("webhook_secret_param", "token"),
-            webhook_secret_header=s.get("webhook_secret_header", "x-kwik-webhook-secret"),
-            webhook_allowed_ips=frozenset(
-                ip.strip() for ip in s.get("webhook_allowed_ips", "").split(",") if ip.strip()),
+            api_key=s.text("api_key"),
+            api_secret=s.secret("api_secret"),
+            base_url=s.text("base_url", DEFAULT_BASE_URL),
+            payment_methods_id=s.text("payment_methods_id", ""),
+            batch_reference_prefix=s.text("batch_reference_prefix", "MLP"),
+            batch_window_s=s.number("batch_window_s", 2.0),
+            batch_max_size=s.integer("batch_max_size", 100),
+            rate_limit_per_s=s.integer("rate_limit_per_s", 100),
+            rate_limit_window_s=s.number("rate_limit_window_s", 1.0),
+            timeout_s=s.number("timeout_s", 30.0),
+            payment_record_path=s.text("payment_record_path", "payments/record/{reference}"),
+            status_lookups_path=s.text("status_lookups_path", "lookups/transaction_status"),
+            status_lookups=_pinned(s),
+            lookups_refresh_s=s.number("lookups_refresh_s", 60.0),
+            webhook_secret=s.secret("webhook_secret", ""),
+            webhook_secret_param=s.text("webhook_secret_param", "token"),
+            webhook_secret_header=s.text("webhook_secret_header", "x-kwik-webhook-secret"),
+            webhook_allowed_ips=frozenset(s.items("webhook_allowed_ips")),
         )
         if "{reference}" not in out.payment_record_path:
-            raise InvalidRequest([FieldViolation("settings.payment_record_path",
-                                                 "must contain {reference}")],
-                                 reason="BAD_PROVIDER_SETTINGS")
+            raise s.refuse("payment_record_path", "must contain {reference}")
         return out
 
 
-def _pinned(text: str) -> tuple[tuple[str, str], ...]:
+def _pinned(s: SettingsReader) -> tuple[tuple[str, str], ...]:
     """The `status_lookups` setting: a JSON object of lookup id -> status name."""
+    text = s.text("status_lookups", "")
     if not text.strip():
         return ()
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
     if not isinstance(data, dict):
-        raise InvalidRequest([FieldViolation("settings.status_lookups",
-                                             "a JSON object of lookup id -> name")],
-                             reason="BAD_PROVIDER_SETTINGS")
+        raise s.refuse("status_lookups", "a JSON object of lookup id -> name")
     return tuple((str(k), str(v)) for k, v in data.items())  # type: ignore[misc]

@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from malipo.connectors.amounts import exact_amount
 from malipo.connectors.exact_json import loads, plain
 from malipo.connectors.unlisted import unlisted
 from malipo.domain.errors import FieldViolation, InvalidRequest
-from malipo.domain.money import InexactAmount, Money
+from malipo.domain.money import Money
 from malipo.domain.payments import NextAction, NextActionKind, Payment, ProviderUpdate
 from malipo.domain.status import Status
 
@@ -92,13 +93,7 @@ def msisdn(raw: str) -> str:
 
 
 def whole_amount(amount: Money) -> int:
-    try:
-        return amount.whole_units()
-    except InexactAmount:
-        raise InvalidRequest(FieldViolation(
-            "amount.amount_minor",
-            f"rule whole_units: Paykassma takes whole {amount.currency.code}; "
-            f"{amount} has a fractional part")) from None
+    return int(exact_amount(amount, 0, provider="Paykassma"))
 
 
 def label(payment: Payment) -> str:

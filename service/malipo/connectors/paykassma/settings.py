@@ -29,19 +29,12 @@ from dataclasses import dataclass, field
 
 from malipo.app.connector import ProviderAccount
 from malipo.connectors.paykassma.signing import SIGNED_FORMS, WITHDRAWAL_ALGORITHMS
+from malipo.connectors.settings import SettingsReader
 
 DEFAULT_WITHDRAWAL_ALGORITHM = "sha1_private_md5_json"
 DEFAULT_SIGNED_FORM = "additional_data"
 UNKNOWN_ANSWERS = ("retry", "ok")
 PAGE_IDS = ("payment_url_success_id", "payment_url_fail_id", "payment_url_pending_id")
-
-
-def _one_of(account: ProviderAccount, key: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = account.setting(key, default)
-    if value not in allowed:
-        raise ValueError(f"paykassma account {account.name}: {key} must be one of "
-                         f"{', '.join(allowed)}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,27 +57,27 @@ class PaykassmaSettings:
 
     @classmethod
     def from_account(cls, account: ProviderAccount) -> PaykassmaSettings:
-        s = account.setting
+        s = SettingsReader(account)
         return cls(
             account=account.name,
-            api_url=s("api_url", "").rstrip("/"),
-            plugin_url=s("plugin_url", ""),
-            pluginapi_secret=s("pluginapi_secret", ""),
-            withdrawal_private_key=s("withdrawal_private_key", ""),
-            postback_access_key=s("postback_access_key", ""),
-            postback_private_key=s("postback_private_key", ""),
-            postback_private_key_previous=s("postback_private_key_previous", ""),
-            withdrawal_signature_algorithm=_one_of(
-                account, "withdrawal_signature_algorithm", DEFAULT_WITHDRAWAL_ALGORITHM,
-                tuple(WITHDRAWAL_ALGORITHMS)),
-            postback_signed_form=_one_of(account, "postback_signed_form", DEFAULT_SIGNED_FORM,
-                                         SIGNED_FORMS),
-            is_test=s("is_test", "false").lower() == "true",
-            lang=s("lang", "en"),
-            page_ids={key: value for key in PAGE_IDS if (value := s(key, ""))},
-            unknown_postback_answer=_one_of(account, "unknown_postback_answer", "retry",
-                                            UNKNOWN_ANSWERS),
-            timeout_s=float(s("timeout_s", "30")),
+            api_url=s.text("api_url", "").rstrip("/"),
+            plugin_url=s.text("plugin_url", ""),
+            pluginapi_secret=s.secret("pluginapi_secret", ""),
+            withdrawal_private_key=s.secret("withdrawal_private_key", ""),
+            postback_access_key=s.secret("postback_access_key", ""),
+            postback_private_key=s.secret("postback_private_key", ""),
+            postback_private_key_previous=s.secret("postback_private_key_previous", ""),
+            withdrawal_signature_algorithm=s.one_of(
+                "withdrawal_signature_algorithm", DEFAULT_WITHDRAWAL_ALGORITHM,
+                WITHDRAWAL_ALGORITHMS),
+            postback_signed_form=s.one_of("postback_signed_form", DEFAULT_SIGNED_FORM,
+                                          SIGNED_FORMS),
+            is_test=s.flag("is_test", False),
+            lang=s.text("lang", "en"),
+            page_ids={key: value for key in PAGE_IDS if (value := s.text(key, ""))},
+            unknown_postback_answer=s.one_of("unknown_postback_answer", "retry",
+                                             UNKNOWN_ANSWERS),
+            timeout_s=s.number("timeout_s", 30.0),
         )
 
     def require(self, name: str) -> str:

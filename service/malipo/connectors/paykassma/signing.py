@@ -35,6 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from malipo.connectors.rotation import any_secret_matches
+
 SIGNED_FORMS = ("additional_data", "body")
 
 
@@ -90,11 +92,8 @@ def postback_is_authentic(postback: Mapping[str, Any], access_key: str,
     if not isinstance(received, str) or not received:
         return False
     signed = signed_part(postback, form)
-    matched = False
-    for key in private_keys:
-        expected = postback_signature(access_key, key, signed)
-        matched |= hmac.compare_digest(expected.encode(), received.lower().encode())
-    return matched
+    return any_secret_matches(received.lower(), private_keys,
+                              lambda key: postback_signature(access_key, key, signed))
 
 
 # --- withdrawal requests -----------------------------------------------------------------

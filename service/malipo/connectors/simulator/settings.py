@@ -7,20 +7,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from malipo.app.connector import ProviderAccount
+from malipo.connectors.settings import SettingsReader
 
 
 @dataclass(frozen=True, slots=True)
 class SimulatorSettings:
     settle_after_s: float
-    callback_secret: str
-    previous_callback_secrets: tuple[str, ...]
+    callback_secret: str = field(repr=False)
+    previous_callback_secrets: tuple[str, ...] = field(repr=False)
 
     @classmethod
     def from_account(cls, account: ProviderAccount) -> SimulatorSettings:
-        s = account.settings
-        return cls(float(s.get("settle_after_s", "1.0")),
-                   s.get("callback_secret", "simulator-secret"),
-                   tuple(filter(None, s.get("previous_callback_secrets", "").split(","))))
+        s = SettingsReader(account)
+        return cls(s.number("settle_after_s", 1.0),
+                   s.secret("callback_secret", "simulator-secret"),
+                   s.items("previous_callback_secrets"))

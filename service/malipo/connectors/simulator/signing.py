@@ -7,6 +7,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
+from malipo.connectors.rotation import any_secret_matches
 from malipo.domain.errors import CallbackRejected
 
 SIGNATURE_HEADER = "x-simulator-signature"
@@ -27,8 +28,6 @@ def verify(secrets: Iterable[str], body: bytes, header: str, now: float) -> None
         raise CallbackRejected("missing or malformed signature") from None
     if abs(now - timestamp) > TOLERANCE_S:
         raise CallbackRejected("signature timestamp outside tolerance")
-    for secret in filter(None, secrets):
-        expected = sign(secret, body, timestamp).split("v1=", 1)[1]
-        if hmac.compare_digest(expected, parts.get("v1", "")):
-            return
-    raise CallbackRejected("signature mismatch")
+    if not any_secret_matches(parts.get("v1", ""), secrets,
+                              lambda secret: sign(secret, body, timestamp).split("v1=", 1)[1]):
+        raise CallbackRejected("signature mismatch")

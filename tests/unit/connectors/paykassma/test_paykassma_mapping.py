@@ -11,6 +11,7 @@ import pytest
 from malipo.app.catalogue import check_payment
 from malipo.app.connector import CallbackOutcome, ProviderAccount
 from malipo.connectors.paykassma import PaykassmaConnector, callbacks, mapping, settings
+from malipo.connectors.settings import BadSetting
 from malipo.domain.errors import CallbackRejected, InvalidRequest
 from malipo.domain.money import Money
 from malipo.domain.payments import ChangeKind, Customer, Payment, apply_update
@@ -209,7 +210,7 @@ def test_callback_answers() -> None:
 def test_misconfigured_names_fail_at_start() -> None:
     for values in ({"withdrawal_signature_algorithm": "md5"},
                    {"postback_signed_form": "all"}, {"unknown_postback_answer": "maybe"}):
-        with pytest.raises(ValueError, match="one of"):
+        with pytest.raises(BadSetting, match="one of"):
             PaykassmaConnector(ProviderAccount("paykassma", "main", values))
     defaults = PaykassmaConnector(ProviderAccount("paykassma", "main")).settings
     assert (defaults.postback_signed_form, defaults.withdrawal_signature_algorithm) == (
