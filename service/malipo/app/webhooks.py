@@ -82,7 +82,8 @@ class WebhookEndpoints(Protocol):
 
     async def put_config(self, endpoints: Sequence[NewEndpoint]) -> None:
         """Make the config endpoints exactly these (new ones start at the log's head; known
-        ones keep their cursor and take the new secret)."""
+        ones keep their cursor and take the new secret, description and URL; a new URL
+        starts with no failed attempts and ends any delivery's lease)."""
         ...
 
     async def list(self, tenant: str) -> Sequence[WebhookEndpoint]: ...
