@@ -173,6 +173,16 @@ async def test_a_config_endpoint_on_an_internal_address_stops_the_start_unless_a
     assert [e.url for e in store.put] == ["https://10.0.0.5/in"]
 
 
+async def test_a_config_endpoint_listed_twice_stops_the_start() -> None:
+    """Both would be one endpoint id; the database would refuse the pair with a raw error."""
+    twice = [ConfigEndpoint("acme", "https://h.example/in", new_secret()),
+             ConfigEndpoint("acme", "https://h.example/in", new_secret())]
+    store = ConfigStore()
+    with pytest.raises(ValueError, match=r"webhooks\[1\]: same tenant and url as webhooks\[0\]"):
+        await sync_config_endpoints(cast("WebhookEndpoints", store), twice, parse_secret)
+    assert store.put == []
+
+
 def test_private_networks_are_an_explicit_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not Settings.load().webhook_allow_private_networks
     monkeypatch.setenv("MALIPO_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")

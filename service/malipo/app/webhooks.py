@@ -234,10 +234,15 @@ async def sync_config_endpoints(store: WebhookEndpoints, configured: Sequence[Co
                                 private_networks: bool = False) -> None:
     """At start: the config file's endpoints exist, those removed from it do not. Raises
     ValueError on a bad entry, so a typo stops the start instead of dropping events."""
+    seen: dict[tuple[str, str], int] = {}
     for i, c in enumerate(configured):
         bad = check_url(c.url, f"webhooks[{i}].url", private_networks=private_networks)
         if not c.tenant:
             bad.append(FieldViolation(f"webhooks[{i}].tenant", "required"))
+        if (first := seen.setdefault((c.tenant, c.url), i)) != i:
+            # One endpoint id (config_endpoint_id): the store could not take both.
+            bad.append(FieldViolation(f"webhooks[{i}]", f"same tenant and url as "
+                                                        f"webhooks[{first}]"))
         if bad:
             raise ValueError("; ".join(f"{v.field}: {v.description}" for v in bad))
         check_secret(c.secret)
