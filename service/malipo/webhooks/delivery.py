@@ -109,6 +109,8 @@ class WebhookDispatcher:
                 for task in serving:
                     task.cancel()
                 await asyncio.gather(*serving, return_exceptions=True)
+                if resolver is not None:  # the connector closes only a resolver it made
+                    await resolver.close()
 
     async def tick(self) -> int:
         """Claim due endpoints, up to `endpoints_per_claim` served at once by this process,
