@@ -127,13 +127,15 @@ class App:
         s = self.settings
         endpoints = PostgresWebhookEndpoints(pool)
         try:
-            await sync_config_endpoints(endpoints, s.webhook_endpoints(), parse_secret)
+            await sync_config_endpoints(endpoints, s.webhook_endpoints(), parse_secret,
+                                        private_networks=s.webhook_allow_private_networks)
         except ValueError as exc:  # a typo in [[webhooks]] stops the start, in one line
             raise ConfigError(f"[[webhooks]]: {exc}") from None
         self.webhooks = WebhookDispatcher(pool, DeliveryPolicy(
             poll_s=s.webhook_poll_s, timeout_s=s.webhook_timeout_s, lease_s=s.webhook_lease_s,
             backoff_first_s=s.webhook_backoff_first_s, backoff_max_s=s.webhook_backoff_max_s,
-            retry_for_s=s.webhook_retry_for_s))
+            retry_for_s=s.webhook_retry_for_s,
+            private_networks=s.webhook_allow_private_networks))
         return endpoints
 
     async def _start_grpc(self, api_keys: ApiKeys, endpoints: PostgresWebhookEndpoints) -> None:
@@ -158,7 +160,9 @@ class App:
         payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
             guarded(PaymentServicer(self.services, self.hub), edge), server)
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
-            guarded(WebhookServicer(endpoints, new_secret), edge), server)
+            guarded(WebhookServicer(endpoints, new_secret,
+                                    private_networks=s.webhook_allow_private_networks),
+                    edge), server)
         self._health = health.aio.HealthServicer()  # pyright: ignore[reportAttributeAccessIssue]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -9,7 +9,8 @@ MALIPO_NATS_URL, MALIPO_LOG_FORMAT (text|json), MALIPO_HEARTBEAT_S,
 MALIPO_TLS_CERT/MALIPO_TLS_KEY (TLS on both listeners), MALIPO_TLS_CLIENT_CA (mTLS for gRPC
 callers), MALIPO_HTTP_TLS_CLIENT_CA (mTLS for callbacks), MALIPO_RATE_LIMIT_PER_S,
 MALIPO_RATE_LIMIT_BURST, MALIPO_MAX_CONCURRENT_RPCS, MALIPO_MAX_MESSAGE_BYTES,
-MALIPO_GRPC_MAX_CONNECTION_AGE_S / _GRACE_S, MALIPO_WEBHOOK_* (delivery timing). The TOML
+MALIPO_GRPC_MAX_CONNECTION_AGE_S / _GRACE_S, MALIPO_WEBHOOK_* (delivery timing, and
+MALIPO_WEBHOOK_ALLOW_PRIVATE_NETWORKS). The TOML
 file may hold any of these fields (lower case, no prefix) plus `[api_keys]`, `[[accounts]]`,
 `[policies.<provider>]` and `[[webhooks]]`; see
 deploy/malipo.example.toml. A key the file does not know is an error naming the nearest one.
@@ -178,6 +179,10 @@ class Settings(BaseSettings):
     webhook_backoff_first_s: float = 5.0
     webhook_backoff_max_s: float = 3600.0
     webhook_retry_for_s: float = 86400.0
+    # Off: webhook URLs naming internal addresses (10/8, 169.254/16, fd00::/8...) are refused,
+    # and so is delivery to a name resolving to one, so a tenant cannot aim Malipo at the
+    # network it runs in. On-premises receivers on a private network need it on.
+    webhook_allow_private_networks: bool = False
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
 
     @classmethod

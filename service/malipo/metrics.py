@@ -51,7 +51,8 @@ SUBSCRIBERS = Gauge("malipo_stream_subscribers", "WatchStatus streams open on th
 STREAM_LAG = Gauge("malipo_stream_event_lag", "Committed events not yet dispatched to streams")
 WEBHOOK_POSTS = Counter("malipo_webhook_posts_total", "Outbound webhook POSTs by outcome: "
                         "delivered (2xx), refused (any other status), unanswered (timeout, "
-                        "connection error)", ["outcome"])
+                        "connection error), blocked (an internal address, not connected to)",
+                        ["outcome"])
 
 BUILD_INFO = Gauge("malipo_build_info", "1, labelled with the running Malipo version and the "
                    "Python and grpcio it runs on", ["version", "python", "grpc"])

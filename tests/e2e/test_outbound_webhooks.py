@@ -114,7 +114,8 @@ async def test_endpoint_rpcs_validate_input_and_keep_tenants_apart(
     assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert details(reused.value)[0].reason == "IDEMPOTENCY_KEY_REUSED"
 
-    for url in ("http://hooks.example.com/in", "ftp://127.0.0.1/", "https://u:p@x.example/", ""):
+    for url in ("http://hooks.example.com/in", "ftp://127.0.0.1/", "https://u:p@x.example/", "",
+                "https://169.254.169.254/latest/meta-data/", "https://[fd00::1]/in"):
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await stub.CreateWebhookEndpoint(pb.CreateWebhookEndpointRequest(
                 idempotency_key=f"k-{uuid.uuid4()}", url=url), metadata=auth())
@@ -301,3 +302,29 @@ async def test_config_file_endpoints_sign_with_their_secret_and_leave_with_the_c
         left = await hooks(service).ListWebhookEndpoints(pb.ListWebhookEndpointsRequest(),
                                                          metadata=auth("globex"))
         assert list(left.endpoints) == []
+
+
+async def test_a_config_endpoint_moved_to_another_url_is_delivered_only_there(
+        database_url: str, receivers: Callable[..., Any]) -> None:
+    """A URL edited in the config file: the old endpoint leaves with the old entry, the new
+    one (its id hashes the URL) takes the events committed after the restart."""
+    secret = new_secret()
+    old, new = await receivers(secret=secret), await receivers(secret=secret)
+    await configured_and_paid(database_url, old)
+    await configured_and_paid(database_url, new)
+    assert not set(old.accepted_sequences()) & set(new.accepted_sequences())
+    assert all(a.verified for a in old.attempts + new.attempts)
+
+
+async def configured_and_paid(database_url: str, receiver: Receiver) -> None:
+    """A Malipo whose config file names only `receiver`: its payment's events reach it."""
+    configured = [WebhookConfig(tenant="globex", url=receiver.url, secret=receiver.secret)]
+    async with running(settings_for(database_url, **FAST, webhooks=configured)) as service:
+        [endpoint] = (await hooks(service).ListWebhookEndpoints(
+            pb.ListWebhookEndpointsRequest(), metadata=auth("globex"))).endpoints
+        assert endpoint.url == receiver.url
+        theirs = await pay(service, 1, tenant="globex")
+        await eventually(lambda: settled(service, theirs), "payment settled")
+        expected = await logged(service, endpoint.delivered_through, tenant="globex")
+        await eventually(lambda: set(expected) <= set(receiver.accepted_sequences()),
+                         "every event acknowledged")

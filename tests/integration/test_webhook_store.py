@@ -146,3 +146,52 @@ async def test_config_endpoints_keep_their_cursor_take_a_new_secret_and_leave(
     await events(pool, "acme")
     [claim] = await claims.claim(10, 30)
     assert claim.secret == rotated.secret
+
+
+async def test_concurrent_creates_never_pass_the_per_tenant_cap(
+        pool: asyncpg.Pool, database_url: str) -> None:
+    """Each create counts the tenant's endpoints and inserts: without a per-tenant lock, two
+    counting at once both see room (the count's snapshot misses the other's insert)."""
+    await clear(pool)
+    store = PostgresWebhookEndpoints(pool)
+    other = PostgresWebhookEndpoints(await create_pool(database_url, min_size=10, max_size=10))
+    try:
+        for tenant in ("acme", "globex", "initech"):
+            results = await asyncio.gather(*(
+                (store if i % 2 else other).add(endpoint(tenant), limit=3) for i in range(16)))
+            assert sum(r is not None for r in results) == 3
+            assert len(await store.list(tenant)) == 3
+    finally:
+        await other._pool.close()  # pyright: ignore[reportPrivateUsage]
+
+
+async def test_a_config_endpoint_whose_url_changed_is_delivered_at_the_new_url(
+        pool: asyncpg.Pool) -> None:
+    """Same id, new URL: the URL is taken, the cursor kept (the backlog goes to the new URL),
+    the old URL's failures forgotten, and a deliverer still holding the old URL fenced out."""
+    await clear(pool)
+    store, claims = PostgresWebhookEndpoints(pool), DeliveryClaims(pool)
+    old = endpoint("acme", id="whe_cfg_moved", url="https://old.example/in", from_config=True,
+                   idempotency_key="")
+    await store.put_config([old])
+    await events(pool, "acme", "acme")
+    [claim] = await claims.claim(10, 30)
+    assert await claims.advance(claim, claim.cursor + 1)
+    assert not await claims.failed(claim, "HTTP 503", retry_in_s=0, retry_for_s=3600)
+    [held] = await claims.claim(10, 30)  # a deliverer holding the old URL
+    assert (held.url, held.attempts) == (old.url, 1)
+
+    moved = replace(old, url="https://new.example/in")
+    await store.put_config([moved])
+    [only] = await store.list("acme")
+    assert (only.id, only.url, only.cursor) == (old.id, moved.url, claim.cursor + 1)
+    assert (only.state, only.attempts, only.last_error, only.failing_since) == (
+        EndpointState.ACTIVE, 0, "", None)
+    assert not await claims.advance(held, held.cursor + 1)  # its lease ended
+    [again] = await claims.claim(10, 30)
+    assert (again.url, again.cursor, again.attempts) == (moved.url, claim.cursor + 1, 0)
+
+    assert await claims.failed(again, "HTTP 404", retry_in_s=0, retry_for_s=0)  # FAILING
+    await store.put_config([replace(old, url="https://newer.example/in")])
+    [revived] = await claims.claim(10, 30)
+    assert (revived.url, revived.cursor) == ("https://newer.example/in", claim.cursor + 1)

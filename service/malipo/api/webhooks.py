@@ -33,15 +33,18 @@ def endpoint_to_proto(e: WebhookEndpoint) -> pb.WebhookEndpoint:
 
 
 class WebhookServicer(pb_grpc.WebhookServiceServicer):
-    def __init__(self, endpoints: WebhookEndpoints, new_secret: Callable[[], str]) -> None:
+    def __init__(self, endpoints: WebhookEndpoints, new_secret: Callable[[], str], *,
+                 private_networks: bool = False) -> None:
         self._endpoints = endpoints
         self._new_secret = new_secret
+        self._private_networks = private_networks
 
     async def CreateWebhookEndpoint(self, request: pb.CreateWebhookEndpointRequest,
                                     context: Context) -> pb.CreateWebhookEndpointResponse:
         cmd = webhooks.CreateEndpoint(caller_tenant(), request.idempotency_key, request.url,
                                       request.description)
-        stored = await webhooks.create_endpoint(self._endpoints, cmd, self._new_secret)
+        stored = await webhooks.create_endpoint(self._endpoints, cmd, self._new_secret,
+                                                private_networks=self._private_networks)
         return pb.CreateWebhookEndpointResponse(endpoint=endpoint_to_proto(stored.endpoint),
                                                 secret=stored.secret)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,7 +83,8 @@ class WebhookEndpoints(Protocol):
 
     async def put_config(self, endpoints: Sequence[NewEndpoint]) -> None:
         """Make the config endpoints exactly these (new ones start at the log's head; known
-        ones keep their cursor and take the new secret)."""
+        ones keep their cursor and take the new secret, description and URL; a new URL
+        starts with no failed attempts and ends any delivery's lease)."""
         ...
 
     async def list(self, tenant: str) -> Sequence[WebhookEndpoint]: ...
@@ -113,9 +115,16 @@ class CreateEndpoint:
                             "description": self.description})
 
 
-def check_url(url: str, field_name: str = "url") -> list[FieldViolation]:
-    """https anywhere; plain http only to this machine (development and tests), because an
-    unencrypted POST of payment events must never cross a network."""
+def check_url(url: str, field_name: str = "url", *,
+              private_networks: bool = False) -> list[FieldViolation]:
+    """https to public hosts; plain http only to this machine (development and tests),
+    because an unencrypted POST of payment events must never cross a network.
+
+    An https host written as an internal IP address (10.0.0.0/8, 169.254.169.254 the cloud
+    metadata service, fd00::/8, 0.0.0.0...) is refused unless `private_networks`: otherwise
+    any tenant could make Malipo POST into the network it runs in (SSRF). Names are checked
+    when delivery resolves them (webhooks/addresses.py), since their answer can change.
+    Loopback stays allowed over http, by design, for development and this repo's tests."""
     if not url:
         return [FieldViolation(field_name, "required")]
     if len(url) > MAX_URL or not url.isascii() or not url.isprintable():
@@ -130,6 +139,13 @@ def check_url(url: str, field_name: str = "url") -> list[FieldViolation]:
         return [FieldViolation(field_name, "no user:password part (it would be logged and "
                                            "stored in clear); put credentials in the path")]
     if parts.scheme == "https" and host:
+        address = ip_literal(host)
+        kind = "" if address is None or private_networks else internal_kind(address)
+        if kind:
+            return [FieldViolation(field_name, f"https:// to an internal address ({kind}) is "
+                                               "refused: webhooks go to public addresses, "
+                                               "internal networks only if the operator allows "
+                                               "them")]
         return []
     if parts.scheme == "http" and _loopback(host):
         return []
@@ -146,9 +162,43 @@ def _loopback(host: str) -> bool:
         return False
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """The address a URL host spells, legacy IPv4 forms included ("10.1", "0x0a000001",
+    "167772161"): the system resolver reads those as addresses too, so they must not pass
+    as names. None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def internal_kind(address: IPAddress) -> str:
+    """Why `address` is not on the public internet ("private", "link-local"...), or ""."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:10.0.0.5 reaches 10.0.0.5 (Python 3.11 says public)
+    for kind, found in (("loopback", address.is_loopback),
+                        ("unspecified", address.is_unspecified),
+                        ("link-local", address.is_link_local),
+                        ("multicast", address.is_multicast),
+                        ("private", address.is_private),
+                        ("reserved", address.is_reserved)):
+        if found:
+            return kind
+    return "" if address.is_global else "non-public"  # e.g. 100.64.0.0/10, carrier NAT
+
+
 async def create_endpoint(store: WebhookEndpoints, cmd: CreateEndpoint,
-                          new_secret: Callable[[], str]) -> StoredEndpoint:
-    violations = check_key(cmd.idempotency_key) + check_url(cmd.url)
+                          new_secret: Callable[[], str], *,
+                          private_networks: bool = False) -> StoredEndpoint:
+    violations = check_key(cmd.idempotency_key) + check_url(
+        cmd.url, private_networks=private_networks)
     if len(cmd.description) > MAX_TEXT:
         violations.append(FieldViolation("description", f"at most {MAX_TEXT} characters"))
     if violations:
@@ -180,13 +230,19 @@ class ConfigEndpoint:
 
 
 async def sync_config_endpoints(store: WebhookEndpoints, configured: Sequence[ConfigEndpoint],
-                                check_secret: Callable[[str], object]) -> None:
+                                check_secret: Callable[[str], object], *,
+                                private_networks: bool = False) -> None:
     """At start: the config file's endpoints exist, those removed from it do not. Raises
     ValueError on a bad entry, so a typo stops the start instead of dropping events."""
+    seen: dict[tuple[str, str], int] = {}
     for i, c in enumerate(configured):
-        bad = check_url(c.url, f"webhooks[{i}].url")
+        bad = check_url(c.url, f"webhooks[{i}].url", private_networks=private_networks)
         if not c.tenant:
             bad.append(FieldViolation(f"webhooks[{i}].tenant", "required"))
+        if (first := seen.setdefault((c.tenant, c.url), i)) != i:
+            # One endpoint id (config_endpoint_id): the store could not take both.
+            bad.append(FieldViolation(f"webhooks[{i}]", f"same tenant and url as "
+                                                        f"webhooks[{first}]"))
         if bad:
             raise ValueError("; ".join(f"{v.field}: {v.description}" for v in bad))
         check_secret(c.secret)

@@ -23,6 +23,13 @@ _FIELDS = ("id, tenant, url, description, state, cursor, attempts, last_error, "
            "next_attempt_at, failing_since, created_at, from_config")
 _HEAD = LOG_HEAD
 
+# Serialises creates per tenant until commit, so the count in _ADD (taken after it, in a new
+# snapshot) sees every endpoint another create committed: without it two creates count at
+# once, both see room, and the cap is passed. The two-key form keeps these apart from the
+# single-key locks of migrations and the relay.
+_TENANT_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+_ENDPOINTS_LOCK_SPACE = 0x77686B  # "whk"
+
 _ADD = f"""
 WITH inserted AS (
     INSERT INTO webhook_endpoints (id, tenant, url, description, secret, idempotency_key,
@@ -38,12 +45,26 @@ SELECT {_FIELDS}, secret, fingerprint FROM webhook_endpoints
 WHERE tenant = $2 AND idempotency_key = $6 AND NOT EXISTS (SELECT 1 FROM inserted)
 """
 
+# A known id takes the file's secret, description and URL. A new URL (or secret) ends any
+# lease, so a deliverer holding the old one is fenced out at its next write; a new URL also
+# forgets the old one's failures (they were another receiver's) but keeps the cursor: the
+# events not yet acknowledged go to the new URL rather than being skipped. (The app's
+# config_endpoint_id hashes the URL, so a URL edited in the file arrives as a new endpoint;
+# this keeps the port's promise to any caller that keeps an id.)
 _PUT_CONFIG = f"""
-INSERT INTO webhook_endpoints (id, tenant, url, description, secret, from_config, cursor)
+INSERT INTO webhook_endpoints AS w (id, tenant, url, description, secret, from_config, cursor)
 SELECT e.id, e.tenant, e.url, e.description, e.secret, true, {_HEAD}
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
      AS e(id, tenant, url, description, secret)
-ON CONFLICT (id) DO UPDATE SET secret = excluded.secret, description = excluded.description
+ON CONFLICT (id) DO UPDATE SET
+    secret = excluded.secret, description = excluded.description, url = excluded.url,
+    claimed_until = CASE WHEN (w.url, w.secret) = (excluded.url, excluded.secret)
+                         THEN w.claimed_until END,
+    state = CASE WHEN w.url = excluded.url THEN w.state ELSE 'ACTIVE' END,
+    attempts = CASE WHEN w.url = excluded.url THEN w.attempts ELSE 0 END,
+    failing_since = CASE WHEN w.url = excluded.url THEN w.failing_since END,
+    last_error = CASE WHEN w.url = excluded.url THEN w.last_error ELSE '' END,
+    next_attempt_at = CASE WHEN w.url = excluded.url THEN w.next_attempt_at ELSE now() END
 """
 
 
@@ -57,15 +78,18 @@ def endpoint_from_row(row: asyncpg.Record) -> WebhookEndpoint:
 
 
 class PostgresWebhookEndpoints:
-    """The app's WebhookEndpoints port; each method is one statement (one implicit tx)."""
+    """The app's WebhookEndpoints port; each method is one statement (one implicit tx), or
+    one explicit transaction."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     async def add(self, new: NewEndpoint, *, limit: int) -> StoredEndpoint | None:
-        row = await self._pool.fetchrow(
-            _ADD, new.id, new.tenant, new.url, new.description, new.secret,
-            new.idempotency_key, new.fingerprint, limit)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(_TENANT_LOCK, _ENDPOINTS_LOCK_SPACE, new.tenant)
+            row = await conn.fetchrow(
+                _ADD, new.id, new.tenant, new.url, new.description, new.secret,
+                new.idempotency_key, new.fingerprint, limit)
         if row is None:
             return None
         return StoredEndpoint(endpoint_from_row(row), row["secret"], row["fingerprint"])

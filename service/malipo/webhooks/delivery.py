@@ -21,12 +21,15 @@ from dataclasses import dataclass
 
 import aiohttp
 import asyncpg
+from aiohttp.abc import AbstractResolver
 
+from malipo.app.webhooks import check_url
 from malipo.domain.events import StatusEvent
 from malipo.metrics import WEBHOOK_POSTS
 from malipo.store.events import event_to_json
 from malipo.store.failures import DATABASE_ERRORS
 from malipo.store.webhooks import Claim, DeliveryClaims
+from malipo.webhooks.addresses import InternalAddress, PublicOnlyResolver
 from malipo.webhooks.signing import WebhookSigner
 
 log = logging.getLogger("malipo.webhooks")
@@ -45,6 +48,8 @@ class DeliveryPolicy:
     retry_for_s: float = 86400.0  # a refused event is retried this long, then FAILING
     endpoints_per_claim: int = 20  # endpoints one process serves at once
     events_per_read: int = 100
+    # Connect to internal addresses too (on-premises receivers); off, they are refused.
+    private_networks: bool = False
 
     def __post_init__(self) -> None:
         if self.lease_s <= self.timeout_s + 1.0:
@@ -72,17 +77,23 @@ def message_id(endpoint_id: str, sequence: int) -> str:
 
 class WebhookDispatcher:
     def __init__(self, pool: asyncpg.Pool, policy: DeliveryPolicy,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 resolver: AbstractResolver | None = None) -> None:
+        """`resolver`: how names are looked up (aiohttp's default; tests pass a fake)."""
         self._claims = DeliveryClaims(pool)
         self._policy = policy
         self._clock = clock
+        self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
         self._serving: set[asyncio.Task[None]] = set()
-        self.attempts = 0  # POSTs sent by this process
+        self.attempts = 0  # POSTs tried by this process (refused addresses included)
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._policy.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as self._session:
+        resolver = (self._resolver if self._policy.private_networks
+                    else PublicOnlyResolver(self._resolver))
+        connector = aiohttp.TCPConnector(resolver=resolver)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as self._session:
             try:
                 while True:
                     try:
@@ -98,6 +109,8 @@ class WebhookDispatcher:
                 for task in serving:
                     task.cancel()
                 await asyncio.gather(*serving, return_exceptions=True)
+                if resolver is not None:  # the connector closes only a resolver it made
+                    await resolver.close()
 
     async def tick(self) -> int:
         """Claim due endpoints, up to `endpoints_per_claim` served at once by this process,
@@ -173,11 +186,17 @@ class WebhookDispatcher:
 
     async def _post(self, claim: Claim, signer: WebhookSigner, event: StatusEvent) -> str:
         """"" when the receiver acknowledged (2xx), else why not (no URL: it may hold a
-        token in its query)."""
+        token in its query). An internal address is refused without connecting: one written
+        in the URL here (an endpoint stored before the rule, or while the operator allowed
+        them), one a name resolves to by the session's PublicOnlyResolver."""
         assert self._session is not None
+        self.attempts += 1
+        refused = check_url(claim.url, private_networks=self._policy.private_networks)
+        if refused:
+            WEBHOOK_POSTS.labels("blocked").inc()
+            return refused[0].description
         body = payload(event)
         headers = signer.headers(message_id(claim.id, event.sequence), int(self._clock()), body)
-        self.attempts += 1
         try:
             async with self._session.post(claim.url, data=body, headers=headers,
                                           allow_redirects=False) as response:
@@ -187,6 +206,12 @@ class WebhookDispatcher:
         except TimeoutError:
             WEBHOOK_POSTS.labels("unanswered").inc()
             return "timeout"
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, InternalAddress):
+                WEBHOOK_POSTS.labels("blocked").inc()
+                return str(exc.os_error)
+            WEBHOOK_POSTS.labels("unanswered").inc()
+            return type(exc).__name__
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             WEBHOOK_POSTS.labels("unanswered").inc()
             return type(exc).__name__
