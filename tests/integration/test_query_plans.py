@@ -135,7 +135,7 @@ async def test_refund_polls_reach_refunds_through_indexes(
     leases = PostgresRefundLeases(pool)
     accounts = ["simulator/default"]
     assert not await leases.any_due(accounts)
-    assert await leases.claim(accounts, 10, 60) == []
+    assert (await leases.claim(accounts, 10, 60)).leased == []
     async with PostgresUnitOfWorkFactory(pool)() as uow:
         assert await uow.refunds.for_payment("pay_plans") == []
         assert (await uow.refunds.totals("pay_plans")).held == 0

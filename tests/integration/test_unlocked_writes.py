@@ -14,6 +14,7 @@ from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.connectors import registry
 from malipo.domain.payments import Payment, ProviderUpdate
+from malipo.domain.review import ReviewReason
 from malipo.domain.status import Status
 from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.unit_of_work import PostgresUnitOfWork, PostgresUnitOfWorkFactory
@@ -37,7 +38,8 @@ def services(pool: asyncpg.Pool) -> Services:
 async def test_a_stale_copy_never_overwrites_a_review_flag(pool: asyncpg.Pool) -> None:
     svc = services(pool)
     p = await stored(pool)
-    await flag_for_review(svc, p.id, "MANUAL: someone looked", actor="test")  # version 1
+    # version 1
+    await flag_for_review(svc, p.id, ReviewReason.EXPIRED, "someone looked", actor="test")
 
     # `p` is version 0: the unlocked write must not apply, the locked one keeps the flag.
     change = await record_update(svc, p.id, ProviderUpdate(Status.PROCESSING,
@@ -47,7 +49,7 @@ async def test_a_stale_copy_never_overwrites_a_review_flag(pool: asyncpg.Pool) -
                               "provider_reference FROM payments WHERE id = $1", p.id)
     assert (row["status"], row["needs_review"], row["provider_reference"]) == (
         "PROCESSING", True, "SIM-1")
-    assert row["review_reason"].startswith("MANUAL")
+    assert row["review_reason"].startswith("EXPIRED: someone looked")
     assert row["version"] == 2 and change.before.version == 1
     assert await outbox_rows(pool, p.id) == ["PENDING", "PENDING", "PROCESSING"]
 

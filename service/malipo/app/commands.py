@@ -88,12 +88,7 @@ class RefundPayment:
 def check_refund(cmd: RefundPayment) -> None:
     v = check_key(cmd.idempotency_key)
     if cmd.amount_minor is not None:
-        if cmd.amount_minor <= 0:
-            v.append(FieldViolation("amount.amount_minor", "must be positive"))
-        elif cmd.amount_minor > MAX_AMOUNT_MINOR:
-            v.append(FieldViolation("amount.amount_minor", "too large"))
-        if not cmd.currency:
-            v.append(FieldViolation("amount.currency", "required"))
+        v += check_amount(cmd.amount_minor, cmd.currency)
     if len(cmd.reason) > MAX_TEXT:
         v.append(FieldViolation("reason", f"at most {MAX_TEXT} characters"))
     if v:
@@ -152,17 +147,23 @@ def check_key(key: str) -> list[FieldViolation]:
     return []
 
 
+def check_amount(amount_minor: int, currency: str) -> list[FieldViolation]:
+    """An amount's rules for every request that carries one (a payment, a partial refund)."""
+    v: list[FieldViolation] = []
+    if amount_minor <= 0:
+        v.append(FieldViolation("amount.amount_minor", "must be positive"))
+    elif amount_minor > MAX_AMOUNT_MINOR:
+        v.append(FieldViolation("amount.amount_minor", "too large"))
+    if not currency:
+        v.append(FieldViolation("amount.currency", "required"))
+    elif not Currency.known(currency):
+        v.append(FieldViolation("amount.currency", f"unknown ISO 4217 currency {currency!r}"))
+    return v
+
+
 def check_create(cmd: CreatePayment) -> None:
     """Input rules that hold for every provider; provider rules come after (catalogue)."""
-    v = check_key(cmd.idempotency_key)
-    if cmd.amount_minor <= 0:
-        v.append(FieldViolation("amount.amount_minor", "must be positive"))
-    elif cmd.amount_minor > MAX_AMOUNT_MINOR:
-        v.append(FieldViolation("amount.amount_minor", "too large"))
-    if not cmd.currency:
-        v.append(FieldViolation("amount.currency", "required"))
-    elif not Currency.known(cmd.currency):
-        v.append(FieldViolation("amount.currency", f"unknown ISO 4217 currency {cmd.currency!r}"))
+    v = check_key(cmd.idempotency_key) + check_amount(cmd.amount_minor, cmd.currency)
     if cmd.country and (len(cmd.country) != 2 or not cmd.country.isalpha()
                         or not cmd.country.isupper()):
         v.append(FieldViolation("country", "ISO 3166-1 alpha-2, upper case"))

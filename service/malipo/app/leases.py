@@ -1,12 +1,12 @@
-"""Port to the reconciler's work queue: unsettled payments due for a poll, leased to one
-replica at a time."""
+"""Ports to the reconciler's work queues: unsettled payments and refunds due for a poll,
+leased to one replica at a time."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from malipo.app.unit_of_work import Schedule
 from malipo.domain.payments import Payment
@@ -23,9 +23,12 @@ class Leased:
     token: datetime    # the lease's end as the claim wrote it: fences release and undo
 
 
+T_co = TypeVar("T_co", covariant=True)
+
+
 @dataclass(frozen=True, slots=True)
-class Claim:
-    leased: Sequence[Leased]
+class Claim(Generic[T_co]):
+    leased: Sequence[T_co]
     # Non-empty: the answer to COMMIT was lost, so whether the claim holds is unknown; the
     # caller undoes it (`unclaim`) and the rows are due again at once.
     uncertain: str = ""
@@ -41,7 +44,9 @@ class Backlog:
     oldest_unsettled_s: float  # age of the oldest payment not yet final
 
 
-class PollLeases(Protocol):
+class Leases(Protocol[T_co]):
+    """Rows (payments, refunds) due for a poll, leased to one replica at a time."""
+
     # What a lost, restarting or flapping database raises: retried, never a reason to stop.
     faults: tuple[type[BaseException], ...]
 
@@ -49,42 +54,34 @@ class PollLeases(Protocol):
         """Whether anything of these "provider/account" keys is due and unleased."""
         ...
 
-    async def claim(self, accounts: Sequence[str], batch: int, lease_s: float) -> Claim:
-        """Lease up to `batch` due payments, most overdue first, skipping rows others hold."""
+    async def claim(self, accounts: Sequence[str], batch: int, lease_s: float) -> Claim[T_co]:
+        """Lease up to `batch` due rows of payments of these "provider/account" keys, most
+        overdue first, skipping rows others hold."""
         ...
 
-    async def unclaim(self, payment_ids: Sequence[str], token: datetime) -> None:
+    async def unclaim(self, ids: Sequence[str], token: datetime) -> None:
         """Undo exactly what a claim with this token did, where it did it."""
         ...
 
-    async def release(self, payment_id: str, schedule: Schedule, token: datetime) -> None:
-        """Give the payment back with its next poll, unless another lease holds it now."""
+    async def release(self, row_id: str, schedule: Schedule, token: datetime) -> None:
+        """Give the row back with its next poll, unless another lease holds it now."""
         ...
 
+
+class PollLeases(Leases[Leased], Protocol):
     async def backlog(self) -> Backlog: ...
 
 
 @dataclass(frozen=True, slots=True)
 class LeasedRefund:
-    """A refund this replica holds until its lease ends."""
+    """A refund this replica holds until its lease ends, with its payment (not locked: read
+    by the claim, so the poll needs no query of its own)."""
 
     refund: Refund
+    payment: Payment
     attempts: int      # polls claimed so far, this one included
-    token: datetime    # the lease's end as the claim wrote it: fences the release
+    token: datetime    # the lease's end as the claim wrote it: fences release and undo
 
 
-class RefundLeases(Protocol):
-    """Unsettled refunds due for a poll, leased to one replica at a time (PollLeases' shape)."""
-
-    faults: tuple[type[BaseException], ...]
-
-    async def any_due(self, accounts: Sequence[str]) -> bool: ...
-
-    async def claim(self, accounts: Sequence[str], batch: int,
-                    lease_s: float) -> Sequence[LeasedRefund]:
-        """Lease up to `batch` due refunds of payments of these "provider/account" keys."""
-        ...
-
-    async def release(self, refund_id: str, schedule: Schedule, token: datetime) -> None:
-        """Give the refund back with its next poll, unless another lease holds it now."""
-        ...
+class RefundLeases(Leases[LeasedRefund], Protocol):
+    """Unsettled refunds, each claimed with its payment."""

@@ -17,7 +17,7 @@ from malipo.domain.errors import (
     ProviderUnavailable,
 )
 from malipo.domain.payments import Change, Payment, ProviderUpdate
-from malipo.domain.review import ReviewReason, review_text
+from malipo.domain.review import ReviewReason
 from malipo.domain.status import Direction, Status
 
 
@@ -92,9 +92,8 @@ async def expire(svc: Services, payment: Payment) -> Change:
         return await record_update(svc, payment.id, update, actor="reconciler",
                                    schedule=Schedule(None))
     # An UNKNOWN outcome is never turned into FAILED without evidence: flag it instead.
-    return await flag_for_review(svc, payment.id, review_text(
-                                     ReviewReason.EXPIRED,
-                                     "no final answer from the provider in time"),
+    return await flag_for_review(svc, payment.id, ReviewReason.EXPIRED,
+                                 "no final answer from the provider in time",
                                  actor="reconciler", schedule=Schedule(None))
 
 

@@ -21,7 +21,7 @@ from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.domain.errors import CallbackRejected, MalipoError, ProviderError
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate
-from malipo.domain.review import ReviewReason, review_text
+from malipo.domain.review import ReviewReason
 
 log = logging.getLogger("malipo.callbacks")
 
@@ -67,9 +67,8 @@ async def apply_event(svc: Services, connector: Connector, event: CallbackEvent,
         return (CallbackOutcome.DEFERRED if event.update.provider_reference and
                 not event.payment_id else CallbackOutcome.UNKNOWN_PAYMENT)
     if event.direction and event.direction != payment.direction.value:
-        await flag_for_review(svc, payment.id,
-                              review_text(ReviewReason.DIRECTION_MISMATCH,
-                                          f"callback says {event.direction}"),
+        await flag_for_review(svc, payment.id, ReviewReason.DIRECTION_MISMATCH,
+                              f"callback says {event.direction}",
                               actor="callback", provider_payload=event.update.raw)
         return CallbackOutcome.MISMATCH
     update = event.update

@@ -12,8 +12,8 @@ from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule, UnitOfWork
 from malipo.domain.errors import NotFound
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate, apply_update
-from malipo.domain.refunds import REFUND_UNSETTLED
-from malipo.domain.review import ReviewReason, review_text
+from malipo.domain.refunds import settled_by_reversal
+from malipo.domain.review import ReviewReason, flagged
 from malipo.domain.status import UNSETTLED, Status
 
 
@@ -65,13 +65,12 @@ async def record(svc: Services, payment_id: str, update: ProviderUpdate, *,
         # The update's reference is the one adopted when the payment had none (apply_update).
         if _first_reference(change) and locked.reference_taken:
             # Never attach one provider transaction to two payments: flag, change nothing else.
-            flagged = replace(current, needs_review=True, updated_at=svc.clock(),
-                              provider_status=update.provider_status or current.provider_status,
-                              review_reason=review_text(
-                                  ReviewReason.REFERENCE_REUSED,
-                                  "the provider transaction backs another payment"))
-            change = Change(ChangeKind.REVIEW, current, flagged, ReviewReason.REFERENCE_REUSED,
-                            update.raw)
+            seen = replace(current,
+                           provider_status=update.provider_status or current.provider_status)
+            code = ReviewReason.REFERENCE_REUSED
+            change = Change(ChangeKind.REVIEW, current, flagged(
+                seen, code, "the provider transaction backs another payment", svc.clock()),
+                code, update.raw)
         plan = _plan(svc, change, schedule)
         if change.writes or submitted or plan is not None:
             wrote = await uow.payments.write(change if change.writes else Change(
@@ -109,7 +108,7 @@ async def _settle_whole_refunds(uow: UnitOfWork, payment: Payment, now: datetime
     whole amount went back: a whole refund still waiting for that word is SUCCEEDED, in the
     transaction that reverses the payment (the reverse order is app/refunds.py's)."""
     for refund in await uow.refunds.for_payment(payment.id):
-        if refund.amount == payment.amount and refund.status in REFUND_UNSETTLED:
+        if settled_by_reversal(refund, payment):
             settled = replace(refund, status=Status.SUCCEEDED, updated_at=now,
                               failure_reason="", failure_message="")
             await uow.refunds.write(refund, settled, payment, actor=actor, provider_payload={},
@@ -126,19 +125,16 @@ def _plan(svc: Services, change: Change, schedule: Schedule | None) -> Schedule 
     return schedule_after(change, svc.connectors.policy(change.before.provider), svc)
 
 
-async def flag_for_review(svc: Services, payment_id: str, reason: str, *, actor: str,
-                          schedule: Schedule | None = None,
+async def flag_for_review(svc: Services, payment_id: str, code: ReviewReason, detail: str, *,
+                          actor: str, schedule: Schedule | None = None,
                           provider_payload: Mapping[str, object] | None = None) -> Change:
     """Mark a payment for a person to look at (the field and an event); status untouched.
-
-    `reason` reads "CODE: explanation"; the code becomes the event's reason."""
+    The code becomes the event's reason."""
     async with svc.uow() as uow:
         current = await uow.payments.lock(payment_id)
         if current is None:
             raise NotFound(f"payment {payment_id} not found")
-        flagged = replace(current, needs_review=True, review_reason=reason,
-                          updated_at=svc.clock())
-        change = Change(ChangeKind.REVIEW, current, flagged, reason.split(":", 1)[0],
-                        provider_payload or {})
+        change = Change(ChangeKind.REVIEW, current, flagged(current, code, detail, svc.clock()),
+                        code, provider_payload or {})
         await uow.payments.write(change, actor=actor, schedule=schedule)
     return change

@@ -1,7 +1,7 @@
 """Settling refunds left unsettled: PENDING (accepted, maybe never sent: a crash between the
 commit and the provider call), PROCESSING, or UNKNOWN (sent, answer lost).
 
-The reconciler leases each due refund (store/refund_leases.py) and calls
+The reconciler leases each due refund with its payment (store/refund_leases.py) and calls
 `reconcile_refund`. Nothing here turns a refund FAILED without the provider saying so:
 FAILED frees its amount under the cap, so a wrong FAILED could refund the customer twice."""
 
@@ -21,8 +21,8 @@ from malipo.domain.errors import (
     Unsupported,
 )
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate
-from malipo.domain.refunds import REFUND_UNSETTLED, Refund
-from malipo.domain.review import ReviewReason, review_text
+from malipo.domain.refunds import REFUND_UNSETTLED, Refund, is_whole, settled_by_reversal
+from malipo.domain.review import ReviewReason, flagged
 from malipo.domain.status import Status
 
 ACTOR = "reconciler"
@@ -44,8 +44,8 @@ def next_step(refund: Refund, payment: Payment, *, can_ask: bool, resend_safe: b
     see `reconcile_refund`)."""
     if refund.status not in REFUND_UNSETTLED or refund.needs_review:
         return Step.DONE
-    if refund.amount == payment.amount and payment.status is Status.REVERSED:
-        return Step.SETTLE  # the provider's own word that the whole amount went back
+    if settled_by_reversal(refund, payment):
+        return Step.SETTLE
     if expired:
         return Step.REVIEW
     if can_ask:
@@ -88,7 +88,7 @@ async def reconcile_refund(svc: Services, refund: Refund, payment: Payment, atte
                 return refund
             update = await _send(connector, payment, refund, ctx)
         else:
-            if refund.amount == payment.amount and update.status is Status.SUCCEEDED:
+            if is_whole(refund, payment) and update.status is Status.SUCCEEDED:
                 # A whole refund's answer speaks of the payment (record_refund_answer).
                 update = replace(update, status=Status.REVERSED,
                                  failure_reason=update.failure_reason or "REFUNDED")
@@ -112,17 +112,18 @@ async def _send(connector: Connector, payment: Payment, refund: Refund,
 async def _flag(svc: Services, refund: Refund) -> Refund:
     """The refund and its payment flagged in one transaction; the payment's flag puts it in
     the review queue (ListPayments filter.needs_review) with its event."""
+    code = ReviewReason.REFUND_UNSETTLED
     detail = (f"refund {refund.id} of {refund.amount} is still {refund.status}, "
               "with no final answer from the provider in time")
-    reason = review_text(ReviewReason.REFUND_UNSETTLED, detail)
+    now = svc.clock()
+    flagged_refund = flagged(refund, code, detail, now)
     async with svc.uow() as uow:
         payment = await uow.payments.lock(refund.payment_id)
         if payment is None:
             raise NotFound(f"payment {refund.payment_id} not found")
-        if not await uow.refunds.flag(refund, reason):
+        if not await uow.refunds.flag(flagged_refund):
             return refund  # it moved meanwhile: the next lease decides again
-        flagged = replace(payment, needs_review=True, review_reason=reason,
-                          updated_at=svc.clock())
-        await uow.payments.write(Change(ChangeKind.REVIEW, payment, flagged,
-                                        ReviewReason.REFUND_UNSETTLED.value, {}), actor=ACTOR)
-    return replace(refund, needs_review=True, review_reason=reason)
+        await uow.payments.write(Change(ChangeKind.REVIEW, payment,
+                                        flagged(payment, code, detail, now), code, {}),
+                                 actor=ACTOR)
+    return flagged_refund

@@ -16,7 +16,7 @@ from malipo.app.commands import RefundPayment, check_refund
 from malipo.app.connector import CallContext, Connector, Exchange, PartialRefunds
 from malipo.app.payments import get_payment
 from malipo.app.services import Services
-from malipo.app.unit_of_work import IdempotencyRecord, RefundTotals, Schedule, UnitOfWork
+from malipo.app.unit_of_work import IdempotencyRecord, Schedule, UnitOfWork
 from malipo.domain.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -33,7 +33,15 @@ from malipo.domain.errors import (
 from malipo.domain.ids import new_refund_id
 from malipo.domain.money import Money
 from malipo.domain.payments import Payment, ProviderUpdate, apply_update
-from malipo.domain.refunds import REFUND_UNSETTLED, Refund, can_move_refund, refund_status
+from malipo.domain.refunds import (
+    REFUND_UNSETTLED,
+    Refund,
+    RefundTotals,
+    can_move_refund,
+    is_whole,
+    refund_status,
+    refund_totals,
+)
 from malipo.domain.status import Direction, Status
 
 OPERATION = "refund"
@@ -143,7 +151,7 @@ async def send_refund(connector: Connector, payment: Payment, refund: Refund,
     """The provider call for `refund`; an answer lost after sending is UNKNOWN, which keeps
     its amount held, so nothing is refunded twice. Refusals raise (nothing was refunded)."""
     try:
-        if refund.amount == payment.amount:
+        if is_whole(refund, payment):
             return await connector.refund(payment, ctx)
         assert isinstance(connector, PartialRefunds)  # checked with the capability
         return await connector.refund_part(payment, refund, ctx)
@@ -173,7 +181,7 @@ async def record_refund_answer(svc: Services, refund: Refund, update: ProviderUp
         current = await uow.refunds.get(refund.id, tenant=refund.tenant)
         assert payment is not None
         assert current is not None
-        whole = refund.amount == payment.amount
+        whole = is_whole(refund, payment)
         status = refund_status(update.status) if whole else update.status or Status.PROCESSING
         after = replace(
             current, status=status, updated_at=svc.clock(),
@@ -239,7 +247,7 @@ async def list_refunds(svc: Services, tenant: str, payment_id: str) -> RefundLis
     payment = await get_payment(svc, tenant, payment_id, Direction.COLLECTION)
     async with svc.uow() as uow:
         refunds = await uow.refunds.for_payment(payment_id)
-        totals = await uow.refunds.totals(payment_id)
+    totals = refund_totals(refunds)  # summed from the rows just read: no query of its own
     currency = payment.amount.currency
     refundable = payment.status is Status.SUCCEEDED
     remaining = payment.amount.minor - totals.held if refundable else 0

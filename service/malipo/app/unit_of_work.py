@@ -11,7 +11,7 @@ from typing import Protocol, Self
 
 from malipo.app.connector import Exchange
 from malipo.domain.payments import Change, Payment
-from malipo.domain.refunds import Refund
+from malipo.domain.refunds import Refund, RefundTotals
 from malipo.domain.resolutions import Resolution
 from malipo.domain.status import Direction, Status
 
@@ -175,15 +175,6 @@ class ExchangeLog(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class RefundTotals:
-    """A payment's refunds summed: `refunded` succeeded; `held` is every refund not FAILED
-    (pending or unknown ones included), which is what limits further refunds."""
-
-    refunded: int
-    held: int
-
-
 class RefundRepository(Protocol):
     async def add(self, refund: Refund, payment: Payment, *, actor: str,
                   first_poll: datetime) -> bool:
@@ -203,9 +194,10 @@ class RefundRepository(Protocol):
         (None leaves the schedule as it is)."""
         ...
 
-    async def flag(self, refund: Refund, reason: str) -> bool:
-        """Mark a refund for review and stop polling it, its status untouched (guarded by
-        it). The caller flags the payment beside it, which carries the event."""
+    async def flag(self, flagged: Refund) -> bool:
+        """Write a refund's review flag (domain.review.flagged) and stop polling it, its
+        status untouched (guarded by it). The caller flags the payment beside it, which
+        carries the event."""
         ...
 
     async def get(self, refund_id: str, *, tenant: str) -> Refund | None: ...

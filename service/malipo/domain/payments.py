@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from malipo.domain.money import Money
-from malipo.domain.review import ReviewReason, review_text
+from malipo.domain.review import ReviewReason, flagged
 from malipo.domain.status import FINAL, Direction, Method, Status, can_move
 
 
@@ -167,24 +167,22 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
     if update.amount is not None and update.amount != payment.amount:
         why = f"provider reported {update.amount}, expected {payment.amount}"
         code = ReviewReason.AMOUNT_MISMATCH
-        flagged = replace(payment, needs_review=True, review_reason=review_text(code, why),
-                          updated_at=now)
-        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
+        return Change(ChangeKind.REVIEW, payment, flagged(payment, code, why, now), code,
+                      update.raw)
     if update.provider_reference and payment.provider_reference and (
         update.provider_reference != payment.provider_reference
     ):
         why = f"provider reference {update.provider_reference} != {payment.provider_reference}"
         code = ReviewReason.REFERENCE_MISMATCH
-        flagged = replace(payment, needs_review=True, review_reason=review_text(code, why),
-                          updated_at=now)
-        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
+        return Change(ChangeKind.REVIEW, payment, flagged(payment, code, why, now), code,
+                      update.raw)
     ours = payment.customer.phone_number
     if update.customer_number and ours and not same_number(update.customer_number, ours):
         # Never the numbers themselves: review reasons reach callers and logs.
         code = ReviewReason.ACCOUNT_MISMATCH
-        flagged = replace(payment, needs_review=True, updated_at=now, review_reason=review_text(
-            code, "the provider names another customer number"))
-        return Change(ChangeKind.REVIEW, payment, flagged, code, update.raw)
+        why = "the provider names another customer number"
+        return Change(ChangeKind.REVIEW, payment, flagged(payment, code, why, now), code,
+                      update.raw)
 
     refreshed = replace(
         payment,
@@ -238,6 +236,6 @@ def _reversed_unseen(payment: Payment, refreshed: Payment, update: ProviderUpdat
     if payment.needs_review and payment.review_reason.startswith(REVERSED_UNSEEN):
         return Change(ChangeKind.IGNORED, payment, payment, REVERSED_UNSEEN, update.raw)
     said = update.provider_status or str(update.status)
-    flagged = replace(refreshed, needs_review=True, updated_at=now, review_reason=(
-        f"{REVERSED_UNSEEN}: provider reports {said} but no success was seen"))
-    return Change(ChangeKind.REVIEW, payment, flagged, REVERSED_UNSEEN, update.raw)
+    why = f"provider reports {said} but no success was seen"
+    return Change(ChangeKind.REVIEW, payment, flagged(refreshed, REVERSED_UNSEEN, why, now),
+                  REVERSED_UNSEEN, update.raw)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from malipo.domain.money import Money
+from malipo.domain.payments import Payment
 from malipo.domain.status import Status
 
 _S = Status
@@ -57,3 +58,37 @@ def refund_status(payment_status: Status | None) -> Status:
 
 def can_move_refund(old: Status, new: Status) -> bool:
     return new in REFUND_ALLOWED.get(old, frozenset())
+
+
+def is_whole(refund: Refund, payment: Payment) -> bool:
+    """A refund of the payment's whole amount: the provider answers it with the payment's
+    own status (REVERSED once done), not the refund's."""
+    return refund.amount == payment.amount
+
+
+def settled_by_reversal(refund: Refund, payment: Payment) -> bool:
+    """The payment REVERSED is the provider's word that its whole amount went back: a whole
+    refund still waiting for an answer is SUCCEEDED by it. A part says nothing: the payment
+    may have been reversed otherwise (a chargeback)."""
+    return (is_whole(refund, payment) and payment.status is Status.REVERSED
+            and refund.status in REFUND_UNSETTLED)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundTotals:
+    """A payment's refunds summed: `refunded` succeeded; `held` is every refund not FAILED
+    (pending or unknown ones included), which is what limits further refunds."""
+
+    refunded: int
+    held: int
+
+
+def refund_totals(refunds: Iterable[Refund]) -> RefundTotals:
+    """The totals of one payment's refunds, as the store sums them (RefundRepository.totals)."""
+    refunded = held = 0
+    for refund in refunds:
+        if refund.status is Status.SUCCEEDED:
+            refunded += refund.amount.minor
+        if refund.status is not Status.FAILED:
+            held += refund.amount.minor
+    return RefundTotals(refunded=refunded, held=held)

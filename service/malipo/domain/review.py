@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from enum import StrEnum
+from typing import Any, ClassVar, Protocol, TypeVar
 
 
 class ReviewReason(StrEnum):
@@ -23,6 +26,30 @@ class ReviewReason(StrEnum):
 def review_text(code: ReviewReason, detail: str) -> str:
     """The stored form of a review reason."""
     return f"{code}: {detail}" if detail else str(code)
+
+
+class Reviewable(Protocol):
+    """A payment or a refund: a frozen dataclass a person may be asked to look at."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def needs_review(self) -> bool: ...
+
+    @property
+    def review_reason(self) -> str: ...
+
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+R = TypeVar("R", bound=Reviewable)
+
+
+def flagged(item: R, code: ReviewReason, detail: str, now: datetime) -> R:
+    """`item` flagged for review ("CODE: detail"), its status and everything else untouched."""
+    return replace(item, needs_review=True, review_reason=review_text(code, detail),
+                   updated_at=now)
 
 
 def split_review(text: str) -> tuple[str, str]:

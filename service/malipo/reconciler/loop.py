@@ -26,9 +26,8 @@ from datetime import datetime
 
 from malipo import logs
 from malipo.app.connector import CallContext, SettlesNotBefore
-from malipo.app.leases import Leased, LeasedRefund, PollLeases, RefundLeases
+from malipo.app.leases import Leased, LeasedRefund, Leases, PollLeases, RefundLeases
 from malipo.app.lifecycle import expire, poll, resume
-from malipo.app.policies import PollPolicy
 from malipo.app.refund_polls import reconcile_refund
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
@@ -117,20 +116,22 @@ class Reconciler:
         if not claim.leased:
             return 0
         if claim.uncertain:
-            await self._undo(claim.leased, ends, claim.uncertain)
+            ids = [leased.payment.id for leased in claim.leased]
+            await self._undo(self.leases, "payments", ids, Lease(claim.leased[0].token, ends),
+                             claim.uncertain)
             return 0
         await asyncio.gather(*(self._work(leased, Lease(leased.token, ends))
                                for leased in claim.leased))
         return len(claim.leased)
 
-    async def _undo(self, leased: Sequence[Leased], ends: float, failure: str) -> None:
-        """A claim that may or may not have committed: undone, so those rows are due again."""
-        ids = [item.payment.id for item in leased]
-        token = leased[0].token  # one now() per transaction: one token
-        log.warning("claim of %d payments may or may not have committed (%s): undoing it",
-                    len(ids), failure)
-        await self._while_leased(Lease(token, ends), "undoing a claim",
-                                 lambda: self.leases.unclaim(ids, token))
+    async def _undo(self, leases: Leases[object], what: str, ids: Sequence[str], lease: Lease,
+                    failure: str) -> None:
+        """A claim that may or may not have committed: undone, so those rows are due again.
+        `lease.token` is every row's: one now() per transaction."""
+        log.warning("claim of %d %s may or may not have committed (%s): undoing it",
+                    len(ids), what, failure)
+        await self._while_leased(lease, "undoing a claim",
+                                 lambda: leases.unclaim(ids, lease.token))
 
     async def _work(self, leased: Leased, lease: Lease) -> None:
         payment = leased.payment
@@ -186,50 +187,56 @@ class Reconciler:
             await self._release(payment, lease, later)
 
     async def _refunds(self, leases: RefundLeases, accounts: Sequence[str]) -> int:
+        """The payments' round again for refunds: claim, undo an uncertain claim, work."""
         if not await leases.any_due(accounts):
             return 0
         ends = time.monotonic() + LEASE_S
-        claimed = await leases.claim(accounts, self.batch, float(LEASE_S))
+        claim = await leases.claim(accounts, self.batch, float(LEASE_S))
+        if not claim.leased:
+            return 0
+        if claim.uncertain:
+            ids = [leased.refund.id for leased in claim.leased]
+            await self._undo(leases, "refunds", ids, Lease(claim.leased[0].token, ends),
+                             claim.uncertain)
+            return 0
         await asyncio.gather(*(self._work_refund(leases, leased, Lease(leased.token, ends))
-                               for leased in claimed))
-        return len(claimed)
+                               for leased in claim.leased))
+        return len(claim.leased)
 
     async def _work_refund(self, leases: RefundLeases, leased: LeasedRefund,
                            lease: Lease) -> None:
-        refund = leased.refund
-        logs.payment_id.set(refund.payment_id)
-        now = self.services.clock()
-        # The default schedule until the payment's provider names its own.
-        later = Schedule(PollPolicy().next_poll(leased.attempts, now))
-        try:
-            async with self.services.uow() as uow:
-                payment = await uow.payments.get(refund.payment_id)
-            assert payment is not None  # refunds reference their payment
-            policy = self.services.connectors.policy(payment.provider)
-            later = Schedule(policy.next_poll(leased.attempts, now))
-            connector = self.services.connectors.get(payment.provider, payment.account)
-            breaker = self.breakers.setdefault((payment.provider, payment.account), Breaker())
-            if connector is None or not breaker.allow():
-                after = refund
-            else:
-                try:
-                    after = await reconcile_refund(
-                        self.services, refund, payment, leased.attempts, connector,
-                        CallContext(deadline=time.monotonic() + 30))
-                    breaker.success()
-                except ProviderUnavailable:
-                    breaker.failure()
-                    raise
-        except (MalipoError, *self.leases.faults) as exc:
-            log.warning("reconciling refund %s failed: %r", refund.id, exc)
-            after = refund
-        except Exception:
-            log.exception("reconciling refund %s failed unexpectedly", refund.id)
-            after = refund
-        if after.status in REFUND_UNSETTLED and not after.needs_review:
-            await self._while_leased(
-                lease, f"releasing refund {refund.id}",
-                lambda: leases.release(refund.id, later, lease.token))
+        """Every way out gives the claim back, as `_work` does: with the next poll while the
+        refund is unsettled, with none once it is settled or flagged, so a refund whose
+        answer is lost or not recorded is polled again on schedule, not after the lease."""
+        refund, payment = leased.refund, leased.payment
+        logs.payment_id.set(payment.id)
+        policy = self.services.connectors.policy(payment.provider)
+        later = Schedule(policy.next_poll(leased.attempts, self.services.clock()))
+        connector = self.services.connectors.get(payment.provider, payment.account)
+        breaker = self.breakers.setdefault((payment.provider, payment.account), Breaker())
+        after = refund
+        if connector is not None and breaker.allow():
+            try:
+                after = await reconcile_refund(self.services, refund, payment, leased.attempts,
+                                               connector,
+                                               CallContext(deadline=time.monotonic() + 30))
+                breaker.success()
+            except ProviderNotFound:
+                breaker.success()
+            except ProviderUnavailable:
+                breaker.failure()
+            except MalipoError as exc:
+                log.warning("reconciling refund %s failed: %s", refund.id, exc.message)
+            except leases.faults as exc:  # a fault, not a bug: no traceback per refund
+                log.warning("reconciling refund %s failed: %r", refund.id, exc)
+            except Exception:
+                log.exception("reconciling refund %s failed unexpectedly", refund.id)
+        polled = after.status in REFUND_UNSETTLED and not after.needs_review
+        # A settled or flagged one is given back too: a late release (ours, after its answer
+        # was recorded but not acknowledged) may have made it due again.
+        schedule = later if polled else Schedule(None)
+        await self._while_leased(lease, f"releasing refund {refund.id}",
+                                 lambda: leases.release(refund.id, schedule, lease.token))
 
     async def _release(self, payment: Payment, lease: Lease, schedule: Schedule) -> None:
         """Give the payment back with its next poll time (None: no more polls)."""

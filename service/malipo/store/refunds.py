@@ -8,10 +8,10 @@ from typing import Any
 
 import asyncpg
 
-from malipo.app.unit_of_work import RefundTotals, Schedule
+from malipo.app.unit_of_work import Schedule
 from malipo.domain.money import Money
 from malipo.domain.payments import Payment
-from malipo.domain.refunds import Refund
+from malipo.domain.refunds import Refund, RefundTotals
 from malipo.domain.status import Status
 from malipo.store.rows import event_payload
 from malipo.store.statements import Statements
@@ -20,6 +20,13 @@ _COLUMNS = ("id, payment_id, tenant, amount_minor, currency, status, reason, "
             "provider_reference, provider_status, failure_reason, failure_message, "
             "idempotency_key, created_at, updated_at")
 REFUND_FIELDS = _COLUMNS + ", needs_review, review_reason"
+_READ = [c.strip() for c in REFUND_FIELDS.split(",")]
+
+
+def refund_fields(alias: str, prefix: str) -> str:
+    """A read of refund rows (under `alias`) beside columns of the same names (a payment's):
+    each named `prefix` + column, for refund_from_row(row, prefix)."""
+    return ", ".join(f"{alias}.{c} AS {prefix}{c}" for c in _READ)
 
 # The cap in the inserting statement: it runs after the caller took the payment's row lock,
 # so its snapshot holds every refund committed before ours and none can slip in beside it.
@@ -51,8 +58,9 @@ SELECT count(*) FROM updated
 # Status untouched and no event of the refund's own: the payment's review flag, written
 # beside it, carries the event (app/refund_polls.py).
 _FLAG = """
-UPDATE refunds SET needs_review = true, review_reason = $2, next_poll_at = NULL
-WHERE id = $1 AND status = $3
+UPDATE refunds SET needs_review = true, review_reason = $2, updated_at = $3,
+                   next_poll_at = NULL
+WHERE id = $1 AND status = $4
 """
 
 
@@ -73,15 +81,18 @@ def refund_event(payment: Payment, before: Status | None, refund: Refund, *, act
     return payload
 
 
-def refund_from_row(row: asyncpg.Record) -> Refund:
+def refund_from_row(row: asyncpg.Record, prefix: str = "") -> Refund:
+    def col(name: str) -> Any:
+        return row[prefix + name]
+
     return Refund(
-        id=row["id"], payment_id=row["payment_id"], tenant=row["tenant"],
-        amount=Money.of(row["amount_minor"], row["currency"]), status=Status(row["status"]),
-        reason=row["reason"], provider_reference=row["provider_reference"],
-        provider_status=row["provider_status"], failure_reason=row["failure_reason"],
-        failure_message=row["failure_message"], idempotency_key=row["idempotency_key"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        needs_review=row["needs_review"], review_reason=row["review_reason"],
+        id=col("id"), payment_id=col("payment_id"), tenant=col("tenant"),
+        amount=Money.of(col("amount_minor"), col("currency")), status=Status(col("status")),
+        reason=col("reason"), provider_reference=col("provider_reference"),
+        provider_status=col("provider_status"), failure_reason=col("failure_reason"),
+        failure_message=col("failure_message"), idempotency_key=col("idempotency_key"),
+        created_at=col("created_at"), updated_at=col("updated_at"),
+        needs_review=col("needs_review"), review_reason=col("review_reason"),
     )
 
 
@@ -114,9 +125,10 @@ class PostgresRefunds:
         self.wrote_events |= updated == 1
         return updated == 1
 
-    async def flag(self, refund: Refund, reason: str) -> bool:
-        flagged = await self._conn.execute_tx(_FLAG, refund.id, reason, refund.status.value)
-        return flagged == "UPDATE 1"
+    async def flag(self, flagged: Refund) -> bool:
+        done = await self._conn.execute_tx(_FLAG, flagged.id, flagged.review_reason,
+                                           flagged.updated_at, flagged.status.value)
+        return done == "UPDATE 1"
 
     async def get(self, refund_id: str, *, tenant: str) -> Refund | None:
         row = await self._conn.fetchrow(
