@@ -103,6 +103,7 @@ class EventHub:
         self._by_payment: dict[str, dict[EventFilter, set[_Subscriber]]] = {}
         self._dispatched: int | None = None
         self._head = 0
+        self._notified_head = 0  # the newest head a relay's NOTIFY named
         self._wake = asyncio.Event()
         self._closed = False
         self._overflows = 0
@@ -189,7 +190,9 @@ class EventHub:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    def _on_notify(self, *_: Any) -> None:
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.isdigit():  # the relay's new head (store/migrations/0010)
+            self._notified_head = max(self._notified_head, int(payload))
         self._wake.set()
 
     async def _tick_heartbeats(self) -> None:
@@ -218,9 +221,12 @@ class EventHub:
         assert self._dispatched is not None
         if not self._by_tenant and not self._by_payment:
             # No live stream to hand events to: only the head moves (a stream that starts
-            # later starts there, or reads the table from its cursor). One row read instead
-            # of every new event decoded for nobody.
-            head = (await log_state(conn)).head
+            # later starts there, or reads the table from its cursor). The relay's NOTIFY
+            # names the new head, committed before it was delivered; a poll (or an older
+            # relay's empty NOTIFY) reads it. Nothing is decoded for nobody.
+            head = self._notified_head
+            if head <= self._dispatched:
+                head = (await log_state(conn)).head
             if not self._by_tenant and not self._by_payment:  # nobody joined during the read
                 self._head = max(self._head, head)
                 self._dispatched = max(self._dispatched, head)

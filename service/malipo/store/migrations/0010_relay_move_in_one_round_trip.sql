@@ -8,7 +8,8 @@
 --    statement would reuse a snapshot from before the wait and could move a batch again, so
 --    the function refuses to run there.
 -- Every CTE of the move sees the same snapshot: the rows inserted, the rows deleted and the
--- head advanced are exactly the same batch. NOTIFY is delivered at commit, never before.
+-- head advanced are exactly the same batch. NOTIFY (with the new head) is delivered at
+-- commit, never before.
 CREATE FUNCTION malipo_move_outbox(batch_limit integer, events_channel text)
 RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -51,7 +52,8 @@ BEGIN
     )
     SELECT count(*) INTO moved FROM inserted;
     IF moved > 0 THEN
-        PERFORM pg_notify(events_channel, '');
+        -- The new head rides along: a hub with no live stream needs nothing else.
+        PERFORM pg_notify(events_channel, (log_head + moved)::text);
     END IF;
     RETURN moved;
 END
