@@ -1,4 +1,5 @@
-"""Provider calls in flight in this process: the only mutable state the use cases share."""
+"""What this process alone knows and the use cases share: provider calls in flight, and the
+create keys it answered lately. Both are hints for speed; the database stays the truth."""
 
 from __future__ import annotations
 
@@ -47,3 +48,24 @@ class Submissions:
     async def drain(self, timeout_s: float) -> None:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
+
+
+class RecentKeys:
+    """Create idempotency keys this process answered lately, (tenant, key), oldest first.
+
+    A client retrying a create usually reaches the same process (a gRPC channel keeps one
+    connection), and its replay can then be answered from one read of the key's holder,
+    before the validation and the 30-value insert a new payment needs. Only a hint: a key
+    evicted, never seen here, purged, or used with another request takes the usual path."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._keys: dict[tuple[str, str], None] = {}  # insertion-ordered set
+
+    def add(self, tenant: str, key: str) -> None:
+        self._keys[(tenant, key)] = None
+        if len(self._keys) > self._size:
+            del self._keys[next(iter(self._keys))]
+
+    def __contains__(self, tenant_key: tuple[str, str]) -> bool:
+        return tenant_key in self._keys

@@ -55,6 +55,10 @@ REPLAY_ANSWER_S = 0.2
 
 
 async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | None) -> Payment:
+    if (cmd.tenant, cmd.idempotency_key) in svc.recent_keys:
+        replayed = await _replay_recent(svc, cmd, deadline)
+        if replayed is not None:
+            return replayed
     check_create(cmd)
     connector = svc.connectors.resolve(cmd.provider, cmd.account, cmd.tenant)
     caps = connector.capabilities
@@ -97,6 +101,7 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
             # Create keys are never released, so the key that beat ours is there; the claim
             # usually read it already (a replay in one round trip).
             holder = added.holder or await uow.keys.holder(cmd.tenant, cmd.idempotency_key)
+    svc.recent_keys.add(cmd.tenant, cmd.idempotency_key)
     if isinstance(added, KeyTaken):
         assert holder is not None
         return await _replay(svc, cmd.tenant, holder, record, deadline)
@@ -106,6 +111,23 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
     task = svc.submissions.start(payment.id, submit(svc, payment,
                                                     CallContext(deadline=deadline)))
     return await asyncio.shield(task)
+
+
+async def _replay_recent(svc: Services, cmd: CreatePayment,
+                         deadline: float | None) -> Payment | None:
+    """A replay of a key this process answered lately (RecentKeys): the key's holder, read
+    first. None when the key is gone or was used with another request: the usual path then
+    answers as it always does (errors included)."""
+    async with svc.uow() as uow:
+        holder = await uow.keys.holder(cmd.tenant, cmd.idempotency_key)
+    if holder is None:
+        return None
+    wanted = IdempotencyRecord(cmd.tenant, cmd.idempotency_key, f"create:{cmd.direction}",
+                               cmd.fingerprint(), holder.record.resource_id)
+    if (holder.record.operation, holder.record.fingerprint) != (wanted.operation,
+                                                                 wanted.fingerprint):
+        return None
+    return await _replay(svc, cmd.tenant, holder, wanted, deadline)
 
 
 async def _replay(svc: Services, tenant: str, holder: KeyHolder,
