@@ -203,6 +203,7 @@ class App:
             self.hub.run(), relay.run(), self.reconciler.run(), self._watch_health(),
             self.webhooks.run(),
             ExchangeRetention(pool, keep=timedelta(days=s.exchange_retention_days),
+                              keep_keys=timedelta(days=s.idempotency_key_retention_days),
                               interval_s=s.retention_interval_s).run(),
             EventRetention(pool, keep=timedelta(days=s.event_retention_days),
                            interval_s=s.retention_interval_s).run(),

@@ -10,7 +10,8 @@ MALIPO_TLS_CERT/MALIPO_TLS_KEY (TLS on both listeners), MALIPO_TLS_CLIENT_CA (mT
 callers), MALIPO_HTTP_TLS_CLIENT_CA (mTLS for callbacks), MALIPO_RATE_LIMIT_PER_S,
 MALIPO_RATE_LIMIT_BURST, MALIPO_MAX_CONCURRENT_RPCS, MALIPO_MAX_MESSAGE_BYTES,
 MALIPO_GRPC_MAX_CONNECTION_AGE_S / _GRACE_S, MALIPO_WEBHOOK_* (delivery timing, and
-MALIPO_WEBHOOK_ALLOW_PRIVATE_NETWORKS). The TOML
+MALIPO_WEBHOOK_ALLOW_PRIVATE_NETWORKS), MALIPO_EXCHANGE_RETENTION_DAYS,
+MALIPO_IDEMPOTENCY_KEY_RETENTION_DAYS (at least 1), MALIPO_EVENT_RETENTION_DAYS. The TOML
 file may hold any of these fields (lower case, no prefix) plus `[api_keys]`, `[[accounts]]`,
 `[policies.<provider>]` and `[[webhooks]]`; see
 deploy/malipo.example.toml. A key the file does not know is an error naming the nearest one.
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -37,6 +38,11 @@ from pydantic_settings import (
 from malipo.app.connector import ProviderAccount
 from malipo.app.policies import PollPolicy
 from malipo.app.webhooks import ConfigEndpoint
+
+# Idempotency keys are kept at least a day (see Settings._keys_kept_at_least_a_day); at most
+# a century, which is "forever" without overflowing a date.
+MIN_KEY_RETENTION_DAYS = 1.0
+MAX_KEY_RETENTION_DAYS = 36500.0
 
 
 class ConfigError(ValueError):
@@ -148,6 +154,9 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = 0.5
     # Provider exchange log and callback journal: kept this long, purged every interval.
     exchange_retention_days: float = 30.0
+    # Idempotency keys of every operation: kept this long, purged by the same job (see
+    # store/retention.py); _keys_kept_at_least_a_day says why there is a floor.
+    idempotency_key_retention_days: float = 30.0
     retention_interval_s: float = 3600.0
     workers: int = 1
     # Per process: the pool plus ~2 long-lived connections (event hub LISTEN, relay lock).
@@ -184,6 +193,23 @@ class Settings(BaseSettings):
     # network it runs in. On-premises receivers on a private network need it on.
     webhook_allow_private_networks: bool = False
     policies: dict[str, PolicyConfig] = Field(default_factory=dict)
+
+    @field_validator("idempotency_key_retention_days")
+    @classmethod
+    def _keys_kept_at_least_a_day(cls, days: float) -> float:
+        """A purged key no longer answers its replay: a client that retries a CreatePayment
+        after the window makes a second payment (the contract: keys are kept at least the
+        window, then forgotten). Clients retry through outages and overnight queues, so a
+        window under a day is refused; the ceiling keeps the purge's cutoff a real date."""
+        if not days >= MIN_KEY_RETENTION_DAYS:  # NaN too
+            raise ValueError(
+                f"MALIPO_IDEMPOTENCY_KEY_RETENTION_DAYS must be at least "
+                f"{MIN_KEY_RETENTION_DAYS:g} day, not {days:g}: a key purged sooner lets a "
+                "late retry of a CreatePayment create a second payment")
+        if days > MAX_KEY_RETENTION_DAYS:
+            raise ValueError(f"MALIPO_IDEMPOTENCY_KEY_RETENTION_DAYS must be at most "
+                             f"{MAX_KEY_RETENTION_DAYS:g} days (a century), not {days:g}")
+        return days
 
     @classmethod
     def settings_customise_sources(

@@ -74,6 +74,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
      "MALIPO_HTTP_LISTEN '127.0.0.1:http' is not host:port"),
     ("a number that is not one", {"MALIPO_HEARTBEAT_S": "soon"}, [], "heartbeat_s"),
     ("an unknown log format", {"MALIPO_LOG_FORMAT": "xml"}, [], "MALIPO_LOG_FORMAT"),
+    ("idempotency keys kept under a day", {"MALIPO_IDEMPOTENCY_KEY_RETENTION_DAYS": "0.5"}, [],
+     "MALIPO_IDEMPOTENCY_KEY_RETENTION_DAYS must be at least 1 day"),
     ("a malformed key list", {"MALIPO_API_KEYS": "just-a-key"}, [], "tenant=key"),
     ("real database, no keys", {"DATABASE_URL": "postgresql://127.0.0.1:1/x"}, [],
      "no API keys"),

@@ -16,6 +16,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -34,6 +35,7 @@ from malipo.domain.status import Direction, Status
 from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.events import move_batch, read_new
 from malipo.store.refund_leases import PostgresRefundLeases
+from malipo.store.retention import purge_idempotency_keys
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, init_connection
 from malipo.store.webhooks import DeliveryClaims, PostgresWebhookEndpoints
 from malipo.webhooks.signing import new_secret
@@ -174,3 +176,20 @@ async def test_webhook_delivery_reads_the_tenants_events_through_indexes(
     assert len(plans.seen) >= 5, "auto_explain returned no plans: the check saw nothing"
     assert plans.scans() == []
     assert not [p for p in plans.seen if "Seq Scan on webhook_endpoints" in p]
+
+
+@pytest.mark.filterwarnings("ignore:.*active log listener")
+async def test_the_key_purge_finds_old_keys_through_their_age_index(
+        explained: tuple[asyncpg.Pool, Plans]) -> None:
+    """The purge runs in every replica over a table of every key of the last month."""
+    pool, plans = explained
+    await pool.execute("INSERT INTO idempotency_keys (tenant, key, operation, fingerprint, "
+                       "resource_id, created_at) VALUES ('plans', $1, 'cancel', 'f', "
+                       "'pay_plans', now() - interval '40 days')", f"old-{time.time_ns()}")
+    plans.seen.clear()
+    assert await purge_idempotency_keys(pool, datetime.now(UTC) - timedelta(days=30)) >= 1
+
+    purges = [p for p in plans.seen if "DELETE FROM idempotency_keys" in p]
+    assert purges
+    assert plans.scans() == []
+    assert all("idempotency_keys_age" in p for p in purges)

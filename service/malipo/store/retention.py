@@ -1,8 +1,10 @@
-"""Retention of the provider exchange log and the callback journal.
+"""Retention of the provider exchange log, the callback journal and the idempotency keys.
 
-Both hold masked but still personal data (amounts, masked numbers, names in bodies), so they
-are kept only as long as support needs them (`exchange_retention_days`, default 30) and then
-deleted by a periodic job, in small batches so a large backlog never holds long locks.
+The exchange log and the callback journal hold masked but still personal data (amounts,
+masked numbers, names in bodies), so they are kept only as long as support needs them
+(`exchange_retention_days`, default 30). Idempotency keys are kept for their own window
+(`idempotency_key_retention_days`, default 30, never under a day). One periodic job deletes
+both, in small batches so a large backlog never holds long locks.
 The event log has its own purge (streaming/), with its own cursor rules.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -26,15 +28,25 @@ class Purged:
     exchanges: int
     callback_events: int
     callback_deliveries: int
+    idempotency_keys: int = 0
 
 
 def _count(tag: str) -> int:
     return int(tag.rsplit(" ", 1)[-1])
 
 
+async def _in_batches(pool: asyncpg.Pool, sql: str, before: datetime, batch: int) -> int:
+    """Run a `DELETE ... LIMIT $2` until a round deletes less than a batch; rows deleted."""
+    total = 0
+    while True:
+        deleted = _count(await pool.execute(sql, before, batch))
+        total += deleted
+        if deleted < batch:
+            return total
+
+
 async def purge_exchange_log(pool: asyncpg.Pool, before: datetime) -> Purged:
     """Delete exchanges and callback journal rows recorded before `before`."""
-    totals = [0, 0, 0]
     statements = (
         "DELETE FROM provider_exchanges WHERE id IN (SELECT id FROM provider_exchanges "
         "WHERE at < $1 LIMIT $2)",
@@ -46,27 +58,50 @@ async def purge_exchange_log(pool: asyncpg.Pool, before: datetime) -> Purged:
         "WHERE j.received_at < $1 AND NOT EXISTS (SELECT 1 FROM callback_events e "
         "WHERE e.journal_id = j.id) LIMIT $2)",
     )
-    for index, sql in enumerate(statements):
-        while True:
-            deleted = _count(await pool.execute(sql, before, BATCH))
-            totals[index] += deleted
-            if deleted < BATCH:
-                break
-    return Purged(*totals)
+    return Purged(*[await _in_batches(pool, sql, before, BATCH) for sql in statements])
+
+
+# Oldest first through idempotency_keys_age, then each row by its primary key.
+_PURGE_KEYS = ("DELETE FROM idempotency_keys WHERE (tenant, key) IN (SELECT tenant, key "
+               "FROM idempotency_keys WHERE created_at < $1 LIMIT $2)")
+
+
+async def purge_idempotency_keys(pool: asyncpg.Pool, before: datetime, *,
+                                 batch: int = BATCH) -> int:
+    """Delete the idempotency keys claimed before `before`; how many.
+
+    A purged key is forgotten: a request that reuses it afterwards is a new request, as the
+    contract says (ARCHITECTURE section 4, "kept at least 30 days, then purged"). A
+    CreatePayment or CreatePayout makes a second payment; a RefundPayment a new refund
+    (within what is left to refund); a confirm, cancel or an operator's resolution is decided
+    again against the payment as it is then. Keys of every operation, tenants' and
+    operators', live in this one table and follow this one rule; the payments, refunds and
+    resolutions they made are kept.
+    """
+    return await _in_batches(pool, _PURGE_KEYS, before, batch)
 
 
 class ExchangeRetention:
-    """The periodic job bootstrap starts: purge, sleep, repeat; errors are logged, not fatal."""
+    """The periodic job bootstrap starts: purge, sleep, repeat; errors are logged, not fatal.
+    `keep` is the exchange log's and callback journal's window, `keep_keys` the idempotency
+    keys'."""
 
-    def __init__(self, pool: asyncpg.Pool, *, keep: timedelta, interval_s: float) -> None:
-        self._pool, self._keep, self._interval_s = pool, keep, interval_s
+    def __init__(self, pool: asyncpg.Pool, *, keep: timedelta, keep_keys: timedelta,
+                 interval_s: float) -> None:
+        self._pool, self._keep, self._keep_keys = pool, keep, keep_keys
+        self._interval_s = interval_s
 
     async def run_once(self) -> Purged:
-        purged = await purge_exchange_log(self._pool, datetime.now(UTC) - self._keep)
+        now = datetime.now(UTC)
+        purged = await purge_exchange_log(self._pool, now - self._keep)
         if purged.exchanges or purged.callback_deliveries:
             log.info("retention: purged %d exchanges, %d callback events, %d deliveries",
                      purged.exchanges, purged.callback_events, purged.callback_deliveries)
-        return purged
+        keys = await purge_idempotency_keys(self._pool, now - self._keep_keys)
+        if keys:
+            log.info("retention: purged %d idempotency keys older than %g days", keys,
+                     self._keep_keys / timedelta(days=1))
+        return replace(purged, idempotency_keys=keys)
 
     async def run(self) -> None:
         while True:
