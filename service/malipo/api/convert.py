@@ -38,10 +38,17 @@ _METHOD_TO = {m: getattr(payment_pb2, f"METHOD_{m.value}") for m in Method}
 _METHOD_FROM = {v: k for k, v in _METHOD_TO.items()}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value.astimezone(UTC))
-    return ts
+    """Seconds and nanos by arithmetic: Timestamp.FromDatetime is pure Python, three times
+    slower, and ran twice for every payment answered."""
+    if value.tzinfo is None:
+        value = value.astimezone(UTC)  # naive: local time, as FromDatetime read it here
+    delta = value - _EPOCH
+    return timestamp_pb2.Timestamp(seconds=delta.days * 86_400 + delta.seconds,
+                                   nanos=delta.microseconds * 1000)
 
 
 def status_from_proto(value: int, field: str = "statuses") -> Status:

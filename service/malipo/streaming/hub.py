@@ -70,7 +70,8 @@ class EventHub:
     """Reads each new event once and hands it to matching subscribers.
 
     NOTIFY `malipo_events` (plus a poll) only wakes the reader; it reads (dispatched, head]
-    from the table. Subscribers are indexed by payment id (when their filter names one) or
+    from the table, or, with no live stream to hand events to, only moves to the head the
+    NOTIFY names. Subscribers are indexed by payment id (when their filter names one) or
     by tenant, so an event costs work only for the subscribers that could want it.
 
     Each subscriber has a buffer of at most `buffer_size` events (plus the batch its stream
