@@ -151,3 +151,31 @@ async def test_every_state_change_is_audited_with_actor_and_time(database_url: s
         assert rows[0]["actor"] == "tenant:acme"
         assert all(r["actor"] and r["occurred_at"] for r in rows)
         assert await service.app.pool.fetchval("SELECT count(*) FROM events WHERE actor = ''") == 0
+
+
+async def test_operator_calls_take_only_their_own_rate_bucket(database_url: str) -> None:
+    """An operator key is rate limited as "operator:<name>", once per call; it must not drain
+    the bucket shared by calls without a valid key (each operator call used to take a token
+    from both)."""
+    settings = settings_for(database_url, rate_limit_per_s=0.5, rate_limit_burst=3,
+                            operator_keys="ops=operator-key-limits-0001")
+    operator = (("authorization", "Bearer operator-key-limits-0001"),)
+    resolve = payment_service_pb2.ResolvePaymentRequest(payment_id="pay_none")
+
+    async def code(call: object) -> grpc.StatusCode:
+        try:
+            await call  # type: ignore[misc]
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    async with running(settings) as service:
+        for _ in range(3):
+            assert await code(service.stub.ResolvePayment(resolve, metadata=operator)) != (
+                grpc.StatusCode.RESOURCE_EXHAUSTED)
+        assert await code(service.stub.ResolvePayment(resolve, metadata=operator)) == (
+            grpc.StatusCode.RESOURCE_EXHAUSTED)
+        # The anonymous bucket is whole: three calls without a key are refused as such.
+        for _ in range(3):
+            assert await code(service.stub.ListProviders(
+                payment_service_pb2.ListProvidersRequest())) == grpc.StatusCode.UNAUTHENTICATED

@@ -84,14 +84,6 @@ def _role_refusal(operator: Operator | None, operator_only: bool) -> MalipoError
     return None
 
 
-def _bearer(context: Context) -> str:
-    for name, value in context.invocation_metadata() or ():
-        if name == "authorization":
-            scheme, _, token = str(value).partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else ""
-    return ""
-
-
 class Edge:
     def __init__(self, keys: ApiKeys, *, rate_per_s: float, burst: int, max_concurrent: int,
                  connection_lost: tuple[type[BaseException], ...]) -> None:
@@ -104,22 +96,11 @@ class Edge:
         self.in_flight = 0  # unary calls being served now
         self.operators: OperatorKeys | None = None  # bootstrap sets them when configured
 
-    def _operator(self, context: Context, tenant: str, refused: MalipoError | None, *,
-                  operator_only: bool) -> tuple[Operator | None, MalipoError | None]:
-        """For a unary call `_enter` found no tenant for (or that only operators may make):
-        the operator whose key it carries, and the call's refusal, if any."""
-        key = "" if tenant or self.operators is None else _bearer(context)
-        operator = self.operators.operator_for(key) if key and self.operators else None
-        if operator is not None:
-            return operator, (self._refusal(f"operator:{operator.name}", counted=True)
-                              or _role_refusal(operator, operator_only))
-        if tenant and operator_only:
-            return None, _role_refusal(None, operator_only)
-        return None, refused  # no key, or an unknown one: as _enter decided
-
-    def _enter(self, context: Context, *,
-               counted: bool) -> tuple[str, str, MalipoError | None]:
-        """Request id, tenant ("" if the key is missing or wrong) and the refusal, if any."""
+    def _enter(self, context: Context, *, counted: bool, operators: bool
+               ) -> tuple[str, str, Operator | None, MalipoError | None]:
+        """Request id, tenant ("" unless a tenant key), operator (an operator key, where
+        `operators` allows one) and the rate or authentication refusal, if any: the
+        metadata read once, each key set asked once, one rate bucket taken per call."""
         request_id = key = ""
         for name, value in context.invocation_metadata() or ():
             if name == "authorization":
@@ -128,7 +109,12 @@ class Edge:
             elif name == "x-request-id" and _REQUEST_ID.fullmatch(str(value)):
                 request_id = str(value)
         tenant = (self._keys.tenant_for(key) if key else None) or _ANONYMOUS
-        return request_id or secrets.token_hex(16), tenant, self._refusal(tenant, counted=counted)
+        operator = None
+        if key and not tenant and operators and self.operators is not None:
+            operator = self.operators.operator_for(key)
+        caller = f"operator:{operator.name}" if operator is not None else tenant
+        return (request_id or secrets.token_hex(16), tenant, operator,
+                self._refusal(caller, counted=counted))
 
     def _refusal(self, tenant: str, *, counted: bool) -> MalipoError | None:
         wait = self._rate.check(tenant)
@@ -145,12 +131,10 @@ class Edge:
     def unary(self, name: str, method: Unary) -> Unary:
         async def call(request: Any, context: Context) -> Any:
             started, ok = time.perf_counter(), False
-            request_id, tenant, refused = self._enter(context, counted=True)
-            operator_only = name in OPERATOR_METHODS
-            operator = None
-            if not tenant or operator_only:  # the common call skips this
-                operator, refused = self._operator(context, tenant, refused,
-                                                   operator_only=operator_only)
+            request_id, tenant, operator, refused = self._enter(context, counted=True,
+                                                                operators=True)
+            if refused is None:  # a known caller within its limits: the method's role next
+                refused = _role_refusal(operator, name in OPERATOR_METHODS)
             caller = f"operator:{operator.name}" if operator else tenant
             payment_id = str(getattr(request, "payment_id", "") or
                              getattr(request, "payout_id", "") or "")
@@ -181,7 +165,8 @@ class Edge:
     def streaming(self, name: str, method: Streaming) -> Streaming:
         async def call(request: Any, context: Context) -> AsyncIterator[Any]:
             started, code = time.perf_counter(), ""
-            request_id, tenant, refused = self._enter(context, counted=False)
+            request_id, tenant, _operator, refused = self._enter(context, counted=False,
+                                                                 operators=False)
             _annotate(tenant, "")
             with logs.bound(request_id=request_id, tenant=tenant):
                 token = _TENANT.set(tenant)
