@@ -7,6 +7,7 @@ any other run of 9 or more digits in free text is treated as a number and masked
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -41,14 +42,43 @@ def mask_number(value: str) -> str:
     return MASK + "".join(digits[-3:])
 
 
+_SECRET, _NUMBER, _TEXT = 1, 2, 3
+
+
+def _rule_of(key: str) -> int:
+    if _SECRET_KEY.search(key):
+        return _SECRET
+    if _NUMBER_KEY.search(key) and not _CATEGORY_KEY.search(key):
+        return _NUMBER
+    return _TEXT
+
+
+_cached_rule = functools.lru_cache(maxsize=4096)(_rule_of)
+_CACHED_KEY_LENGTH = 64
+
+
+def _rule(key: str) -> int:
+    """What a key's value gets. Cached for short keys: the same few dozen (headers, provider
+    fields) come back on every callback and log line, and the case-blind searches cost ~2 us
+    each. A flood of made-up keys only churns the bounded cache, and a long key (a body can
+    make one as large as itself) is never kept."""
+    return _cached_rule(key) if len(key) <= _CACHED_KEY_LENGTH else _rule_of(key)
+
+
 def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
+    return _rule(key) == _SECRET
 
 
 def mask_text(text: str) -> str:
-    text = _SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
-    text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
-    return _LONG_DIGITS.sub(lambda m: mask_number(m.group(0)), text)
+    # Each pattern is tried only where it could match: `key=` needs "=", "Bearer x" 8
+    # characters, a long number 9 (most values are short words, read on every callback).
+    if "=" in text:
+        text = _SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
+    if len(text) >= 8:
+        text = _BEARER.sub(lambda m: m.group(1) + MASK, text)
+    if len(text) >= 9:
+        text = _LONG_DIGITS.sub(lambda m: mask_number(m.group(0)), text)
+    return text
 
 
 def mask_value(key: str, value: Any) -> Any:
@@ -58,9 +88,10 @@ def mask_value(key: str, value: Any) -> Any:
         return [mask_value(key, v) for v in value]  # type: ignore[misc]
     if value is None or isinstance(value, bool):
         return value
-    if is_secret_key(key):
+    rule = _rule(key)
+    if rule == _SECRET:
         return MASK
-    if _NUMBER_KEY.search(key) and not _CATEGORY_KEY.search(key):
+    if rule == _NUMBER:
         return mask_number(str(value))
     if isinstance(value, str):
         return mask_text(value)

@@ -29,3 +29,19 @@ def test_a_number_key_naming_a_category_is_not_masked() -> None:
                       "wallet": "***678", "wallet_id": "***678", "card_number": "***111"}
     # Digits under a category key are still caught as text.
     assert mask_mapping({"card_type": "ref 254712345678"}) == {"card_type": "ref ***678"}
+
+
+def test_the_shortest_maskable_texts_are_still_masked() -> None:
+    """mask_text tries each pattern only where it could match; these sit on those bounds."""
+    assert mask_text("token=ab") == "token=***"
+    assert mask_text("Bearer x") == "Bearer ***"
+    assert mask_text("254712345") == "***345"
+    assert mask_text("25471234") == "25471234"  # 8 digits: not taken for a number
+
+
+def test_long_keys_are_judged_like_short_ones_without_being_cached() -> None:
+    long_secret = "x" * 100 + "_client_secret"
+    long_phone = "y" * 100 + "_msisdn"
+    assert mask_mapping({long_secret: "s3cr3t", long_phone: "254712345678",
+                         "z" * 100: "plain"}) == {
+        long_secret: "***", long_phone: "***678", "z" * 100: "plain"}
