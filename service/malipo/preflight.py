@@ -11,8 +11,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from malipo import tracing
+from malipo.app.connector import ProviderAccount
 from malipo.config import ConfigError, Settings
 from malipo.connectors import registry
+from malipo.domain.errors import MalipoError
 from malipo.redaction import MASK, mask_mapping
 
 _DSN_SCHEMES = ("postgres", "postgresql")
@@ -34,6 +36,8 @@ def check(settings: Settings, *, bind: bool = True) -> None:
         if account.provider not in known:
             raise ConfigError(f"account {account.name!r}: unknown provider "
                               f"{account.provider!r} (known: {', '.join(sorted(known))})")
+    for provider_account in settings.provider_accounts():
+        _check_account(provider_account)
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"MALIPO_LOG_FORMAT must be 'text' or 'json', not "
                           f"{settings.log_format!r}")
@@ -68,6 +72,18 @@ def _try_bind(host: str, port: int, what: str, listen: str) -> None:
     except OSError as exc:
         raise ConfigError(f"cannot listen on {listen} ({what}): "
                           f"{exc.strerror or exc}") from None
+
+
+def _check_account(account: ProviderAccount) -> None:
+    """Build the account's connector as start-up will (no I/O): a missing or unusable setting
+    is one line here, not a traceback from inside start-up. The errors name the account and
+    the setting, never a secret's value (connectors/settings.py)."""
+    try:
+        registry.build(account)
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0]) if exc.args else str(exc)) from None
+    except MalipoError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def check_database_url(dsn: str) -> None:

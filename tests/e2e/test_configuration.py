@@ -102,6 +102,11 @@ def test_a_busy_port_is_found_before_postgresql_starts(tmp_path: Path, busy_port
     ('http_lisen = "127.0.0.1:1"\n', "unknown key 'http_lisen'; did you mean 'http_listen'?"),
     ('[[accounts]]\nprovider = "mpesa"\nname = "x"\n', "unknown provider 'mpesa'"),
     ('[[accounts]]\nprovider = "simulator"\nsetings = {}\n', "accounts.0.setings"),
+    ('[[accounts]]\nprovider = "kwik"\nname = "za"\n',
+     "provider account kwik/za needs setting 'api_key'"),
+    ('[[accounts]]\nprovider = "paykassma"\nname = "ke"\n'
+     '[accounts.settings]\nsecret_key = "s3cr3t-never-shown"\nis_test = "ture"\n',
+     "settings.is_test: true or false"),
 ])
 def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path: Path, text: str,
                                                    expected: str) -> None:
@@ -110,6 +115,7 @@ def test_a_bad_config_file_is_one_line_and_exit_2(tmp_path: Path, text: str,
     result = run("serve", env={"MALIPO_CONFIG": toml(tmp_path, text),
                                "MALIPO_DATA_DIR": str(tmp_path / "data")})
     assert_one_line_error(result, expected)
+    assert "s3cr3t" not in result.stderr
 
 
 def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
@@ -139,6 +145,7 @@ provider = "gateway"
 name = "ke"
 [accounts.settings]
 base_url = "https://gateway.example.com"
+public_id = "pub-1"
 secret_key = "gateway-secret-789"
 merchant_id = "m-1"
 """)
