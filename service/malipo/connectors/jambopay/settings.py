@@ -23,6 +23,7 @@ provider-assumptions table can name it and an operator can follow the live API.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from malipo.app.connector import ProviderAccount
@@ -66,5 +67,17 @@ class JambopaySettings:
             token_ttl_s=s.number("token_ttl_s", 3600.0),
             token_refresh_margin_s=s.number("token_refresh_margin_s", 60.0),
             presentment_ttl_s=s.number("presentment_ttl_s", 0.0),
-            callback_allowed_ips=s.items("callback_allowed_ips"),
+            callback_allowed_ips=_networks(s, "callback_allowed_ips"),
         )
+
+
+def _networks(s: SettingsReader, key: str) -> tuple[str, ...]:
+    """Addresses or CIDR networks, each checked now: a typo would otherwise surface as an
+    error on the first callback, long after start-up."""
+    entries = s.items(key)
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise s.refuse(key, f"IP addresses or CIDR networks, not {entry[:40]!r}") from None
+    return entries
