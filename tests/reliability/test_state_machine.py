@@ -184,14 +184,18 @@ def test_random_operation_sequences_keep_the_money_invariants(service: Service) 
                 return
             ids = list(self.amounts)
             # Relayed events first (by sequence), then what is still in the outbox (by id).
+            # The payment's own history only: a refund's events (refund_id set) carry the
+            # refund's statuses and amount, and start at "" -> PENDING of their own.
             events, outbox, payments = service.snapshot(
                 ("SELECT payment_id, old_status, new_status, amount_minor, currency, event_id"
-                 " FROM events WHERE payment_id = ANY($1::text[]) ORDER BY sequence", [ids]),
+                 " FROM events WHERE payment_id = ANY($1::text[]) AND refund_id = ''"
+                 " ORDER BY sequence", [ids]),
                 ("SELECT payload->>'payment_id' AS payment_id, payload->>'old_status' AS"
                  " old_status, payload->>'new_status' AS new_status,"
                  " (payload->>'amount_minor')::bigint AS amount_minor, payload->>'currency' AS"
                  " currency, (payload->>'event_id')::uuid AS event_id FROM outbox"
-                 " WHERE payload->>'payment_id' = ANY($1::text[]) ORDER BY id", [ids]),
+                 " WHERE payload->>'payment_id' = ANY($1::text[])"
+                 " AND coalesce(payload->>'refund_id', '') = '' ORDER BY id", [ids]),
                 ("SELECT id, status, amount_minor, currency FROM payments"
                  " WHERE id = ANY($1::text[])", [ids]))
             seen = {r["event_id"] for r in events}
