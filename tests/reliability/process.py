@@ -74,6 +74,24 @@ submit_give_up_s = 60.0
 
 async def serve(database_url: str, config: Path, workdir: Path, *,
                 http_port: int | None = None, name: str = "serve") -> Served:
+    """`malipo serve` on free ports. A port free when picked can be taken before the server
+    binds it (another process's outgoing connection draws from the same range): then the
+    start is tried again on new ports, unless the caller fixed the callback port."""
+    for _attempt in range(3):
+        try:
+            return await _serve_once(database_url, config, workdir, http_port, name)
+        except _PortTaken:
+            if http_port is not None:
+                raise
+    return await _serve_once(database_url, config, workdir, http_port, name)
+
+
+class _PortTaken(AssertionError):
+    pass
+
+
+async def _serve_once(database_url: str, config: Path, workdir: Path, http_port: int | None,
+                      name: str) -> Served:
     grpc_port = free_port()
     http_port = http_port or free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "MALIPO_CONFIG": str(config),
@@ -92,7 +110,9 @@ async def serve(database_url: str, config: Path, workdir: Path, *,
         if proc.returncode is not None:
             break
         await asyncio.sleep(0.05)
-    raise AssertionError("malipo serve did not start:\n" + log_path.read_text()[-3000:])
+    output = log_path.read_text()[-3000:]
+    error = _PortTaken if "already in use" in output.lower() else AssertionError
+    raise error("malipo serve did not start:\n" + output)
 
 
 async def create_database(server_dsn: str) -> str:
