@@ -77,12 +77,10 @@ async def serve(database_url: str, config: Path, workdir: Path, *,
     """`malipo serve` on free ports. A port free when picked can be taken before the server
     binds it (another process's outgoing connection draws from the same range): then the
     start is tried again on new ports, unless the caller fixed the callback port."""
-    for _attempt in range(3):
-        try:
+    retries = 0 if http_port is not None else 2
+    for _ in range(retries):
+        with contextlib.suppress(_PortTaken):
             return await _serve_once(database_url, config, workdir, http_port, name)
-        except _PortTaken:
-            if http_port is not None:
-                raise
     return await _serve_once(database_url, config, workdir, http_port, name)
 
 

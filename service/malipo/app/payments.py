@@ -88,8 +88,7 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
     await _check_daily_limit(svc, payment)
 
     policy = svc.connectors.policy(payment.provider)
-    record = IdempotencyRecord(cmd.tenant, cmd.idempotency_key, f"create:{cmd.direction}",
-                               cmd.fingerprint(), payment.id)
+    record = _create_record(cmd, payment.id)
     holder: KeyHolder | None = None
     async with svc.uow() as uow:
         # The key and the payment in one atomic write. The schedule is the resume point if
@@ -122,18 +121,25 @@ async def _replay_recent(svc: Services, cmd: CreatePayment,
         holder = await uow.keys.holder(cmd.tenant, cmd.idempotency_key)
     if holder is None:
         return None
-    wanted = IdempotencyRecord(cmd.tenant, cmd.idempotency_key, f"create:{cmd.direction}",
-                               cmd.fingerprint(), holder.record.resource_id)
-    if (holder.record.operation, holder.record.fingerprint) != (wanted.operation,
-                                                                 wanted.fingerprint):
+    wanted = _create_record(cmd, holder.record.resource_id)
+    if not _same_request(holder.record, wanted):
         return None
     return await _replay(svc, cmd.tenant, holder, wanted, deadline)
+
+
+def _create_record(cmd: CreatePayment, payment_id: str) -> IdempotencyRecord:
+    return IdempotencyRecord(cmd.tenant, cmd.idempotency_key, f"create:{cmd.direction}",
+                             cmd.fingerprint(), payment_id)
+
+
+def _same_request(stored: IdempotencyRecord, wanted: IdempotencyRecord) -> bool:
+    return (stored.operation, stored.fingerprint) == (wanted.operation, wanted.fingerprint)
 
 
 async def _replay(svc: Services, tenant: str, holder: KeyHolder,
                   wanted: IdempotencyRecord, deadline: float | None) -> Payment:
     existing = holder.record
-    if existing.operation != wanted.operation or existing.fingerprint != wanted.fingerprint:
+    if not _same_request(existing, wanted):
         raise IdempotencyKeyReused(
             f"idempotency key {wanted.key!r} was used with a different request")
     if holder.submitted and holder.payment is not None:

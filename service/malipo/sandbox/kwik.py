@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from malipo.sandbox.fake_provider import Callback, Delivery, DemoSetup, FakeProvider
+from malipo.sandbox.fake_provider import Callback, DemoSetup, FakeProvider
 
 GMT_PLUS_2 = timezone(timedelta(hours=2))
 PREFIX = "/1.0"
@@ -430,9 +430,6 @@ class KwikFake(FakeProvider):
         query = [(k, "forged" if k == self.secret_param else v) for k, v in parse_qsl(parts.query)]
         return Callback(urlunsplit(parts._replace(query=urlencode(query))), callback.body,
                         dict(callback.headers))
-
-    def deliveries_to(self, url_prefix: str) -> list[Delivery]:
-        return [d for d in self.deliveries if d.url.startswith(url_prefix)]
 
     async def _config(self, request: web.Request) -> web.Response:
         data = json.loads(await request.read() or b"{}")
