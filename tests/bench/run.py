@@ -72,6 +72,7 @@ class Options:
     out: Path
     repeat: int = 1
     pin_loadgen: bool = False
+    statements: bool = False
 
 
 def parse() -> Options:
@@ -100,12 +101,16 @@ def parse() -> Options:
                    "(servers and PostgreSQL keep the others): steadier on 2 cores")
     p.add_argument("--repeat", type=int, default=1,
                    help="run everything N times back to back; the summary gives medians")
+    p.add_argument("--statements", action="store_true",
+                   help="print the statements that took PostgreSQL longest in each scenario "
+                        "(execution us and calls per request; results.json always has them)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args()
     out = a.out or ROOT / "bench-results" / time.strftime("%Y%m%d-%H%M%S")
     return Options(a.seconds, a.warmup, a.processes, a.concurrency, a.fanout,
                    a.fanout_seconds, a.fanout_rate, a.min_callbacks, set(a.profile),
-                   skipped(set(a.skip), set(a.only)), out, max(1, a.repeat), a.pin_loadgen)
+                   skipped(set(a.skip), set(a.only)), out, max(1, a.repeat), a.pin_loadgen,
+                   a.statements)
 
 
 def loadgen_cpus() -> tuple[int, ...]:
@@ -171,6 +176,7 @@ class Bench:
             "cpu_ms_per_request": use.per_request(window, stats.client_cpu_s)}
         if database_url is not None:
             entry["db_per_request"] = db.per_request(window)
+            entry["db_top_statements"] = db.top_per_request(window)
         if baseline and baseline in self.stats:
             base = self.stats[baseline]
             entry["baseline"] = baseline
@@ -203,6 +209,10 @@ class Bench:
             print(f"{'':<22} PostgreSQL per request: {d['commits']} commits, "
                   + (f"{d['statements']} statements" if d["statements"] is not None
                      else "statements n/a (pg_stat_statements not loaded)"), flush=True)
+            if self.o.statements:
+                for top in entry["db_top_statements"]:
+                    print(f"{'':<24}{top['exec_us']:>7.1f} us {top['calls']:>5.2f} calls  "
+                          f"{top['query']}", flush=True)
         return stats
 
     # -- scenarios --------------------------------------------------------------------

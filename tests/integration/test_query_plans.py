@@ -117,9 +117,12 @@ async def test_hot_paths_reach_rows_through_indexes(
         "provider_status": "success", "failure_reason": "", "failure_message": "",
         "amount_minor": 1500, "currency": "KES"}).encode()
     headers = {SIGNATURE_HEADER.lower(): sign(SECRET, body, int(time.time()))}
-    outcome = await callbacks.handle(simulator, InboundCallback(
-        "simulator", "default", headers, body, {}, "127.0.0.1", payment.created_at))
+    delivery = InboundCallback("simulator", "default", headers, body, {}, "127.0.0.1",
+                               payment.created_at)
+    outcome = await callbacks.handle(simulator, delivery)
     assert outcome.value == "APPLIED"  # found by the provider's reference alone
+    # The re-send: the one-commit path writes nothing, the path that journals first runs.
+    assert (await callbacks.handle(simulator, delivery)).value == "DUPLICATE"
     async with pool.acquire() as conn:
         assert await move_batch(conn, 100) >= 3  # created, PROCESSING, SUCCEEDED
         events, _head = await read_new(conn, 0, limit=100)

@@ -33,6 +33,16 @@ class EventClaim:
 
 
 @dataclass(frozen=True, slots=True)
+class JournaledDelivery:
+    """A delivery to journal, with its one event's claim, in the commit that writes what it
+    brought; `outcome` is the delivery's and the event's, as that write decided it."""
+
+    delivery: Delivery
+    claim: EventClaim
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     journal_id: int
     fresh: bool  # False: this provider event was seen before (a duplicate delivery)

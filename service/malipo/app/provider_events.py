@@ -16,12 +16,14 @@ from malipo.app.connector import (
     Exchange,
     InboundCallback,
 )
-from malipo.app.recording import flag_for_review, record
+from malipo.app.journal import Delivery, EventClaim, JournaledDelivery
+from malipo.app.recording import decide_unlocked, flag_for_review, record
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule
 from malipo.domain.errors import CallbackRejected, MalipoError, ProviderError
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate
 from malipo.domain.review import ReviewReason
+from malipo.domain.status import Status
 
 log = logging.getLogger("malipo.callbacks")
 
@@ -74,10 +76,7 @@ async def apply_event(svc: Services, connector: Connector, event: CallbackEvent,
     update = event.update
     actor = f"callback:{connector.provider}"
     exchanges: Sequence[Exchange] = []
-    caps = connector.capabilities
-    if caps.callbacks_need_confirmation or (update.status is None and caps.status_polling):
-        # The callback is a trigger (or could not name a status on its own, as Kwik's
-        # before its status names are known): the provider's status answer is the truth.
+    if _needs_confirmation(connector, update):
         ctx = CallContext()
         subject = payment
         if not payment.provider_reference and update.provider_reference:
@@ -97,6 +96,48 @@ async def apply_event(svc: Services, connector: Connector, event: CallbackEvent,
     except MalipoError as exc:
         log.warning("callback for %s not applied: %s", payment.id, exc.message)
         return CallbackOutcome.INVALID
+    return _outcome(change)
+
+
+async def apply_journaled(svc: Services, connector: Connector, event: CallbackEvent,
+                          delivery: Delivery, claim: EventClaim) -> CallbackOutcome | None:
+    """The usual callback (a status for a payment we know, nothing to confirm) in one
+    commit: read the payment, decide, then journal the delivery, claim its event and write
+    the change, all with the outcome decided. None: nothing was written (not the usual case,
+    a duplicate, or the row moved since the read); the caller journals first and applies."""
+    update = event.update
+    if _needs_confirmation(connector, update) or update.status is Status.REVERSED:
+        return None
+    payment = await find_payment(svc, connector, event)
+    if payment is None or (event.direction and event.direction != payment.direction.value):
+        return None
+    try:
+        decided = decide_unlocked(svc, payment, update)
+    except MalipoError:
+        return None  # the caller's path journals it and answers INVALID
+    if decided is None:
+        return None
+    outcome = _outcome(decided.change)
+    async with svc.uow() as uow:
+        written = await uow.payments.write_if_unchanged(
+            decided.write, actor=f"callback:{connector.provider}", schedule=decided.plan,
+            new_reference=decided.new_reference,
+            journaled=JournaledDelivery(delivery, claim, outcome.value))
+    if written is None:
+        return None
+    if written.callbacks_waiting:
+        await apply_deferred(svc, decided.change.after)
+    return outcome
+
+
+def _needs_confirmation(connector: Connector, update: ProviderUpdate) -> bool:
+    """The callback is a trigger (or could not name a status on its own, as Kwik's before
+    its status names are known): the provider's status answer is the truth."""
+    caps = connector.capabilities
+    return caps.callbacks_need_confirmation or (update.status is None and caps.status_polling)
+
+
+def _outcome(change: Change) -> CallbackOutcome:
     if change.kind is ChangeKind.REVIEW:
         return CallbackOutcome.MISMATCH
     if change.kind is ChangeKind.IGNORED:

@@ -84,22 +84,43 @@ async def record(svc: Services, payment_id: str, update: ProviderUpdate, *,
     return Recorded(change, _first_reference(change) and locked.callbacks_waiting)
 
 
+@dataclass(frozen=True, slots=True)
+class UnlockedWrite:
+    """An update decided on a copy read without the row lock, and the guarded write of it."""
+
+    change: Change  # what the update does to the copy
+    write: Change  # what is written: the change, or a refresh when only the schedule moves
+    plan: Schedule | None
+    new_reference: str  # the first provider reference the update brings, if it does
+
+
+def decide_unlocked(svc: Services, known: Payment, update: ProviderUpdate, *,
+                    submitted: bool = False, schedule: Schedule | None = None
+                    ) -> UnlockedWrite | None:
+    """None: nothing to write on this copy (the row may say otherwise: look again, locked)."""
+    change = apply_update(known, update, svc.clock())
+    plan = _plan(svc, change, schedule)
+    if not change.writes and not submitted and plan is None:
+        return None
+    return UnlockedWrite(
+        change, change if change.writes else Change(ChangeKind.REFRESH, known, known), plan,
+        change.after.provider_reference if _first_reference(change) else "")
+
+
 async def _record_unlocked(svc: Services, known: Payment, update: ProviderUpdate, *,
                            actor: str, submitted: bool, schedule: Schedule | None
                            ) -> Recorded | None:
     """One guarded statement on the caller's copy; None: decide again under the lock."""
-    change = apply_update(known, update, svc.clock())
-    plan = _plan(svc, change, schedule)
-    if not change.writes and not submitted and plan is None:
-        return None  # nothing to write on this copy; the row may say otherwise: look again
+    decided = decide_unlocked(svc, known, update, submitted=submitted, schedule=schedule)
+    if decided is None:
+        return None
     async with svc.uow() as uow:
         written = await uow.payments.write_if_unchanged(
-            change if change.writes else Change(ChangeKind.REFRESH, known, known),
-            actor=actor, schedule=plan, submitted=submitted,
-            new_reference=change.after.provider_reference if _first_reference(change) else "")
+            decided.write, actor=actor, schedule=decided.plan, submitted=submitted,
+            new_reference=decided.new_reference)
     if written is None:
         return None
-    return Recorded(change, written.callbacks_waiting)
+    return Recorded(decided.change, written.callbacks_waiting)
 
 
 async def _settle_whole_refunds(uow: UnitOfWork, payment: Payment, now: datetime,

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from malipo.app.connector import Exchange
+from malipo.app.journal import JournaledDelivery
 from malipo.domain.payments import Change, Payment
 from malipo.domain.refunds import Refund, RefundTotals
 from malipo.domain.resolutions import Resolution
@@ -106,10 +107,14 @@ class PaymentRepository(Protocol):
 
     async def write_if_unchanged(self, change: Change, *, actor: str,
                                  schedule: Schedule | None = None, submitted: bool = False,
-                                 new_reference: str = "") -> Written | None:
+                                 new_reference: str = "",
+                                 journaled: JournaledDelivery | None = None) -> Written | None:
         """`write` for a change decided on a row read without a lock, as a unit of work by
         itself: None (nothing written) when the row changed since that read, or when
-        `new_reference` (a first provider reference) is held by another payment."""
+        `new_reference` (a first provider reference) is held by another payment.
+        With `journaled`, the callback delivery that brought the change is journaled and its
+        event claimed in the same commit, or (None) nothing at all is written: also when the
+        event was claimed before."""
         ...
 
     async def is_submitted(self, payment_id: str) -> bool: ...

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from malipo.app.connector import CallbackEvent, CallbackOutcome, Connector, InboundCallback
 from malipo.app.journal import Delivery, EventClaim
-from malipo.app.provider_events import apply_event, event_key, find_payment, poll_instead
+from malipo.app.provider_events import (
+    apply_event,
+    apply_journaled,
+    event_key,
+    find_payment,
+    poll_instead,
+)
 from malipo.app.services import Services
 from malipo.domain.errors import CallbackRejected
 from malipo.redaction import mask_headers
@@ -22,8 +28,9 @@ class CallbackProcessor:
 
     async def handle(self, connector: Connector, callback: InboundCallback) -> CallbackOutcome:
         """Verify and parse (no I/O), then journal the delivery (claiming its event in the
-        same statement when it carries one), apply, and record the outcome. Whatever happens,
-        the delivery is journaled before the listener answers."""
+        same statement when it carries one), apply, and record the outcome. The usual
+        delivery does all of that in one commit (`apply_journaled`). Whatever happens, the
+        delivery is journaled before the listener answers."""
         delivery = Delivery(callback.provider, callback.account, callback.received_at,
                             callback.remote, mask_headers(callback.headers), callback.body)
         try:
@@ -48,6 +55,9 @@ class CallbackProcessor:
         if len(events) == 1:
             event = events[0]
             claim = self._claim(callback, event)
+            applied = await apply_journaled(self._svc, connector, event, delivery, claim)
+            if applied is not None:
+                return applied
             claimed = await self._journal.record_claiming(delivery, claim)
             if not claimed.fresh:
                 await self._journal.mark_delivery(claimed.journal_id,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 
-from malipo.app.journal import Claimed, Deferred, Delivery, EventClaim
+from malipo.app.journal import Claimed, Deferred, Delivery, EventClaim, JournaledDelivery
 from malipo.store.rows import BY_REFERENCE, PAYMENT_FIELDS, payment_from_row
 
 _RECORD = (
@@ -25,7 +26,7 @@ _CLAIM_INTO = (
     "INSERT INTO callback_events (provider, account, event_key, journal_id, payment_id, "
     "provider_reference, outcome, event) {values} "
     "ON CONFLICT (provider, account, event_key) DO UPDATE SET "
-    "journal_id = EXCLUDED.journal_id, outcome = 'RECEIVED' "
+    "journal_id = EXCLUDED.journal_id, outcome = EXCLUDED.outcome "
     "WHERE callback_events.outcome = 'UNKNOWN_PAYMENT' OR (callback_events.outcome = "
     "'RECEIVED' AND callback_events.created_at < now() - interval '30 seconds') "
     "RETURNING true"
@@ -50,6 +51,27 @@ FROM delivery d LEFT JOIN LATERAL (
     LIMIT 1
 ) p ON true
 """
+
+
+def journaled_ctes(first: int) -> str:
+    """SQL: CTEs `delivery` (the journal row, its outcome given) and `claimed` (its event's
+    claim, with the same outcome; a row only when the claim is fresh), for a statement that
+    writes what the delivery brought in the same commit. Their arguments (`journaled_args`)
+    are numbered from `first`."""
+    record = re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + first - 1}", _RECORD)
+    arg = [f"${first + i}" for i in range(13)]
+    values = (f"SELECT {arg[0]}, {arg[1]}, {arg[9]}, d.id, {arg[10]}, {arg[11]}, {arg[7]}, "
+              f"{arg[12]} FROM delivery d")
+    return (f"delivery AS ({record} RETURNING id),\n"
+            f"claimed AS ({_CLAIM_INTO.format(values=values)})")
+
+
+def journaled_args(journaled: JournaledDelivery) -> tuple[Any, ...]:
+    """`journaled_ctes`' arguments, in order."""
+    claim = journaled.claim
+    return (*_delivery_args(journaled.delivery, journaled.outcome, ""), claim.key,
+            claim.payment_id, claim.reference, dict(claim.event))
+
 
 # Deliveries' outcomes, and their events' where an event key is given, for a batch of
 # deliveries in one statement. `= ANY(...)` keeps both updates on their primary keys under a

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
+from malipo.app.journal import JournaledDelivery
 from malipo.app.unit_of_work import (
     Added,
     IdempotencyRecord,
@@ -17,6 +20,7 @@ from malipo.app.unit_of_work import (
 )
 from malipo.domain.payments import Change, ChangeKind, Payment
 from malipo.domain.status import Direction, predecessors
+from malipo.store.callbacks import journaled_args, journaled_ctes
 from malipo.store.events import LOG_HEAD
 from malipo.store.idempotency_keys import key_holder_from_row, key_holder_select
 from malipo.store.rows import (
@@ -134,6 +138,26 @@ SELECT (SELECT count(*) FROM updated) AS written,
            AS waiting
 """
 
+# _WRITE_IF_UNCHANGED in the commit that journals the callback delivery which brought it and
+# claims its event ($23...), both with the outcome the write was decided to have: one commit
+# per callback where there were two and the outcome's own. All or nothing: when the event was
+# claimed before (a duplicate) or the guard does not hold, malipo_all_or_nothing (migration
+# 0011) raises and the journal row goes too; the caller then journals on its own.
+_WRITE_JOURNALED = f"""
+WITH {journaled_ctes(23)},
+updated AS (
+    {_UPDATE.strip()}
+      AND ($22 = '' OR NOT {_reference_held_elsewhere("payments", "$22")})
+      AND EXISTS (SELECT 1 FROM claimed)
+    RETURNING id, provider, account
+),
+event AS (INSERT INTO outbox (payload) SELECT $19::jsonb FROM updated WHERE $20::bool)
+SELECT malipo_all_or_nothing(EXISTS (SELECT 1 FROM updated)) AS written,
+       $22 <> '' AND EXISTS (SELECT 1 FROM updated u WHERE {_callbacks_waiting("u", "$22")})
+           AS waiting
+"""
+_NOT_ALL = "MA001"  # malipo_all_or_nothing's SQLSTATE
+
 
 def _has_event(change: Change) -> bool:
     """Status moves and review flags are events; a refresh of raw fields is not."""
@@ -221,11 +245,21 @@ class PostgresPayments:
 
     async def write_if_unchanged(self, change: Change, *, actor: str,
                                  schedule: Schedule | None = None, submitted: bool = False,
-                                 new_reference: str = "") -> Written | None:
+                                 new_reference: str = "",
+                                 journaled: JournaledDelivery | None = None) -> Written | None:
         args = self._write_args(change, actor, schedule, submitted, unlocked=True)
-        row = await self._conn.fetchrow_alone(_WRITE_IF_UNCHANGED, *args, new_reference)
+        if journaled is None:
+            row = await self._conn.fetchrow_alone(_WRITE_IF_UNCHANGED, *args, new_reference)
+        else:
+            try:
+                row = await self._conn.fetchrow_alone(_WRITE_JOURNALED, *args, new_reference,
+                                                      *journaled_args(journaled))
+            except asyncpg.exceptions.UnknownPostgresError as exc:  # our SQLSTATE is not theirs
+                if getattr(exc, "sqlstate", None) == _NOT_ALL:
+                    return None
+                raise
         assert row is not None
-        if row["written"] != 1:
+        if not row["written"]:  # a count, or (journaled) true
             return None
         self.wrote_events |= _has_event(change)
         return Written(callbacks_waiting=bool(row["waiting"]))
