@@ -51,8 +51,7 @@ from malipo.store.retention import ExchangeRetention
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, create_pool
 from malipo.store.webhooks import PostgresWebhookEndpoints
 from malipo.streaming.hub import EventHub
-from malipo.streaming.nats_export import NatsExporter
-from malipo.streaming.relay import EventRelay
+from malipo.streaming.relay import EventExporter, EventRelay
 from malipo.streaming.retention import EventRetention
 from malipo.webhooks import DeliveryPolicy, WebhookDispatcher, new_secret, parse_secret
 
@@ -93,7 +92,7 @@ class App:
         dev_tenants = () if s.database_url else api_keys.tenants()
         self.connectors = ConnectorDirectory(
             [registry.build(a) for a in s.provider_accounts(dev_tenants)], s.poll_policies())
-        relay = EventRelay(pool, exporter=NatsExporter.from_url(s.nats_url))
+        relay = EventRelay(pool, exporter=_nats_exporter(s.nats_url))
         self.services = Services(PostgresUnitOfWorkFactory(pool), self.connectors,
                                  PostgresCallbackJournal(pool), outbox=relay)
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
@@ -317,6 +316,15 @@ class App:
             lines.append(f"Development API key (tenant 'dev'): {self.dev_key}")
             lines.append(f"  try: MALIPO_API_KEY={self.dev_key} .venv/bin/malipo demo")
         return "\n".join(lines)
+
+
+def _nats_exporter(url: str) -> EventExporter | None:
+    if not url:
+        return None
+    # nats-py (~1.5 MB resident) is loaded only when the NATS export is configured.
+    from malipo.streaming.nats_export import NatsExporter  # noqa: PLC0415
+
+    return NatsExporter(url)
 
 
 def _connection_age(s: Settings) -> list[tuple[str, int]]:

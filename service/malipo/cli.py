@@ -109,13 +109,15 @@ def _run(coro: object) -> int:
 async def _serve(settings: Settings, *, demo: bool = False) -> int:
     from malipo.bootstrap import App
     from malipo.metrics import WORKER
-    from malipo.sandbox.demo import Sandbox
 
     WORKER.labels(os.environ.get("MALIPO_WORKER_INDEX", "0")).set(1)
     stop_tracing = tracing.configure()  # only with OTEL_EXPORTER_OTLP_ENDPOINT
 
-    sandbox = Sandbox() if demo else None
-    if sandbox is not None:
+    sandbox = None
+    if demo:
+        from malipo.sandbox.demo import Sandbox  # the providers' fakes: only with --demo
+
+        sandbox = Sandbox()
         settings = await sandbox.start(settings)
     app = App(settings)
     await app.start()

@@ -41,10 +41,6 @@ class NatsExporter:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
 
-    @classmethod
-    def from_url(cls, url: str | None) -> NatsExporter | None:
-        return cls(url) if url else None
-
     async def _jetstream(self) -> JetStreamContext:
         if self._js is not None and self._nc is not None and self._nc.is_connected:
             return self._js
