@@ -40,3 +40,11 @@ def test_plain_is_asdict_without_the_copies() -> None:
                         bank_account=BankAccount(account_number="0123456789", bank_code="01"))
     assert plain(customer) == asdict(customer)
     assert plain(_full_create()) == asdict(_full_create())
+
+
+def test_the_canonical_form_is_the_one_stored_keys_were_made_with() -> None:
+    """Pinned: the digest stored keys carry for this request, as json.dumps (sorted keys, no
+    spaces, str() for enums) made it before the encoder was kept. Any faster encoder must give
+    the same bytes."""
+    assert _full_create().fingerprint() == (
+        "11bd697eaf2c9516f005a06f3fd3c440d8a0e31bab7914231fada946c790d2a0")

@@ -131,10 +131,14 @@ def check_resolve(cmd: ResolvePayment) -> None:
     check_payment_id(cmd.payment_id)
 
 
+# The canonical form stored fingerprints were made with: changing it would make every stored
+# key a mismatch. One encoder for all: json.dumps builds a new one per call with these options.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def fingerprint(data: Mapping[str, object]) -> str:
     body = {k: v for k, v in data.items() if k != "idempotency_key"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(body).encode()).hexdigest()
 
 
 def check_key(key: str) -> list[FieldViolation]:
