@@ -135,6 +135,8 @@ class App:
             backoff_first_s=s.webhook_backoff_first_s, backoff_max_s=s.webhook_backoff_max_s,
             retry_for_s=s.webhook_retry_for_s,
             private_networks=s.webhook_allow_private_networks))
+        assert self.hub is not None
+        self.hub.on_new_events(self.webhooks.wake)  # new events go out without waiting a poll
         return endpoints
 
     async def _start_grpc(self, api_keys: ApiKeys, endpoints: PostgresWebhookEndpoints) -> None:

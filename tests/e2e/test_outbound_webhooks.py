@@ -152,6 +152,22 @@ async def test_endpoint_rpcs_validate_input_and_keep_tenants_apart(
     assert list(after.endpoints) == []
 
 
+async def test_new_events_go_out_without_waiting_for_the_poll(
+        database_url: str, receivers: Callable[..., Any]) -> None:
+    """The hub hears each relay's NOTIFY and wakes the dispatcher: with a poll a minute
+    apart, a payment's events still reach an idle endpoint within seconds."""
+    receiver = await receivers()
+    slow_poll: dict[str, Any] = {**FAST, "webhook_poll_s": 60.0}
+    async with running(settings_for(database_url, **slow_poll)) as svc:
+        await asyncio.sleep(0.2)  # the dispatcher's first check is behind it: a poll is 60 s off
+        endpoint = await register(svc, receiver)
+        ours = await pay(svc, 1)
+        await eventually(lambda: settled(svc, ours), "payment settled")
+        expected = await logged(svc, endpoint.delivered_through)
+        await eventually(lambda: set(expected) <= set(receiver.accepted_sequences()),
+                         "its events acknowledged", timeout_s=10.0)
+
+
 async def test_signed_events_arrive_in_order_after_refused_attempts(
         malipo: Running, receivers: Callable[..., Any]) -> None:
     receiver = await receivers(fail_first=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -106,6 +106,7 @@ class EventHub:
         self._head = 0
         self._notified_head = 0  # the newest head a relay's NOTIFY named
         self._wake = asyncio.Event()
+        self._listeners: list[Callable[[], None]] = []
         self._closed = False
         self._overflows = 0
         self._delivered = 0
@@ -128,6 +129,11 @@ class EventHub:
         sub.last_sent = asyncio.get_running_loop().time()
         self._subs.add(sub)
         return self._stream(sub)
+
+    def on_new_events(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (no awaiting, no I/O) whenever a relay says it moved events into the
+        log: whoever else reads the log (the webhook dispatcher) need not poll for them."""
+        self._listeners.append(callback)
 
     async def close(self) -> None:
         """End every stream with Unavailable (clients resume from their last sequence)."""
@@ -195,6 +201,8 @@ class EventHub:
         if payload.isdigit():  # the relay's new head (store/migrations/0010)
             self._notified_head = max(self._notified_head, int(payload))
         self._wake.set()
+        for callback in self._listeners:
+            callback()
 
     async def _tick_heartbeats(self) -> None:
         # One timer for all streams, not one per stream: re-arming 10k timers on every

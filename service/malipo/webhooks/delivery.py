@@ -41,6 +41,9 @@ class DeliveryPolicy:
     """When to try, how long to wait, when to give up (Settings.webhook_*)."""
 
     poll_s: float = 1.0           # idle check for due endpoints: one cheap query
+    # After a check, the least wait before the next one when new events wake the dispatcher
+    # (wake()): a burst of commits costs one check, and a new event waits at most this long.
+    wake_gap_s: float = 0.05
     timeout_s: float = 10.0       # per POST, connection included
     lease_s: float = 60.0         # an endpoint's hold; a crashed holder's ends after this
     backoff_first_s: float = 5.0  # after the first failure; doubles per failure
@@ -86,7 +89,13 @@ class WebhookDispatcher:
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
         self._serving: set[asyncio.Task[None]] = set()
+        self._woken = asyncio.Event()
         self.attempts = 0  # POSTs tried by this process (refused addresses included)
+
+    def wake(self) -> None:
+        """New events are in the log (the event hub heard a relay's NOTIFY): check for due
+        endpoints soon rather than at the next poll."""
+        self._woken.set()
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._policy.timeout_s)
@@ -96,13 +105,14 @@ class WebhookDispatcher:
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as self._session:
             try:
                 while True:
+                    self._woken.clear()  # a wake from here on means another check
                     try:
                         await self.tick()
                     except DATABASE_ERRORS as exc:
                         log.warning("webhook tick failed: %s", type(exc).__name__)
                     except Exception:
                         log.exception("webhook tick failed")
-                    await asyncio.sleep(self._policy.poll_s)
+                    await self._rest()
             finally:
                 # Each hands its endpoint over as it ends (see _serve).
                 serving = list(self._serving)
@@ -111,6 +121,15 @@ class WebhookDispatcher:
                 await asyncio.gather(*serving, return_exceptions=True)
                 if resolver is not None:  # the connector closes only a resolver it made
                     await resolver.close()
+
+    async def _rest(self) -> None:
+        """Until the next check: `poll_s` (backoffs and leases end without a wake), or from
+        `wake_gap_s` on as soon as new events wake the dispatcher."""
+        gap = min(self._policy.wake_gap_s, self._policy.poll_s)
+        await asyncio.sleep(gap)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._policy.poll_s - gap):
+                await self._woken.wait()
 
     async def tick(self) -> int:
         """Claim due endpoints, up to `endpoints_per_claim` served at once by this process,
