@@ -12,7 +12,10 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
+from malipo.app.unit_of_work import Schedule
 from malipo.store.retention import ExchangeRetention, purge_idempotency_keys
+from malipo.store.unit_of_work import PostgresUnitOfWork
+from tests.integration.test_unit_of_work import a_payment
 
 # Every kind of key the table holds: creates, changes of a payment, refunds, an operator's.
 OPERATIONS = ("create:COLLECTION", "create:PAYOUT", "confirm", "cancel", "refund", "resolve")
@@ -102,3 +105,29 @@ async def test_the_retention_job_purges_keys_on_their_own_window(
     with caplog.at_level(logging.INFO, logger="malipo.retention"):
         assert (await job.run_once()).idempotency_keys == 0
     assert "idempotency keys" not in caplog.text  # nothing purged, nothing said
+
+
+async def test_a_key_whose_payment_is_in_flight_outlives_its_window(
+        pool: asyncpg.Pool, tenant: str) -> None:
+    """A create retried after the window while its payment is still PROCESSING must find its
+    key (the same payment back), not make a second charge: the key waits for the payment."""
+    in_flight, settled = a_payment(), a_payment()
+    for payment in (in_flight, settled):
+        async with PostgresUnitOfWork(pool) as uow:
+            await uow.payments.add(payment, actor="test", schedule=Schedule(None))
+    await pool.execute("UPDATE payments SET status = 'PROCESSING' WHERE id = $1", in_flight.id)
+    await pool.execute("UPDATE payments SET status = 'SUCCEEDED' WHERE id = $1", settled.id)
+    await pool.executemany(
+        "INSERT INTO idempotency_keys (tenant, key, operation, fingerprint, resource_id, "
+        "created_at) VALUES ($1, $2, $3, 'f', $4, now() - interval '40 days')",
+        [(tenant, "create-in-flight", "create:COLLECTION", in_flight.id),
+         (tenant, "cancel-in-flight", "cancel", in_flight.id),
+         (tenant, "create-settled", "create:COLLECTION", settled.id)])
+    before = datetime.now(UTC) - timedelta(days=30)
+
+    assert await purge_idempotency_keys(pool, before) == 1
+    assert await kept(pool, tenant) == {"create-in-flight", "cancel-in-flight"}
+
+    await pool.execute("UPDATE payments SET status = 'FAILED' WHERE id = $1", in_flight.id)
+    assert await purge_idempotency_keys(pool, before) == 2  # settled: its window applies
+    assert await kept(pool, tenant) == set()

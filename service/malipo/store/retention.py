@@ -3,7 +3,8 @@
 The exchange log and the callback journal hold masked but still personal data (amounts,
 masked numbers, names in bodies), so they are kept only as long as support needs them
 (`exchange_retention_days`, default 30). Idempotency keys are kept for their own window
-(`idempotency_key_retention_days`, default 30, never under a day). One periodic job deletes
+(`idempotency_key_retention_days`, default 30, never under a day), and longer while what
+they made is still in flight. One periodic job deletes
 both, in small batches so a large backlog never holds long locks.
 The event log has its own purge (streaming/), with its own cursor rules.
 """
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from malipo.domain.status import UNSETTLED, Status
 from malipo.store.failures import DATABASE_ERRORS
 
 log = logging.getLogger("malipo.retention")
@@ -61,9 +63,18 @@ async def purge_exchange_log(pool: asyncpg.Pool, before: datetime) -> Purged:
     return Purged(*[await _in_batches(pool, sql, before, BATCH) for sql in statements])
 
 
-# Oldest first through idempotency_keys_age, then each row by its primary key.
-_PURGE_KEYS = ("DELETE FROM idempotency_keys WHERE (tenant, key) IN (SELECT tenant, key "
-               "FROM idempotency_keys WHERE created_at < $1 LIMIT $2)")
+# Not yet submitted or not settled: a retry of its request must still find its key.
+_IN_FLIGHT = ", ".join(f"'{s.value}'" for s in sorted({Status.PENDING, *UNSETTLED}))
+
+# Oldest first through idempotency_keys_age, then each row by its primary key; the payment
+# or refund a key made (resource_id) is looked up by its own.
+_PURGE_KEYS = (
+    "DELETE FROM idempotency_keys WHERE (tenant, key) IN (SELECT k.tenant, k.key "
+    "FROM idempotency_keys k WHERE k.created_at < $1 "
+    f"AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = k.resource_id "
+    f"AND p.status IN ({_IN_FLIGHT})) "
+    f"AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.id = k.resource_id "
+    f"AND r.status IN ({_IN_FLIGHT})) LIMIT $2)")
 
 
 async def purge_idempotency_keys(pool: asyncpg.Pool, before: datetime, *,
@@ -77,6 +88,11 @@ async def purge_idempotency_keys(pool: asyncpg.Pool, before: datetime, *,
     again against the payment as it is then. Keys of every operation, tenants' and
     operators', live in this one table and follow this one rule; the payments, refunds and
     resolutions they made are kept.
+
+    Except while what the key made is in flight: the key of a payment or refund still
+    PENDING, PROCESSING, ACTION_REQUIRED or UNKNOWN (the key of a confirm or cancel of such a
+    payment too) stays until it settles. A client retrying a create that is still in flight
+    must get that payment back, never a second charge, however long the provider takes.
     """
     return await _in_batches(pool, _PURGE_KEYS, before, batch)
 
