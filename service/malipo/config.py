@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -39,10 +39,10 @@ from malipo.app.connector import ProviderAccount
 from malipo.app.policies import PollPolicy
 from malipo.app.webhooks import ConfigEndpoint
 
-# Idempotency keys are kept at least a day (see Settings._keys_kept_at_least_a_day); at most
-# a century, which is "forever" without overflowing a date.
+# Idempotency keys are kept at least a day (see Settings._keys_kept_at_least_a_day); every
+# retention window at most a century, which is "forever" without overflowing a date.
 MIN_KEY_RETENTION_DAYS = 1.0
-MAX_KEY_RETENTION_DAYS = 36500.0
+MAX_RETENTION_DAYS = 36500.0
 
 
 class ConfigError(ValueError):
@@ -206,9 +206,21 @@ class Settings(BaseSettings):
                 f"MALIPO_IDEMPOTENCY_KEY_RETENTION_DAYS must be at least "
                 f"{MIN_KEY_RETENTION_DAYS:g} day, not {days:g}: a key purged sooner lets a "
                 "late retry of a CreatePayment create a second payment")
-        if days > MAX_KEY_RETENTION_DAYS:
+        if days > MAX_RETENTION_DAYS:
             raise ValueError(f"MALIPO_IDEMPOTENCY_KEY_RETENTION_DAYS must be at most "
-                             f"{MAX_KEY_RETENTION_DAYS:g} days (a century), not {days:g}")
+                             f"{MAX_RETENTION_DAYS:g} days (a century), not {days:g}")
+        return days
+
+    @field_validator("event_retention_days", "exchange_retention_days")
+    @classmethod
+    def _a_real_window(cls, days: float, info: ValidationInfo) -> float:
+        """A window of nothing (or less) would purge the event log under the streams reading
+        it, or the journal before support reads it; a huge one (inf, 1e6) made a cutoff before
+        year 1 and failed the purge every hour. The ceiling is the keys': a century."""
+        name = f"MALIPO_{(info.field_name or '').upper()}"
+        if not 0 < days <= MAX_RETENTION_DAYS:  # NaN too
+            raise ValueError(f"{name} must be more than 0 and at most "
+                             f"{MAX_RETENTION_DAYS:g} days, not {days:g}")
         return days
 
     @classmethod

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -47,3 +48,23 @@ def test_under_a_day_is_refused_saying_why(days: float) -> None:
 def test_past_a_century_is_refused(days: float) -> None:
     with pytest.raises(ValidationError, match="at most 36500 days"):
         Settings(idempotency_key_retention_days=days)
+
+
+@pytest.mark.parametrize("field", ["event_retention_days", "exchange_retention_days"])
+@pytest.mark.parametrize("days", [0, -1, float("nan"), 36501, float("inf")])
+def test_the_other_windows_must_be_a_real_window(field: str, days: float) -> None:
+    """Nothing or less would purge the event log under the streams reading it; a huge
+    window gave the purge a cutoff before year 1."""
+    window: dict[str, Any] = {field: days}
+    with pytest.raises(ValidationError) as caught:
+        Settings(**window)
+    (error,) = caught.value.errors()
+    assert error["loc"] == (field,)
+    assert f"MALIPO_{field.upper()} must be more than 0 and at most 36500 days" in error["msg"]
+
+
+@pytest.mark.parametrize("field", ["event_retention_days", "exchange_retention_days"])
+def test_the_other_windows_take_a_fraction_of_a_day_or_a_century(field: str) -> None:
+    for days in (0.5, 36500):
+        window: dict[str, Any] = {field: days}
+        assert getattr(Settings(**window), field) == days
