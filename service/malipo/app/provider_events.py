@@ -19,7 +19,7 @@ from malipo.app.connector import (
 from malipo.app.journal import Delivery, EventClaim, JournaledDelivery
 from malipo.app.recording import decide_unlocked, flag_for_review, record
 from malipo.app.services import Services
-from malipo.app.unit_of_work import Schedule
+from malipo.app.unit_of_work import Schedule, UnitOfWork
 from malipo.domain.errors import CallbackRejected, MalipoError, ProviderError
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate
 from malipo.domain.review import ReviewReason
@@ -50,15 +50,19 @@ async def find_payment(svc: Services, connector: Connector,
                        event: CallbackEvent) -> Payment | None:
     """The payment of this provider account the event names, by our id or its reference."""
     async with svc.uow() as uow:
-        if event.payment_id:
-            payment = await uow.payments.get(event.payment_id)
-            if payment is not None and (payment.provider, payment.account) == (
-                    connector.provider, connector.account.name):
-                return payment
-            return None
-        if event.update.provider_reference:
-            return await uow.payments.by_provider_reference(
-                connector.provider, connector.account.name, event.update.provider_reference)
+        return await _named(uow, connector, event)
+
+
+async def _named(uow: UnitOfWork, connector: Connector, event: CallbackEvent) -> Payment | None:
+    if event.payment_id:
+        payment = await uow.payments.get(event.payment_id)
+        if payment is not None and (payment.provider, payment.account) == (
+                connector.provider, connector.account.name):
+            return payment
+        return None
+    if event.update.provider_reference:
+        return await uow.payments.by_provider_reference(
+            connector.provider, connector.account.name, event.update.provider_reference)
     return None
 
 
@@ -108,17 +112,17 @@ async def apply_journaled(svc: Services, connector: Connector, event: CallbackEv
     update = event.update
     if _needs_confirmation(connector, update) or update.status is Status.REVERSED:
         return None
-    payment = await find_payment(svc, connector, event)
-    if payment is None or (event.direction and event.direction != payment.direction.value):
-        return None
-    try:
-        decided = decide_unlocked(svc, payment, update)
-    except MalipoError:
-        return None  # the caller's path journals it and answers INVALID
-    if decided is None:
-        return None
-    outcome = _outcome(decided.change)
-    async with svc.uow() as uow:
+    async with svc.uow() as uow:  # one connection for the read and the write
+        payment = await _named(uow, connector, event)
+        if payment is None or (event.direction and event.direction != payment.direction.value):
+            return None
+        try:
+            decided = decide_unlocked(svc, payment, update)
+        except MalipoError:
+            return None  # the caller's path journals it and answers INVALID
+        if decided is None:
+            return None
+        outcome = _outcome(decided.change)
         written = await uow.payments.write_if_unchanged(
             decided.write, actor=f"callback:{connector.provider}", schedule=decided.plan,
             new_reference=decided.new_reference,
