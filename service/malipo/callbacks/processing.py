@@ -29,8 +29,9 @@ class CallbackProcessor:
     async def handle(self, connector: Connector, callback: InboundCallback) -> CallbackOutcome:
         """Verify and parse (no I/O), then journal the delivery (claiming its event in the
         same statement when it carries one), apply, and record the outcome. The usual
-        delivery does all of that in one commit (`apply_journaled`). Whatever happens, the
-        delivery is journaled before the listener answers."""
+        delivery does all of that in one commit (`apply_journaled`). No delivery is answered
+        before it is journaled: when the database fails first, the listener answers 503 and
+        the provider sends it again."""
         delivery = Delivery(callback.provider, callback.account, callback.received_at,
                             callback.remote, mask_headers(callback.headers), callback.body)
         try:
