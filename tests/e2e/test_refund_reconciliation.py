@@ -241,3 +241,8 @@ async def test_kkiapay_refund_without_an_answer_is_flagged_not_failed(
     listed = await refunds_of(malipo, p.id)
     # Still held: never freed for a second refund.
     assert listed.remaining == money_pb2.Money(amount_minor=0, currency=p.amount.currency)
+    # The API says so on the refund itself, as on the payment.
+    (refund,) = listed.refunds
+    assert (refund.status, refund.needs_review, refund.review_reason) == (
+        payment_pb2.STATUS_PROCESSING, True, "REFUND_UNSETTLED")
+    assert refund.review_message.startswith("refund " + refund_id)

@@ -295,12 +295,14 @@ def refund_from_proto(request: payment_service_pb2.RefundPaymentRequest,
 
 
 def refund_to_proto(r: Refund) -> payment_pb2.Refund:
+    review_code, review_message = split_review(r.review_reason)
     return payment_pb2.Refund(
         id=r.id, payment_id=r.payment_id, amount=money_to_proto(r.amount),
         status=_STATUS_TO[r.status], reason=r.reason, provider_reference=r.provider_reference,
         provider_status=r.provider_status, failure_reason=r.failure_reason,
         failure_message=r.failure_message, idempotency_key=r.idempotency_key,
         created_at=timestamp(r.created_at), updated_at=timestamp(r.updated_at),
+        needs_review=r.needs_review, review_reason=review_code, review_message=review_message,
     )
 
 

@@ -239,7 +239,7 @@ class Payment(_message.Message):
     def __init__(self, id: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., provider: _Optional[str] = ..., account: _Optional[str] = ..., method: _Optional[_Union[Method, str]] = ..., channel: _Optional[str] = ..., country: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., provider_fields: _Optional[_Mapping[str, str]] = ..., description: _Optional[str] = ..., status: _Optional[_Union[Status, str]] = ..., provider_reference: _Optional[str] = ..., provider_status: _Optional[str] = ..., provider_message: _Optional[str] = ..., failure_reason: _Optional[str] = ..., failure_message: _Optional[str] = ..., next_action: _Optional[_Union[NextAction, _Mapping]] = ..., fulfilment: _Optional[_Mapping[str, str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., needs_review: _Optional[bool] = ..., review_reason: _Optional[str] = ..., last_event_sequence: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., review_message: _Optional[str] = ...) -> None: ...
 
 class Refund(_message.Message):
-    __slots__ = ("id", "payment_id", "amount", "status", "reason", "provider_reference", "provider_status", "failure_reason", "failure_message", "idempotency_key", "created_at", "updated_at")
+    __slots__ = ("id", "payment_id", "amount", "status", "reason", "provider_reference", "provider_status", "failure_reason", "failure_message", "idempotency_key", "created_at", "updated_at", "needs_review", "review_reason", "review_message")
     ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -252,6 +252,9 @@ class Refund(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NEEDS_REVIEW_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_REASON_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     payment_id: str
     amount: _money_pb2.Money
@@ -264,4 +267,7 @@ class Refund(_message.Message):
     idempotency_key: str
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., payment_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., status: _Optional[_Union[Status, str]] = ..., reason: _Optional[str] = ..., provider_reference: _Optional[str] = ..., provider_status: _Optional[str] = ..., failure_reason: _Optional[str] = ..., failure_message: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    needs_review: bool
+    review_reason: str
+    review_message: str
+    def __init__(self, id: _Optional[str] = ..., payment_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., status: _Optional[_Union[Status, str]] = ..., reason: _Optional[str] = ..., provider_reference: _Optional[str] = ..., provider_status: _Optional[str] = ..., failure_reason: _Optional[str] = ..., failure_message: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., needs_review: _Optional[bool] = ..., review_reason: _Optional[str] = ..., review_message: _Optional[str] = ...) -> None: ...

@@ -654,6 +654,29 @@ export declare type Refund = Message<"malipo.payments.v1.Refund"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 12;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * True when no final answer came in time (review_reason REFUND_UNSETTLED): the refund keeps
+   * its status and its amount stays held, never failed on a guess. Its payment is flagged
+   * too, so ListPayments with filter.needs_review finds it.
+   *
+   * @generated from field: bool needs_review = 13;
+   */
+  needsReview: boolean;
+
+  /**
+   * Why needs_review is set: a stable code, as Payment.review_reason. Empty when it is not.
+   *
+   * @generated from field: string review_reason = 14;
+   */
+  reviewReason: string;
+
+  /**
+   * Human-readable detail of review_reason; wording may change, so match on review_reason.
+   *
+   * @generated from field: string review_message = 15;
+   */
+  reviewMessage: string;
 };
 
 /**
