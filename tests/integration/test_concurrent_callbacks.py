@@ -23,6 +23,7 @@ from malipo.domain.payments import Customer, Payment
 from malipo.domain.status import Direction, Status
 from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory
+from tests.integration.test_unit_of_work import outbox_rows
 
 SECRET = "race-secret"
 COPIES = 12
@@ -59,14 +60,6 @@ class Race:
             "simulator", "default", headers, body, {}, "127.0.0.1", payment.created_at))
 
 
-async def events_of(pool: asyncpg.Pool, payment_id: str) -> list[str]:
-    """The payment's events' new statuses, moved to the log or not yet."""
-    rows = await pool.fetch(
-        "SELECT payload->>'new_status' AS s FROM outbox WHERE payload->>'payment_id' = $1 "
-        "UNION ALL SELECT new_status FROM events WHERE payment_id = $1", payment_id)
-    return sorted(r["s"] for r in rows)
-
-
 async def test_copies_of_one_callback_at_once_move_the_payment_once(pool: asyncpg.Pool) -> None:
     race = Race(pool)
     payment = await race.payment()
@@ -77,7 +70,7 @@ async def test_copies_of_one_callback_at_once_move_the_payment_once(pool: asyncp
     assert sorted(o.value for o in outcomes) == ["APPLIED"] + ["DUPLICATE"] * (COPIES - 1)
     assert await pool.fetchval("SELECT status FROM payments WHERE id = $1",
                                payment.id) == "SUCCEEDED"
-    assert await events_of(pool, payment.id) == ["PENDING", "PROCESSING", "SUCCEEDED"]
+    assert await outbox_rows(pool, payment.id) == ["PENDING", "PROCESSING", "SUCCEEDED"]
     journaled = await pool.fetch(
         "SELECT outcome, count(*) AS n FROM callback_journal WHERE provider = 'simulator' "
         "AND body = $1 GROUP BY outcome", body)
@@ -101,4 +94,4 @@ async def test_two_final_answers_at_once_settle_the_payment_once(pool: asyncpg.P
     final = await pool.fetchval("SELECT status FROM payments WHERE id = $1", payment.id)
     assert final in ("SUCCEEDED", "FAILED")
     # One settlement event, the winner's: the loser moved nothing.
-    assert await events_of(pool, payment.id) == sorted(["PENDING", "PROCESSING", final])
+    assert await outbox_rows(pool, payment.id) == sorted(["PENDING", "PROCESSING", final])
