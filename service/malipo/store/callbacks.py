@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,10 +12,19 @@ import asyncpg
 from malipo.app.journal import Claimed, Deferred, Delivery, EventClaim, JournaledDelivery
 from malipo.store.rows import BY_REFERENCE, PAYMENT_FIELDS, payment_from_row
 
-_RECORD = (
-    "INSERT INTO callback_journal (provider, account, received_at, remote, headers, body,"
-    " body_sha256, outcome, detail) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
-)
+
+def _args(first: int, count: int) -> list[str]:
+    """Placeholders $first..: a statement's own arguments, or ones after another's."""
+    return [f"${first + i}" for i in range(count)]
+
+
+def _record_into(first: int) -> str:
+    """The journal row; `_delivery_args` are its arguments, numbered from `first`."""
+    return ("INSERT INTO callback_journal (provider, account, received_at, remote, headers, "
+            f"body, body_sha256, outcome, detail) VALUES ({', '.join(_args(first, 9))})")
+
+
+_RECORD = _record_into(1)
 
 # Claim an event (its row is the de-duplication identity). A re-send may claim again an
 # event whose payment was unknown (the provider's re-send, e.g. Paykassma's after our non-ok
@@ -33,13 +41,23 @@ _CLAIM_INTO = (
 )
 _CLAIM = _CLAIM_INTO.format(values="VALUES ($1,$2,$3,$4,$5,$6,'RECEIVED',$7)")
 
+def journaled_ctes(first: int) -> str:
+    """SQL: CTEs `delivery` (the journal row, its outcome given) and `claimed` (its event's
+    claim, with the same outcome; a row only when the claim is fresh), for a statement that
+    writes what the delivery brought in the same commit. Their arguments (`journaled_args`)
+    are numbered from `first`."""
+    a = _args(first, 13)
+    values = (f"SELECT {a[0]}, {a[1]}, {a[9]}, d.id, {a[10]}, {a[11]}, {a[7]}, {a[12]} "
+              "FROM delivery d")
+    return (f"delivery AS ({_record_into(first)} RETURNING id),\n"
+            f"claimed AS ({_CLAIM_INTO.format(values=values)})")
+
+
 # The delivery and the claim of the one event it carries, in one statement (the usual
 # case), which also reads the payment the event names: of this provider account, by our id
 # ($11) when the event gives it, else by the provider's reference ($12).
 _RECORD_AND_CLAIM = f"""
-WITH delivery AS ({_RECORD} RETURNING id),
-claimed AS ({_CLAIM_INTO.format(
-    values="SELECT $1, $2, $10, d.id, $11, $12, 'RECEIVED', $13 FROM delivery d")})
+WITH {journaled_ctes(1)}
 SELECT d.id AS journal_id, EXISTS (SELECT 1 FROM claimed) AS fresh, p.*
 FROM delivery d LEFT JOIN LATERAL (
     (SELECT {PAYMENT_FIELDS} FROM payments
@@ -51,19 +69,6 @@ FROM delivery d LEFT JOIN LATERAL (
     LIMIT 1
 ) p ON true
 """
-
-
-def journaled_ctes(first: int) -> str:
-    """SQL: CTEs `delivery` (the journal row, its outcome given) and `claimed` (its event's
-    claim, with the same outcome; a row only when the claim is fresh), for a statement that
-    writes what the delivery brought in the same commit. Their arguments (`journaled_args`)
-    are numbered from `first`."""
-    record = re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + first - 1}", _RECORD)
-    arg = [f"${first + i}" for i in range(13)]
-    values = (f"SELECT {arg[0]}, {arg[1]}, {arg[9]}, d.id, {arg[10]}, {arg[11]}, {arg[7]}, "
-              f"{arg[12]} FROM delivery d")
-    return (f"delivery AS ({record} RETURNING id),\n"
-            f"claimed AS ({_CLAIM_INTO.format(values=values)})")
 
 
 def journaled_args(journaled: JournaledDelivery) -> tuple[Any, ...]:
@@ -155,8 +160,7 @@ class PostgresCallbackJournal:
 
     async def record_claiming(self, delivery: Delivery, claim: EventClaim) -> Claimed:
         row = await self._pool.fetchrow(
-            _RECORD_AND_CLAIM, *_delivery_args(delivery, "RECEIVED", ""), claim.key,
-            claim.payment_id, claim.reference, dict(claim.event))
+            _RECORD_AND_CLAIM, *journaled_args(JournaledDelivery(delivery, claim, "RECEIVED")))
         assert row is not None
         payment = payment_from_row(row) if row["id"] is not None else None
         return Claimed(int(row["journal_id"]), bool(row["fresh"]), payment)

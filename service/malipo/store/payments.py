@@ -122,40 +122,37 @@ event AS (INSERT INTO outbox (payload) SELECT $19::jsonb FROM updated WHERE $20:
 SELECT count(*) FROM updated
 """
 
-# The same write for a caller that read the row without locking it: one statement, no
-# transaction around it. The version guard makes it a no-op if anything changed since the
-# read, and a first provider reference ($22) that another payment holds makes it a no-op
-# too (the locked path then flags it); it reports whether deferred callbacks wait for $22.
-_WRITE_IF_UNCHANGED = f"""
-WITH updated AS (
+
+def _write_unlocked(journaled: bool) -> str:
+    """The write for a caller that read the row without locking it: one statement, no
+    transaction around it. The version guard makes it a no-op if anything changed since the
+    read, and a first provider reference ($22) that another payment holds makes it a no-op
+    too (the locked path then flags it); it reports whether deferred callbacks wait for $22.
+
+    `journaled`: in the commit that also journals the callback delivery which brought it and
+    claims its event ($23...), both with the outcome the write was decided to have (one
+    commit per callback where there were two and the outcome's own). All or nothing: when
+    the event was claimed before (a duplicate) or the guard does not hold,
+    malipo_all_or_nothing (migration 0011) raises and the journal row goes too; the caller
+    then journals on its own."""
+    moved = "EXISTS (SELECT 1 FROM updated)"
+    return f"""
+WITH {f"{journaled_ctes(23)}," if journaled else ""}
+updated AS (
     {_UPDATE.strip()}
       AND ($22 = '' OR NOT {_reference_held_elsewhere("payments", "$22")})
+      {"AND EXISTS (SELECT 1 FROM claimed)" if journaled else ""}
     RETURNING id, provider, account
 ),
 event AS (INSERT INTO outbox (payload) SELECT $19::jsonb FROM updated WHERE $20::bool)
-SELECT (SELECT count(*) FROM updated) AS written,
+SELECT {f"malipo_all_or_nothing({moved})" if journaled else moved} AS written,
        $22 <> '' AND EXISTS (SELECT 1 FROM updated u WHERE {_callbacks_waiting("u", "$22")})
            AS waiting
 """
 
-# _WRITE_IF_UNCHANGED in the commit that journals the callback delivery which brought it and
-# claims its event ($23...), both with the outcome the write was decided to have: one commit
-# per callback where there were two and the outcome's own. All or nothing: when the event was
-# claimed before (a duplicate) or the guard does not hold, malipo_all_or_nothing (migration
-# 0011) raises and the journal row goes too; the caller then journals on its own.
-_WRITE_JOURNALED = f"""
-WITH {journaled_ctes(23)},
-updated AS (
-    {_UPDATE.strip()}
-      AND ($22 = '' OR NOT {_reference_held_elsewhere("payments", "$22")})
-      AND EXISTS (SELECT 1 FROM claimed)
-    RETURNING id, provider, account
-),
-event AS (INSERT INTO outbox (payload) SELECT $19::jsonb FROM updated WHERE $20::bool)
-SELECT malipo_all_or_nothing(EXISTS (SELECT 1 FROM updated)) AS written,
-       $22 <> '' AND EXISTS (SELECT 1 FROM updated u WHERE {_callbacks_waiting("u", "$22")})
-           AS waiting
-"""
+
+_WRITE_IF_UNCHANGED = _write_unlocked(journaled=False)
+_WRITE_JOURNALED = _write_unlocked(journaled=True)
 _NOT_ALL = "MA001"  # malipo_all_or_nothing's SQLSTATE
 
 
@@ -259,7 +256,7 @@ class PostgresPayments:
                     return None
                 raise
         assert row is not None
-        if not row["written"]:  # a count, or (journaled) true
+        if not row["written"]:
             return None
         self.wrote_events |= _has_event(change)
         return Written(callbacks_waiting=bool(row["waiting"]))
