@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -81,19 +81,22 @@ async def settled_refunds(service: Running, payment_id: str) -> list[payment_pb2
     return list((await refunds_of(service, payment_id)).refunds)
 
 
-async def stuck_refund(service: Running, payment_id: str, minor: int) -> Refund:
+async def stuck_refund(service: Running, payment_id: str, minor: int, *,
+                       age: timedelta = timedelta(0)) -> Refund:
     """What a crash right after RefundPayment's first commit leaves: the caller's key and a
-    PENDING refund with its event, due for the reconciler; the provider told nothing."""
+    PENDING refund with its event, due for the reconciler; the provider told nothing.
+    `age`: how long ago that was (past the expiry rule, the first look flags it)."""
     services = service.app.services
     assert services is not None
     now = datetime.now(UTC)
+    made = now - age
     cmd = RefundPayment("acme", key(), payment_id, amount_minor=minor, currency="KES")
     async with services.uow() as uow:
         payment = await uow.payments.lock(payment_id)
         assert payment is not None
         stuck = Refund(id=new_refund_id(), payment_id=payment_id, tenant=payment.tenant,
                        amount=Money(minor, payment.amount.currency),
-                       idempotency_key=cmd.idempotency_key, created_at=now, updated_at=now)
+                       idempotency_key=cmd.idempotency_key, created_at=made, updated_at=made)
         assert await uow.keys.claim(IdempotencyRecord(
             cmd.tenant, cmd.idempotency_key, "refund", cmd.fingerprint(), stuck.id)) is None
         assert await uow.refunds.add(stuck, payment, actor="tenant:acme", first_poll=now)

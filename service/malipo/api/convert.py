@@ -11,7 +11,7 @@ from typing import Any, cast
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from malipo.app.catalogue import Channel, ProviderCatalogue
-from malipo.app.commands import CreatePayment, RefundPayment, ResolvePayment
+from malipo.app.commands import CreatePayment, RefundPayment, ResolvePayment, ResolveRefund
 from malipo.app.connector import Capabilities
 from malipo.app.unit_of_work import ExchangeKind, ExchangeRecord, ListQuery
 from malipo.domain.errors import FieldViolation, InvalidRequest
@@ -317,10 +317,21 @@ def resolve_from_proto(request: payment_service_pb2.ResolvePaymentRequest,
     )
 
 
+def resolve_refund_from_proto(request: payment_service_pb2.ResolveRefundRequest,
+                              operator: Operator) -> ResolveRefund:
+    return ResolveRefund(
+        operator=operator.name, key_id=operator.key_id, idempotency_key=request.idempotency_key,
+        tenant=request.tenant, refund_id=request.refund_id,
+        resolution=(status_from_proto(request.resolution, "resolution")
+                    if request.resolution else Status.PENDING),  # PENDING: refused as invalid
+        reason=request.reason, evidence=request.evidence,
+    )
+
+
 def resolution_to_proto(r: Resolution) -> payment_service_pb2.Resolution:
     return payment_service_pb2.Resolution(
         id=r.id, payment_id=r.payment_id, operator=r.operator.name, key_id=r.operator.key_id,
         from_status=_STATUS_TO[r.from_status], to_status=_STATUS_TO[r.to_status],
         review_reason=r.review_reason, reason=r.reason, evidence=r.evidence,
-        resolved_at=timestamp(r.resolved_at),
+        resolved_at=timestamp(r.resolved_at), refund_id=r.refund_id,
     )

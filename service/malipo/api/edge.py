@@ -50,7 +50,7 @@ _ANONYMOUS = ""
 _TENANT: ContextVar[str] = ContextVar("malipo_caller_tenant", default=_ANONYMOUS)
 _OPERATOR: ContextVar[Operator | None] = ContextVar("malipo_caller_operator", default=None)
 # Unary methods only operator keys may call; every other method needs a tenant key.
-OPERATOR_METHODS = frozenset({"ResolvePayment"})
+OPERATOR_METHODS = frozenset({"ResolvePayment", "ResolveRefund"})
 
 Unary = Callable[[Any, Context], Awaitable[Any]]
 Streaming = Callable[[Any, Context], AsyncIterator[Any]]
@@ -76,7 +76,8 @@ def caller_operator() -> Operator:
 def _role_refusal(operator: Operator | None, operator_only: bool) -> MalipoError | None:
     if operator_only and operator is None:
         return PermissionDenied("only operator keys (MALIPO_OPERATOR_KEYS) may resolve "
-                                "payments; a tenant key may not", reason="OPERATOR_KEY_REQUIRED")
+                                "payments and refunds; a tenant key may not",
+                                reason="OPERATOR_KEY_REQUIRED")
     if operator is not None and not operator_only:
         return PermissionDenied("an operator key may only call "
                                 + ", ".join(sorted(OPERATOR_METHODS)),

@@ -1,4 +1,5 @@
-"""Operator keys (MALIPO_OPERATOR_KEYS): a set apart from tenant keys, for ResolvePayment.
+"""Operator keys (MALIPO_OPERATOR_KEYS): a set apart from tenant keys, for ResolvePayment and
+ResolveRefund.
 
 An operator key names a person or team, not a tenant, and reaches every tenant's payments
 through the operator-only methods alone (api/edge.py). Like tenant keys, only SHA-256

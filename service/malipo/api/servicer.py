@@ -137,6 +137,14 @@ class PaymentServicer(pb_grpc.PaymentServiceServicer):
         return pb.ResolvePaymentResponse(payment=convert.payment_to_proto(done.payment),
                                          resolution=convert.resolution_to_proto(done.resolution))
 
+    async def ResolveRefund(self, request: pb.ResolveRefundRequest,
+                            context: Context) -> pb.ResolveRefundResponse:
+        cmd = convert.resolve_refund_from_proto(request, caller_operator())
+        done = await review.resolve_refund(self._svc, cmd)
+        return pb.ResolveRefundResponse(payment=convert.payment_to_proto(done.payment),
+                                        refund=convert.refund_to_proto(done.refund),
+                                        resolution=convert.resolution_to_proto(done.resolution))
+
     async def CancelPayment(self, request: pb.CancelPaymentRequest,
                             context: Context) -> pb.CancelPaymentResponse:
         tenant = caller_tenant()

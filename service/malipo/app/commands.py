@@ -116,10 +116,28 @@ class ResolvePayment:
         return fingerprint({k: v for k, v in plain(self).items() if k != "key_id"})
 
 
-def check_resolve(cmd: ResolvePayment) -> None:
+@dataclass(frozen=True, slots=True)
+class ResolveRefund:
+    """An operator's resolution of a refund; `operator` and `key_id` come from the key."""
+
+    operator: str
+    key_id: str
+    idempotency_key: str
+    tenant: str
+    refund_id: str
+    resolution: Status
+    reason: str
+    evidence: str
+
+    def fingerprint(self) -> str:
+        return fingerprint({k: v for k, v in plain(self).items() if k != "key_id"})
+
+
+def check_resolve(cmd: ResolvePayment | ResolveRefund) -> None:
     v = check_key(cmd.idempotency_key)
+    what = "payment" if isinstance(cmd, ResolvePayment) else "refund"
     if not cmd.tenant:
-        v.append(FieldViolation("tenant", "required: the tenant that owns the payment"))
+        v.append(FieldViolation("tenant", f"required: the tenant that owns the {what}"))
     for name, value, most in (("reason", cmd.reason, MAX_TEXT),
                               ("evidence", cmd.evidence, MAX_EVIDENCE)):
         if not value.strip():
@@ -128,7 +146,10 @@ def check_resolve(cmd: ResolvePayment) -> None:
             v.append(FieldViolation(name, f"at most {most} characters"))
     if v:
         raise InvalidRequest(v)
-    check_payment_id(cmd.payment_id)
+    if isinstance(cmd, ResolvePayment):
+        check_payment_id(cmd.payment_id)
+    else:
+        check_payment_id(cmd.refund_id, "refund_id")
 
 
 # The canonical form stored fingerprints were made with: changing it would make every stored

@@ -28,5 +28,10 @@ async def list_provider_exchanges(svc: Services, tenant: str,
 
 
 def _as_exchange(r: Resolution) -> ExchangeRecord:
-    return ExchangeRecord(ExchangeKind.RESOLUTION, "resolve", "", "", "", 0, "", 0.0,
-                          r.resolved_at, f"{r.from_status} -> {r.to_status}", resolution=r)
+    if r.refund_id:
+        operation, detail = "resolve_refund", f"refund {r.refund_id}: "
+    else:
+        operation, detail = "resolve", ""
+    return ExchangeRecord(ExchangeKind.RESOLUTION, operation, "", "", "", 0, "", 0.0,
+                          r.resolved_at, f"{detail}{r.from_status} -> {r.to_status}",
+                          resolution=r)

@@ -198,15 +198,25 @@ async def record_refund_answer(svc: Services, refund: Refund, update: ProviderUp
                                     provider_payload=update.raw, schedule=schedule)
         else:
             after = current
-        reversal = _reversal(payment, update, whole, reason,
-                             await uow.refunds.totals(payment.id))
-        if reversal is not None:
-            change = apply_update(payment, reversal, svc.clock())
-            if change.writes:
-                await uow.payments.write(change, actor=actor, schedule=Schedule(None))
-                payment = change.after
+        payment = await reverse_when_refunded(svc, uow, payment, update, whole=whole,
+                                              reason=reason, actor=actor)
         await uow.exchanges.add(payment, exchanges)
     return Refunded(payment, after)
+
+
+async def reverse_when_refunded(svc: Services, uow: UnitOfWork, payment: Payment,
+                                update: ProviderUpdate, *, whole: bool, reason: str,
+                                actor: str) -> Payment:
+    """The locked `payment` once a refund's outcome is written beside it: REVERSED when that
+    outcome (a whole refund's) or the succeeded refunds' total says all of it went back."""
+    reversal = _reversal(payment, update, whole, reason, await uow.refunds.totals(payment.id))
+    if reversal is None:
+        return payment
+    change = apply_update(payment, reversal, svc.clock())
+    if not change.writes:
+        return payment
+    await uow.payments.write(change, actor=actor, schedule=Schedule(None))
+    return change.after
 
 
 def _reversal(payment: Payment, update: ProviderUpdate, whole: bool, reason: str,

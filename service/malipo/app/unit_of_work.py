@@ -152,7 +152,7 @@ class IdempotencyKeys(Protocol):
 class ExchangeKind(StrEnum):
     REQUEST = "REQUEST"    # we called the provider
     CALLBACK = "CALLBACK"  # the provider called us
-    RESOLUTION = "RESOLUTION"  # an operator settled the payment (ResolvePayment)
+    RESOLUTION = "RESOLUTION"  # an operator settled the payment or a refund of it
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +193,11 @@ class RefundRepository(Protocol):
 
     async def write(self, before: Refund, after: Refund, payment: Payment, *, actor: str,
                     provider_payload: Mapping[str, object],
-                    schedule: Schedule | None = None) -> bool:
-        """Persist a refund's change guarded by the status it was decided from, plus its
-        event (refund_id set). False when the guard failed. `schedule`: its next poll
-        (None leaves the schedule as it is)."""
+                    schedule: Schedule | None = None, reason: str = "") -> bool:
+        """Persist a refund's change (its review flag too) guarded by the status it was
+        decided from, plus its event (refund_id set; `reason` its reason, "" the refund's
+        failure_reason). False when the guard failed. `schedule`: its next poll (None leaves
+        the schedule as it is)."""
         ...
 
     async def flag(self, flagged: Refund) -> bool:

@@ -60,6 +60,12 @@ def can_move_refund(old: Status, new: Status) -> bool:
     return new in REFUND_ALLOWED.get(old, frozenset())
 
 
+def awaits_review(refund: Refund) -> bool:
+    """Flagged and still unsettled: an operator's to settle (ResolveRefund). A flag left on a
+    refund a provider answer settled since asks nothing of anyone."""
+    return refund.needs_review and refund.status in REFUND_UNSETTLED
+
+
 def is_whole(refund: Refund, payment: Payment) -> bool:
     """A refund of the payment's whole amount: the provider answers it with the payment's
     own status (REVERSED once done), not the refund's."""

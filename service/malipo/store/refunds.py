@@ -47,6 +47,7 @@ _UPDATE_WITH_EVENT = """
 WITH updated AS (
     UPDATE refunds SET status = $2, provider_reference = $3, provider_status = $4,
         failure_reason = $5, failure_message = $6, updated_at = $7,
+        needs_review = $13, review_reason = $14,
         next_poll_at = CASE WHEN $10::boolean THEN $11::timestamptz ELSE next_poll_at END,
         poll_attempts = CASE WHEN $12::boolean THEN 0 ELSE poll_attempts END
     WHERE id = $1 AND status = $8
@@ -65,9 +66,11 @@ WHERE id = $1 AND status = $4
 
 
 def refund_event(payment: Payment, before: Status | None, refund: Refund, *, actor: str,
-                 provider_payload: Mapping[str, object] | None = None) -> dict[str, Any]:
+                 provider_payload: Mapping[str, object] | None = None,
+                 reason: str = "") -> dict[str, Any]:
     """The outbox row of a refund's change: the payment's event shape, with the refund's
-    statuses, amount and id (StatusEvent.refund_id)."""
+    statuses, amount and id (StatusEvent.refund_id); `reason` ("": the refund's
+    failure_reason)."""
     payload = event_payload(payment, payment, reason="", actor=actor,
                             provider_payload=provider_payload)
     payload.update(
@@ -75,7 +78,8 @@ def refund_event(payment: Payment, before: Status | None, refund: Refund, *, act
         amount_minor=refund.amount.minor, currency=refund.amount.currency.code,
         provider_status=refund.provider_status,
         provider_reference=refund.provider_reference or payment.provider_reference,
-        reason=refund.failure_reason, message=refund.failure_message or refund.reason,
+        reason=reason or refund.failure_reason,
+        message=refund.failure_message or refund.reason,
         fulfilment={}, occurred_at=refund.updated_at.isoformat(), refund_id=refund.id,
     )
     return payload
@@ -113,15 +117,15 @@ class PostgresRefunds:
 
     async def write(self, before: Refund, after: Refund, payment: Payment, *, actor: str,
                     provider_payload: Mapping[str, object],
-                    schedule: Schedule | None = None) -> bool:
+                    schedule: Schedule | None = None, reason: str = "") -> bool:
         a = after
         updated = await self._conn.fetchval_tx(
             _UPDATE_WITH_EVENT, a.id, a.status.value, a.provider_reference, a.provider_status,
             a.failure_reason, a.failure_message, a.updated_at, before.status.value,
             refund_event(payment, before.status, a, actor=actor,
-                         provider_payload=provider_payload),
+                         provider_payload=provider_payload, reason=reason),
             schedule is not None, schedule.next_poll_at if schedule else None,
-            schedule is not None and schedule.reset_attempts)
+            schedule is not None and schedule.reset_attempts, a.needs_review, a.review_reason)
         self.wrote_events |= updated == 1
         return updated == 1
 

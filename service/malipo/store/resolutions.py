@@ -1,4 +1,4 @@
-"""asyncpg journal of operators' resolutions (ResolvePayment)."""
+"""asyncpg journal of operators' resolutions (ResolvePayment, ResolveRefund)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from malipo.domain.status import Status
 from malipo.store.statements import Statements
 
 _COLUMNS = ("id, payment_id, tenant, operator, key_id, from_status, to_status, review_reason, "
-            "reason, evidence, idempotency_key, resolved_at")
+            "reason, evidence, idempotency_key, resolved_at, refund_id")
 
 
 def resolution_from_row(row: asyncpg.Record) -> Resolution:
@@ -21,6 +21,7 @@ def resolution_from_row(row: asyncpg.Record) -> Resolution:
         from_status=Status(row["from_status"]), to_status=Status(row["to_status"]),
         review_reason=row["review_reason"], reason=row["reason"], evidence=row["evidence"],
         idempotency_key=row["idempotency_key"], resolved_at=row["resolved_at"],
+        refund_id=row["refund_id"],
     )
 
 
@@ -32,10 +33,10 @@ class PostgresResolutions:
         r = resolution
         await self._conn.execute_tx(
             f"INSERT INTO payment_resolutions ({_COLUMNS}) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             r.id, r.payment_id, r.tenant, r.operator.name, r.operator.key_id,
             r.from_status.value, r.to_status.value, r.review_reason, r.reason, r.evidence,
-            r.idempotency_key, r.resolved_at)
+            r.idempotency_key, r.resolved_at, r.refund_id)
 
     async def get(self, resolution_id: str) -> Resolution | None:
         row = await self._conn.fetchrow(

@@ -70,7 +70,9 @@ type StatusEvent struct {
 	// {"truncated": true, "json_bytes": <size>, "keys": [<its top-level keys>]}.
 	// Empty for events Malipo caused itself (creation, expiry, review flags of its own); for
 	// an operator's resolution (ResolvePayment) it holds {"resolution": {"operator", "key_id",
-	// "from_status", "to_status", "review_reason", "reason", "evidence", "resolution_id"}}.
+	// "from_status", "to_status", "review_reason", "reason", "evidence", "resolution_id"}};
+	// for a refund's (ResolveRefund), the same with "refund_id", on the refund's event (and on
+	// the payment's own event when the resolution clears its flag or reverses it).
 	ProviderPayload *structpb.Struct `protobuf:"bytes,17,opt,name=provider_payload,json=providerPayload,proto3" json:"provider_payload,omitempty"`
 	// Set when this event is a change of a refund (RefundPayment) of payment_id rather than of
 	// the payment itself: old_status and new_status are then the refund's (PENDING,

@@ -55,8 +55,9 @@ type PaymentServiceClient interface {
 	// What was said to and heard from the provider about one payment or payout: each request
 	// and its answer, and each callback received, oldest first, with secrets, signatures,
 	// phone and account numbers masked. Another tenant's id is NOT_FOUND.
-	// Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
-	// with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+	// Operator resolutions (ResolvePayment, ResolveRefund) of the payment and its refunds are
+	// listed here too, in time order with the exchanges (kind KIND_RESOLUTION), so support
+	// reads one timeline.
 	ListProviderExchanges(ctx context.Context, in *ListProviderExchangesRequest, opts ...grpc.CallOption) (*ListProviderExchangesResponse, error)
 	// The refunds of one collection, oldest first, with the amount refunded and what remains.
 	ListRefunds(ctx context.Context, in *ListRefundsRequest, opts ...grpc.CallOption) (*ListRefundsResponse, error)
@@ -70,6 +71,23 @@ type PaymentServiceClient interface {
 	// OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
 	// resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
 	ResolvePayment(ctx context.Context, in *ResolvePaymentRequest, opts ...grpc.CallOption) (*ResolvePaymentResponse, error)
+	// Operators only: settle a refund left unsettled (PENDING, PROCESSING or UNKNOWN) that is
+	// flagged for review (Refund.needs_review, review_reason REFUND_UNSETTLED) or UNKNOWN,
+	// after looking at the provider's records. SUCCEEDED: the refund counts as refunded, and
+	// when the payment's succeeded refunds reach its whole amount the payment becomes REVERSED,
+	// as when the provider confirms. FAILED: no money went back; the refund's amount is
+	// released, so it may be refunded again. Either way the refund's needs_review clears, the
+	// reconciler stops asking about it, and the payment's own REFUND_UNSETTLED flag clears
+	// once none of its refunds still awaits review. The refund's status event (refund_id set)
+	// carries in provider_payload who (operator name and key id, never the key), why and the
+	// evidence, as ResolvePayment's does. One transaction: all of it or nothing. A settled
+	// refund is FAILED_PRECONDITION (TRANSITION_NOT_ALLOWED), an unsettled one neither
+	// flagged nor UNKNOWN too (NOT_UNDER_REVIEW); an unknown refund or another tenant's is
+	// NOT_FOUND. The resolution is journaled and listed by ListProviderExchanges of the
+	// payment (Resolution.refund_id set). Operator keys and idempotency as ResolvePayment:
+	// a tenant key gets PERMISSION_DENIED (OPERATOR_KEY_REQUIRED); same key and request, the
+	// same resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
+	ResolveRefund(ctx context.Context, in *ResolveRefundRequest, opts ...grpc.CallOption) (*ResolveRefundResponse, error)
 }
 
 type paymentServiceClient struct {
@@ -238,6 +256,15 @@ func (c *paymentServiceClient) ResolvePayment(ctx context.Context, in *ResolvePa
 	return out, nil
 }
 
+func (c *paymentServiceClient) ResolveRefund(ctx context.Context, in *ResolveRefundRequest, opts ...grpc.CallOption) (*ResolveRefundResponse, error) {
+	out := new(ResolveRefundResponse)
+	err := c.cc.Invoke(ctx, "/malipo.payments.v1.PaymentService/ResolveRefund", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PaymentServiceServer is the server API for PaymentService service.
 // All implementations must embed UnimplementedPaymentServiceServer
 // for forward compatibility
@@ -280,8 +307,9 @@ type PaymentServiceServer interface {
 	// What was said to and heard from the provider about one payment or payout: each request
 	// and its answer, and each callback received, oldest first, with secrets, signatures,
 	// phone and account numbers masked. Another tenant's id is NOT_FOUND.
-	// Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
-	// with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+	// Operator resolutions (ResolvePayment, ResolveRefund) of the payment and its refunds are
+	// listed here too, in time order with the exchanges (kind KIND_RESOLUTION), so support
+	// reads one timeline.
 	ListProviderExchanges(context.Context, *ListProviderExchangesRequest) (*ListProviderExchangesResponse, error)
 	// The refunds of one collection, oldest first, with the amount refunded and what remains.
 	ListRefunds(context.Context, *ListRefundsRequest) (*ListRefundsResponse, error)
@@ -295,6 +323,23 @@ type PaymentServiceServer interface {
 	// OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
 	// resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
 	ResolvePayment(context.Context, *ResolvePaymentRequest) (*ResolvePaymentResponse, error)
+	// Operators only: settle a refund left unsettled (PENDING, PROCESSING or UNKNOWN) that is
+	// flagged for review (Refund.needs_review, review_reason REFUND_UNSETTLED) or UNKNOWN,
+	// after looking at the provider's records. SUCCEEDED: the refund counts as refunded, and
+	// when the payment's succeeded refunds reach its whole amount the payment becomes REVERSED,
+	// as when the provider confirms. FAILED: no money went back; the refund's amount is
+	// released, so it may be refunded again. Either way the refund's needs_review clears, the
+	// reconciler stops asking about it, and the payment's own REFUND_UNSETTLED flag clears
+	// once none of its refunds still awaits review. The refund's status event (refund_id set)
+	// carries in provider_payload who (operator name and key id, never the key), why and the
+	// evidence, as ResolvePayment's does. One transaction: all of it or nothing. A settled
+	// refund is FAILED_PRECONDITION (TRANSITION_NOT_ALLOWED), an unsettled one neither
+	// flagged nor UNKNOWN too (NOT_UNDER_REVIEW); an unknown refund or another tenant's is
+	// NOT_FOUND. The resolution is journaled and listed by ListProviderExchanges of the
+	// payment (Resolution.refund_id set). Operator keys and idempotency as ResolvePayment:
+	// a tenant key gets PERMISSION_DENIED (OPERATOR_KEY_REQUIRED); same key and request, the
+	// same resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
+	ResolveRefund(context.Context, *ResolveRefundRequest) (*ResolveRefundResponse, error)
 	mustEmbedUnimplementedPaymentServiceServer()
 }
 
@@ -346,6 +391,9 @@ func (UnimplementedPaymentServiceServer) ListRefunds(context.Context, *ListRefun
 }
 func (UnimplementedPaymentServiceServer) ResolvePayment(context.Context, *ResolvePaymentRequest) (*ResolvePaymentResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ResolvePayment not implemented")
+}
+func (UnimplementedPaymentServiceServer) ResolveRefund(context.Context, *ResolveRefundRequest) (*ResolveRefundResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ResolveRefund not implemented")
 }
 func (UnimplementedPaymentServiceServer) mustEmbedUnimplementedPaymentServiceServer() {}
 
@@ -633,6 +681,24 @@ func _PaymentService_ResolvePayment_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PaymentService_ResolveRefund_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResolveRefundRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentServiceServer).ResolveRefund(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/malipo.payments.v1.PaymentService/ResolveRefund",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentServiceServer).ResolveRefund(ctx, req.(*ResolveRefundRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _PaymentService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "malipo.payments.v1.PaymentService",
 	HandlerType: (*PaymentServiceServer)(nil),
@@ -692,6 +758,10 @@ var _PaymentService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResolvePayment",
 			Handler:    _PaymentService_ResolvePayment_Handler,
+		},
+		{
+			MethodName: "ResolveRefund",
+			Handler:    _PaymentService_ResolveRefund_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -326,8 +326,34 @@ class ResolvePaymentResponse(_message.Message):
     resolution: Resolution
     def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ..., resolution: _Optional[_Union[Resolution, _Mapping]] = ...) -> None: ...
 
+class ResolveRefundRequest(_message.Message):
+    __slots__ = ("idempotency_key", "tenant", "refund_id", "resolution", "reason", "evidence")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    REFUND_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    tenant: str
+    refund_id: str
+    resolution: _payment_pb2.Status
+    reason: str
+    evidence: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., tenant: _Optional[str] = ..., refund_id: _Optional[str] = ..., resolution: _Optional[_Union[_payment_pb2.Status, str]] = ..., reason: _Optional[str] = ..., evidence: _Optional[str] = ...) -> None: ...
+
+class ResolveRefundResponse(_message.Message):
+    __slots__ = ("payment", "refund", "resolution")
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    REFUND_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    payment: _payment_pb2.Payment
+    refund: _payment_pb2.Refund
+    resolution: Resolution
+    def __init__(self, payment: _Optional[_Union[_payment_pb2.Payment, _Mapping]] = ..., refund: _Optional[_Union[_payment_pb2.Refund, _Mapping]] = ..., resolution: _Optional[_Union[Resolution, _Mapping]] = ...) -> None: ...
+
 class Resolution(_message.Message):
-    __slots__ = ("id", "payment_id", "operator", "key_id", "from_status", "to_status", "review_reason", "reason", "evidence", "resolved_at")
+    __slots__ = ("id", "payment_id", "operator", "key_id", "from_status", "to_status", "review_reason", "reason", "evidence", "resolved_at", "refund_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_FIELD_NUMBER: _ClassVar[int]
@@ -338,6 +364,7 @@ class Resolution(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    REFUND_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     payment_id: str
     operator: str
@@ -348,7 +375,8 @@ class Resolution(_message.Message):
     reason: str
     evidence: str
     resolved_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., payment_id: _Optional[str] = ..., operator: _Optional[str] = ..., key_id: _Optional[str] = ..., from_status: _Optional[_Union[_payment_pb2.Status, str]] = ..., to_status: _Optional[_Union[_payment_pb2.Status, str]] = ..., review_reason: _Optional[str] = ..., reason: _Optional[str] = ..., evidence: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    refund_id: str
+    def __init__(self, id: _Optional[str] = ..., payment_id: _Optional[str] = ..., operator: _Optional[str] = ..., key_id: _Optional[str] = ..., from_status: _Optional[_Union[_payment_pb2.Status, str]] = ..., to_status: _Optional[_Union[_payment_pb2.Status, str]] = ..., review_reason: _Optional[str] = ..., reason: _Optional[str] = ..., evidence: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refund_id: _Optional[str] = ...) -> None: ...
 
 class ProviderExchange(_message.Message):
     __slots__ = ("kind", "operation", "method", "path", "request_body", "http_status", "response_body", "latency_ms", "at", "detail", "resolution")

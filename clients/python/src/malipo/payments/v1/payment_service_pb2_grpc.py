@@ -116,6 +116,11 @@ class PaymentServiceStub:
                 request_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentRequest.SerializeToString,
                 response_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentResponse.FromString,
                 _registered_method=True)
+        self.ResolveRefund = channel.unary_unary(
+                '/malipo.payments.v1.PaymentService/ResolveRefund',
+                request_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolveRefundRequest.SerializeToString,
+                response_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolveRefundResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentServiceServicer:
@@ -227,8 +232,9 @@ class PaymentServiceServicer:
         """What was said to and heard from the provider about one payment or payout: each request
         and its answer, and each callback received, oldest first, with secrets, signatures,
         phone and account numbers masked. Another tenant's id is NOT_FOUND.
-        Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
-        with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+        Operator resolutions (ResolvePayment, ResolveRefund) of the payment and its refunds are
+        listed here too, in time order with the exchanges (kind KIND_RESOLUTION), so support
+        reads one timeline.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -251,6 +257,28 @@ class PaymentServiceServicer:
         (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
         OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
         resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveRefund(self, request, context):
+        """Operators only: settle a refund left unsettled (PENDING, PROCESSING or UNKNOWN) that is
+        flagged for review (Refund.needs_review, review_reason REFUND_UNSETTLED) or UNKNOWN,
+        after looking at the provider's records. SUCCEEDED: the refund counts as refunded, and
+        when the payment's succeeded refunds reach its whole amount the payment becomes REVERSED,
+        as when the provider confirms. FAILED: no money went back; the refund's amount is
+        released, so it may be refunded again. Either way the refund's needs_review clears, the
+        reconciler stops asking about it, and the payment's own REFUND_UNSETTLED flag clears
+        once none of its refunds still awaits review. The refund's status event (refund_id set)
+        carries in provider_payload who (operator name and key id, never the key), why and the
+        evidence, as ResolvePayment's does. One transaction: all of it or nothing. A settled
+        refund is FAILED_PRECONDITION (TRANSITION_NOT_ALLOWED), an unsettled one neither
+        flagged nor UNKNOWN too (NOT_UNDER_REVIEW); an unknown refund or another tenant's is
+        NOT_FOUND. The resolution is journaled and listed by ListProviderExchanges of the
+        payment (Resolution.refund_id set). Operator keys and idempotency as ResolvePayment:
+        a tenant key gets PERMISSION_DENIED (OPERATOR_KEY_REQUIRED); same key and request, the
+        same resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -333,6 +361,11 @@ def add_PaymentServiceServicer_to_server(servicer, server):
                     servicer.ResolvePayment,
                     request_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentRequest.FromString,
                     response_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentResponse.SerializeToString,
+            ),
+            'ResolveRefund': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveRefund,
+                    request_deserializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolveRefundRequest.FromString,
+                    response_serializer=malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolveRefundResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -747,6 +780,33 @@ class PaymentService:
             '/malipo.payments.v1.PaymentService/ResolvePayment',
             malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentRequest.SerializeToString,
             malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolvePaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveRefund(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/malipo.payments.v1.PaymentService/ResolveRefund',
+            malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolveRefundRequest.SerializeToString,
+            malipo_dot_payments_dot_v1_dot_payment__service__pb2.ResolveRefundResponse.FromString,
             options,
             channel_credentials,
             insecure,

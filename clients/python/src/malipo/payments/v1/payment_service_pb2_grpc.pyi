@@ -82,8 +82,9 @@ class PaymentServiceStub:
     """What was said to and heard from the provider about one payment or payout: each request
     and its answer, and each callback received, oldest first, with secrets, signatures,
     phone and account numbers masked. Another tenant's id is NOT_FOUND.
-    Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
-    with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+    Operator resolutions (ResolvePayment, ResolveRefund) of the payment and its refunds are
+    listed here too, in time order with the exchanges (kind KIND_RESOLUTION), so support
+    reads one timeline.
     """
     ListRefunds: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ListRefundsRequest, _payment_service_pb2.ListRefundsResponse]
     """The refunds of one collection, oldest first, with the amount refunded and what remains."""
@@ -97,6 +98,24 @@ class PaymentServiceStub:
     (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
     OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
     resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
+    """
+    ResolveRefund: _grpc.UnaryUnaryMultiCallable[_payment_service_pb2.ResolveRefundRequest, _payment_service_pb2.ResolveRefundResponse]
+    """Operators only: settle a refund left unsettled (PENDING, PROCESSING or UNKNOWN) that is
+    flagged for review (Refund.needs_review, review_reason REFUND_UNSETTLED) or UNKNOWN,
+    after looking at the provider's records. SUCCEEDED: the refund counts as refunded, and
+    when the payment's succeeded refunds reach its whole amount the payment becomes REVERSED,
+    as when the provider confirms. FAILED: no money went back; the refund's amount is
+    released, so it may be refunded again. Either way the refund's needs_review clears, the
+    reconciler stops asking about it, and the payment's own REFUND_UNSETTLED flag clears
+    once none of its refunds still awaits review. The refund's status event (refund_id set)
+    carries in provider_payload who (operator name and key id, never the key), why and the
+    evidence, as ResolvePayment's does. One transaction: all of it or nothing. A settled
+    refund is FAILED_PRECONDITION (TRANSITION_NOT_ALLOWED), an unsettled one neither
+    flagged nor UNKNOWN too (NOT_UNDER_REVIEW); an unknown refund or another tenant's is
+    NOT_FOUND. The resolution is journaled and listed by ListProviderExchanges of the
+    payment (Resolution.refund_id set). Operator keys and idempotency as ResolvePayment:
+    a tenant key gets PERMISSION_DENIED (OPERATOR_KEY_REQUIRED); same key and request, the
+    same resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
     """
 
 @_typing.type_check_only
@@ -153,8 +172,9 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     """What was said to and heard from the provider about one payment or payout: each request
     and its answer, and each callback received, oldest first, with secrets, signatures,
     phone and account numbers masked. Another tenant's id is NOT_FOUND.
-    Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
-    with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+    Operator resolutions (ResolvePayment, ResolveRefund) of the payment and its refunds are
+    listed here too, in time order with the exchanges (kind KIND_RESOLUTION), so support
+    reads one timeline.
     """
     ListRefunds: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ListRefundsRequest, _payment_service_pb2.ListRefundsResponse]  # type: ignore[assignment]
     """The refunds of one collection, oldest first, with the amount refunded and what remains."""
@@ -168,6 +188,24 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
     OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
     resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
+    """
+    ResolveRefund: _aio.UnaryUnaryMultiCallable[_payment_service_pb2.ResolveRefundRequest, _payment_service_pb2.ResolveRefundResponse]  # type: ignore[assignment]
+    """Operators only: settle a refund left unsettled (PENDING, PROCESSING or UNKNOWN) that is
+    flagged for review (Refund.needs_review, review_reason REFUND_UNSETTLED) or UNKNOWN,
+    after looking at the provider's records. SUCCEEDED: the refund counts as refunded, and
+    when the payment's succeeded refunds reach its whole amount the payment becomes REVERSED,
+    as when the provider confirms. FAILED: no money went back; the refund's amount is
+    released, so it may be refunded again. Either way the refund's needs_review clears, the
+    reconciler stops asking about it, and the payment's own REFUND_UNSETTLED flag clears
+    once none of its refunds still awaits review. The refund's status event (refund_id set)
+    carries in provider_payload who (operator name and key id, never the key), why and the
+    evidence, as ResolvePayment's does. One transaction: all of it or nothing. A settled
+    refund is FAILED_PRECONDITION (TRANSITION_NOT_ALLOWED), an unsettled one neither
+    flagged nor UNKNOWN too (NOT_UNDER_REVIEW); an unknown refund or another tenant's is
+    NOT_FOUND. The resolution is journaled and listed by ListProviderExchanges of the
+    payment (Resolution.refund_id set). Operator keys and idempotency as ResolvePayment:
+    a tenant key gets PERMISSION_DENIED (OPERATOR_KEY_REQUIRED); same key and request, the
+    same resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
     """
 
 class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -299,8 +337,9 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         """What was said to and heard from the provider about one payment or payout: each request
         and its answer, and each callback received, oldest first, with secrets, signatures,
         phone and account numbers masked. Another tenant's id is NOT_FOUND.
-        Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
-        with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+        Operator resolutions (ResolvePayment, ResolveRefund) of the payment and its refunds are
+        listed here too, in time order with the exchanges (kind KIND_RESOLUTION), so support
+        reads one timeline.
         """
 
     @_abc_1.abstractmethod
@@ -326,6 +365,30 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         (MALIPO_OPERATOR_KEYS); a tenant key gets PERMISSION_DENIED with reason
         OPERATOR_KEY_REQUIRED. Idempotent per operator: same key and request, the same
         resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
+        """
+
+    @_abc_1.abstractmethod
+    def ResolveRefund(
+        self,
+        request: _payment_service_pb2.ResolveRefundRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payment_service_pb2.ResolveRefundResponse, _abc.Awaitable[_payment_service_pb2.ResolveRefundResponse]]:
+        """Operators only: settle a refund left unsettled (PENDING, PROCESSING or UNKNOWN) that is
+        flagged for review (Refund.needs_review, review_reason REFUND_UNSETTLED) or UNKNOWN,
+        after looking at the provider's records. SUCCEEDED: the refund counts as refunded, and
+        when the payment's succeeded refunds reach its whole amount the payment becomes REVERSED,
+        as when the provider confirms. FAILED: no money went back; the refund's amount is
+        released, so it may be refunded again. Either way the refund's needs_review clears, the
+        reconciler stops asking about it, and the payment's own REFUND_UNSETTLED flag clears
+        once none of its refunds still awaits review. The refund's status event (refund_id set)
+        carries in provider_payload who (operator name and key id, never the key), why and the
+        evidence, as ResolvePayment's does. One transaction: all of it or nothing. A settled
+        refund is FAILED_PRECONDITION (TRANSITION_NOT_ALLOWED), an unsettled one neither
+        flagged nor UNKNOWN too (NOT_UNDER_REVIEW); an unknown refund or another tenant's is
+        NOT_FOUND. The resolution is journaled and listed by ListProviderExchanges of the
+        payment (Resolution.refund_id set). Operator keys and idempotency as ResolvePayment:
+        a tenant key gets PERMISSION_DENIED (OPERATOR_KEY_REQUIRED); same key and request, the
+        same resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
         """
 
 def add_PaymentServiceServicer_to_server(servicer: PaymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -142,7 +142,9 @@ export declare type StatusEvent = Message<"malipo.payments.v1.StatusEvent"> & {
    * {"truncated": true, "json_bytes": <size>, "keys": [<its top-level keys>]}.
    * Empty for events Malipo caused itself (creation, expiry, review flags of its own); for
    * an operator's resolution (ResolvePayment) it holds {"resolution": {"operator", "key_id",
-   * "from_status", "to_status", "review_reason", "reason", "evidence", "resolution_id"}}.
+   * "from_status", "to_status", "review_reason", "reason", "evidence", "resolution_id"}};
+   * for a refund's (ResolveRefund), the same with "refund_id", on the refund's event (and on
+   * the payment's own event when the resolution clears its flag or reverses it).
    *
    * @generated from field: google.protobuf.Struct provider_payload = 17;
    */

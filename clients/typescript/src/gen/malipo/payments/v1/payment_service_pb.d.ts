@@ -994,7 +994,99 @@ export declare type ResolvePaymentResponse = Message<"malipo.payments.v1.Resolve
 export declare const ResolvePaymentResponseSchema: GenMessage<ResolvePaymentResponse>;
 
 /**
- * One ProviderExchange-style record of an operator's decision about a payment.
+ * Request of ResolveRefund.
+ *
+ * @generated from message malipo.payments.v1.ResolveRefundRequest
+ */
+export declare type ResolveRefundRequest = Message<"malipo.payments.v1.ResolveRefundRequest"> & {
+  /**
+   * Operator-chosen key, 1 to 255 printable ASCII characters, unique per operator.
+   *
+   * @generated from field: string idempotency_key = 1;
+   */
+  idempotencyKey: string;
+
+  /**
+   * The tenant the operator believes owns the refund (required, as in ResolvePayment).
+   * A refund of another tenant is NOT_FOUND.
+   *
+   * @generated from field: string tenant = 2;
+   */
+  tenant: string;
+
+  /**
+   * The refund's id ("rf_...").
+   *
+   * @generated from field: string refund_id = 3;
+   */
+  refundId: string;
+
+  /**
+   * SUCCEEDED (the money went back) or FAILED (it did not).
+   *
+   * @generated from field: malipo.payments.v1.Status resolution = 4;
+   */
+  resolution: Status;
+
+  /**
+   * Why, in a sentence (required, at most 1024 characters); kept on the event.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * What the operator checked (required, at most 4096 characters). Phone and account
+   * numbers are masked when stored.
+   *
+   * @generated from field: string evidence = 6;
+   */
+  evidence: string;
+};
+
+/**
+ * Describes the message malipo.payments.v1.ResolveRefundRequest.
+ * Use `create(ResolveRefundRequestSchema)` to create a new message.
+ */
+export declare const ResolveRefundRequestSchema: GenMessage<ResolveRefundRequest>;
+
+/**
+ * Response of ResolveRefund.
+ *
+ * @generated from message malipo.payments.v1.ResolveRefundResponse
+ */
+export declare type ResolveRefundResponse = Message<"malipo.payments.v1.ResolveRefundResponse"> & {
+  /**
+   * The payment after the resolution (REVERSED when its refunds now reach its amount).
+   *
+   * @generated from field: malipo.payments.v1.Payment payment = 1;
+   */
+  payment?: Payment | undefined;
+
+  /**
+   * The refund after the resolution.
+   *
+   * @generated from field: malipo.payments.v1.Refund refund = 2;
+   */
+  refund?: Refund | undefined;
+
+  /**
+   * The journaled resolution (refund_id set).
+   *
+   * @generated from field: malipo.payments.v1.Resolution resolution = 3;
+   */
+  resolution?: Resolution | undefined;
+};
+
+/**
+ * Describes the message malipo.payments.v1.ResolveRefundResponse.
+ * Use `create(ResolveRefundResponseSchema)` to create a new message.
+ */
+export declare const ResolveRefundResponseSchema: GenMessage<ResolveRefundResponse>;
+
+/**
+ * One ProviderExchange-style record of an operator's decision about a payment or one of its
+ * refunds.
  *
  * @generated from message malipo.payments.v1.Resolution
  */
@@ -1068,6 +1160,14 @@ export declare type Resolution = Message<"malipo.payments.v1.Resolution"> & {
    * @generated from field: google.protobuf.Timestamp resolved_at = 10;
    */
   resolvedAt?: Timestamp | undefined;
+
+  /**
+   * Set when a refund of payment_id was resolved (ResolveRefund): from_status, to_status
+   * and review_reason are then the refund's. Empty for a resolution of the payment itself.
+   *
+   * @generated from field: string refund_id = 11;
+   */
+  refundId: string;
 };
 
 /**
@@ -1195,7 +1295,8 @@ export enum ProviderExchange_Kind {
   CALLBACK = 2,
 
   /**
-   * An operator resolved the payment (ResolvePayment); see resolution.
+   * An operator resolved the payment (ResolvePayment) or one of its refunds
+   * (ResolveRefund); see resolution.
    *
    * @generated from enum value: KIND_RESOLUTION = 3;
    */
@@ -1354,8 +1455,9 @@ export declare const PaymentService: GenService<{
    * What was said to and heard from the provider about one payment or payout: each request
    * and its answer, and each callback received, oldest first, with secrets, signatures,
    * phone and account numbers masked. Another tenant's id is NOT_FOUND.
-   * Operator resolutions (ResolvePayment) of the payment are listed here too, in time order
-   * with the exchanges (kind KIND_RESOLUTION), so support reads one timeline.
+   * Operator resolutions (ResolvePayment, ResolveRefund) of the payment and its refunds are
+   * listed here too, in time order with the exchanges (kind KIND_RESOLUTION), so support
+   * reads one timeline.
    *
    * @generated from rpc malipo.payments.v1.PaymentService.ListProviderExchanges
    */
@@ -1391,6 +1493,31 @@ export declare const PaymentService: GenService<{
     methodKind: "unary";
     input: typeof ResolvePaymentRequestSchema;
     output: typeof ResolvePaymentResponseSchema;
+  },
+  /**
+   * Operators only: settle a refund left unsettled (PENDING, PROCESSING or UNKNOWN) that is
+   * flagged for review (Refund.needs_review, review_reason REFUND_UNSETTLED) or UNKNOWN,
+   * after looking at the provider's records. SUCCEEDED: the refund counts as refunded, and
+   * when the payment's succeeded refunds reach its whole amount the payment becomes REVERSED,
+   * as when the provider confirms. FAILED: no money went back; the refund's amount is
+   * released, so it may be refunded again. Either way the refund's needs_review clears, the
+   * reconciler stops asking about it, and the payment's own REFUND_UNSETTLED flag clears
+   * once none of its refunds still awaits review. The refund's status event (refund_id set)
+   * carries in provider_payload who (operator name and key id, never the key), why and the
+   * evidence, as ResolvePayment's does. One transaction: all of it or nothing. A settled
+   * refund is FAILED_PRECONDITION (TRANSITION_NOT_ALLOWED), an unsettled one neither
+   * flagged nor UNKNOWN too (NOT_UNDER_REVIEW); an unknown refund or another tenant's is
+   * NOT_FOUND. The resolution is journaled and listed by ListProviderExchanges of the
+   * payment (Resolution.refund_id set). Operator keys and idempotency as ResolvePayment:
+   * a tenant key gets PERMISSION_DENIED (OPERATOR_KEY_REQUIRED); same key and request, the
+   * same resolution; same key, other request, ALREADY_EXISTS (IDEMPOTENCY_KEY_REUSED).
+   *
+   * @generated from rpc malipo.payments.v1.PaymentService.ResolveRefund
+   */
+  resolveRefund: {
+    methodKind: "unary";
+    input: typeof ResolveRefundRequestSchema;
+    output: typeof ResolveRefundResponseSchema;
   },
 }>;
 
