@@ -13,12 +13,15 @@ import asyncpg
 import pytest
 
 from malipo.app.commands import RefundPayment
+from malipo.app.refunds import record_refund_answer
 from malipo.app.unit_of_work import IdempotencyRecord
 from malipo.config import AccountConfig
 from malipo.connectors.simulator import SimulatorConnector
 from malipo.domain.ids import new_refund_id
 from malipo.domain.money import Money
+from malipo.domain.payments import ProviderUpdate
 from malipo.domain.refunds import Refund
+from malipo.domain.status import Status
 from malipo.payments.v1 import money_pb2, payment_pb2
 from malipo.sandbox.kkiapay import KkiapayFake
 from tests.e2e import test_partial_refunds
@@ -249,3 +252,61 @@ async def test_kkiapay_refund_without_an_answer_is_flagged_not_failed(
     assert (refund.status, refund.needs_review, refund.review_reason) == (
         payment_pb2.STATUS_PROCESSING, True, "REFUND_UNSETTLED")
     assert refund.review_message.startswith("refund " + refund_id)
+
+
+async def flagged_kkiapay_refund(malipo: Running,
+                                 kkiapay: KkiapayFake) -> tuple[payment_pb2.Payment, str, str]:
+    """A KKiaPay refund flagged REFUND_UNSETTLED by the reconciler's expiry rule, with its
+    payment: (payment, KKiaPay transaction id, refund id)."""
+    p, transaction_id = await kkiapay_processing_refund(malipo, kkiapay)
+    refund_id = (await refunds_of(malipo, p.id)).refunds[0].id
+    await pool(malipo).execute(
+        "UPDATE refunds SET created_at = now() - interval '2 days', next_poll_at = now() "
+        "WHERE id = $1", refund_id)
+
+    async def flagged() -> bool:
+        return bool(await pool(malipo).fetchval(
+            "SELECT needs_review FROM refunds WHERE id = $1", refund_id))
+    await eventually(flagged)
+    assert (await wait_status(malipo, p.id, payment_pb2.STATUS_SUCCEEDED)).needs_review
+    return p, transaction_id, refund_id
+
+
+async def assert_settled_and_unflagged(malipo: Running, payment_id: str) -> None:
+    """The refund SUCCEEDED, the payment REVERSED, neither flagged, and the payment's event
+    that cleared its flag says why (REFUND_SETTLED)."""
+    reversed_ = await wait_status(malipo, payment_id, payment_pb2.STATUS_REVERSED)
+    assert (reversed_.needs_review, reversed_.review_reason) == (False, "")
+    (refund,) = (await refunds_of(malipo, payment_id)).refunds
+    assert (refund.status, refund.needs_review, refund.review_reason) == (
+        payment_pb2.STATUS_SUCCEEDED, False, "")
+    cleared = await pool(malipo).fetch(
+        "SELECT payload->>'reason' AS reason, (payload->>'needs_review')::bool AS flag "
+        "FROM outbox WHERE payload->>'payment_id' = $1 AND payload->>'refund_id' = '' "
+        "UNION ALL SELECT reason, needs_review FROM events "
+        "WHERE payment_id = $1 AND refund_id = ''", payment_id)
+    assert ("REFUND_SETTLED", False) in {(e["reason"], e["flag"]) for e in cleared}
+
+
+async def test_a_late_revert_webhook_settles_the_flagged_refund_and_clears_both_flags(
+        malipo: Running, kkiapay: KkiapayFake) -> None:
+    p, transaction_id, _ = await flagged_kkiapay_refund(malipo, kkiapay)
+    # The provider's word, after all: the payment's whole amount went back.
+    kkiapay.notify(kkiapay.transactions[transaction_id])
+    await settled(kkiapay)
+    await assert_settled_and_unflagged(malipo, p.id)
+
+
+async def test_a_refund_call_answered_after_the_flag_settles_it_and_clears_both_flags(
+        malipo: Running, kkiapay: KkiapayFake) -> None:
+    p, _, refund_id = await flagged_kkiapay_refund(malipo, kkiapay)
+    services = malipo.app.services
+    assert services is not None
+    async with services.uow() as uow:
+        refund = await uow.refunds.get(refund_id, tenant="acme")
+    assert refund is not None
+    # What RefundPayment's own call records when the provider answers only now (it outlived
+    # the expiry rule): a whole refund done is the payment REVERSED.
+    await record_refund_answer(services, refund, ProviderUpdate(
+        Status.REVERSED, failure_reason="REFUNDED"), actor="tenant:acme")
+    await assert_settled_and_unflagged(malipo, p.id)

@@ -12,7 +12,7 @@ from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule, UnitOfWork
 from malipo.domain.errors import NotFound
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate, apply_update
-from malipo.domain.refunds import settled_by_reversal
+from malipo.domain.refunds import REFUND_SETTLED, payment_unflagged, settled_by_reversal
 from malipo.domain.review import ReviewReason, flagged
 from malipo.domain.status import UNSETTLED, Status
 
@@ -127,13 +127,23 @@ async def _settle_whole_refunds(uow: UnitOfWork, payment: Payment, now: datetime
                                 actor: str) -> None:
     """The payment REVERSED by the provider (KKiaPay's revert webhook) is its word that the
     whole amount went back: a whole refund still waiting for that word is SUCCEEDED, in the
-    transaction that reverses the payment (the reverse order is app/refunds.py's)."""
+    transaction that reverses the payment (the reverse order is app/refunds.py's). A refund
+    flagged for review is settled too, and its flag (and the payment's, once no refund
+    awaits review) cleared: the provider's word came after all."""
+    unflagging = False
     for refund in await uow.refunds.for_payment(payment.id):
         if settled_by_reversal(refund, payment):
             settled = replace(refund, status=Status.SUCCEEDED, updated_at=now,
-                              failure_reason="", failure_message="")
+                              failure_reason="", failure_message="", needs_review=False,
+                              review_reason="")
             await uow.refunds.write(refund, settled, payment, actor=actor, provider_payload={},
                                     schedule=Schedule(None))
+            unflagging |= refund.needs_review
+    if unflagging:
+        change = payment_unflagged(payment, await uow.refunds.for_payment(payment.id), now,
+                                   REFUND_SETTLED, {})
+        if change is not None:
+            await uow.payments.write(change, actor=actor)
 
 
 def _first_reference(change: Change) -> bool:

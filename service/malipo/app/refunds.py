@@ -34,11 +34,13 @@ from malipo.domain.ids import new_refund_id
 from malipo.domain.money import Money
 from malipo.domain.payments import Payment, ProviderUpdate, apply_update
 from malipo.domain.refunds import (
+    REFUND_SETTLED,
     REFUND_UNSETTLED,
     Refund,
     RefundTotals,
     can_move_refund,
     is_whole,
+    payment_unflagged,
     refund_status,
     refund_totals,
 )
@@ -183,25 +185,43 @@ async def record_refund_answer(svc: Services, refund: Refund, update: ProviderUp
         assert current is not None
         whole = is_whole(refund, payment)
         status = refund_status(update.status) if whole else update.status or Status.PROCESSING
+        settled = status not in REFUND_UNSETTLED
         after = replace(
             current, status=status, updated_at=svc.clock(),
             provider_reference="" if whole else (update.provider_reference
                                                  or current.provider_reference),
             provider_status=update.provider_status or current.provider_status,
             failure_reason=update.failure_reason if status is not Status.SUCCEEDED else "",
-            failure_message=update.failure_message if status is not Status.SUCCEEDED else "")
+            failure_message=update.failure_message if status is not Status.SUCCEEDED else "",
+            # A late final answer settles a flagged refund: nothing is left to review.
+            needs_review=current.needs_review and not settled,
+            review_reason=current.review_reason if not settled else "")
         if can_move_refund(current.status, status):
             policy = svc.connectors.policy(payment.provider)
             schedule = (Schedule(policy.first_poll(svc.clock()), reset_attempts=True)
-                        if status in REFUND_UNSETTLED else Schedule(None))
+                        if not settled else Schedule(None))
             await uow.refunds.write(current, after, payment, actor=actor,
                                     provider_payload=update.raw, schedule=schedule)
+            if current.needs_review and settled:
+                payment = await _unflag(svc, uow, payment, update, actor)
         else:
             after = current
         payment = await reverse_when_refunded(svc, uow, payment, update, whole=whole,
                                               reason=reason, actor=actor)
         await uow.exchanges.add(payment, exchanges)
     return Refunded(payment, after)
+
+
+async def _unflag(svc: Services, uow: UnitOfWork, payment: Payment, update: ProviderUpdate,
+                  actor: str) -> Payment:
+    """The locked payment, its REFUND_UNSETTLED flag cleared if no other refund awaits review:
+    the provider's answer came after all (ResolveRefund clears it the same way)."""
+    change = payment_unflagged(payment, await uow.refunds.for_payment(payment.id), svc.clock(),
+                               REFUND_SETTLED, update.raw)
+    if change is None:
+        return payment
+    await uow.payments.write(change, actor=actor)
+    return change.after
 
 
 async def reverse_when_refunded(svc: Services, uow: UnitOfWork, payment: Payment,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from malipo.domain.money import Money
-from malipo.domain.payments import Payment
+from malipo.domain.payments import Change, ChangeKind, Payment
+from malipo.domain.review import ReviewReason, split_review
 from malipo.domain.status import Status
 
 _S = Status
@@ -20,6 +21,10 @@ REFUND_ALLOWED: Mapping[Status, frozenset[Status]] = {
     _S.SUCCEEDED: frozenset(),
     _S.FAILED: frozenset(),
 }
+
+# The reason of the payment's event that clears its REFUND_UNSETTLED flag when the provider's
+# final word on the refund came late (an operator's resolution says OPERATOR_RESOLVED).
+REFUND_SETTLED = "REFUND_SETTLED"
 
 # Not final: the reconciler polls these (app/refund_polls.py).
 REFUND_UNSETTLED = frozenset({_S.PENDING, _S.PROCESSING, _S.UNKNOWN})
@@ -64,6 +69,22 @@ def awaits_review(refund: Refund) -> bool:
     """Flagged and still unsettled: an operator's to settle (ResolveRefund). A flag left on a
     refund a provider answer settled since asks nothing of anyone."""
     return refund.needs_review and refund.status in REFUND_UNSETTLED
+
+
+def payment_unflagged(payment: Payment, refunds: Iterable[Refund], now: datetime, reason: str,
+                      provider_payload: Mapping[str, object]) -> Change | None:
+    """The payment's own REFUND_UNSETTLED flag (set beside its refund's, app/refund_polls.py)
+    cleared once none of `refunds` (the payment's, as they now stand) still awaits review,
+    whoever settled them: an operator (ResolveRefund) or the provider's late answer. None
+    when it stays: another refund awaits review, or the flag says something else, which is
+    not a refund's settling to clear."""
+    code, _ = split_review(payment.review_reason)
+    if not payment.needs_review or code != ReviewReason.REFUND_UNSETTLED or any(
+            awaits_review(r) for r in refunds):
+        return None
+    after = replace(payment, needs_review=False, review_reason="", updated_at=now)
+    # A TRANSITION with the status kept: a REVIEW event would say "flagged".
+    return Change(ChangeKind.TRANSITION, payment, after, reason, provider_payload)
 
 
 def is_whole(refund: Refund, payment: Payment) -> bool:

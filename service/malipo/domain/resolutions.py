@@ -9,8 +9,12 @@ from datetime import datetime
 
 from malipo.domain.errors import FailedPrecondition, FieldViolation, InvalidRequest
 from malipo.domain.payments import Change, ChangeKind, Payment
-from malipo.domain.refunds import REFUND_UNSETTLED, Refund, awaits_review, can_move_refund
-from malipo.domain.review import ReviewReason, split_review
+from malipo.domain.refunds import (
+    REFUND_UNSETTLED,
+    Refund,
+    can_move_refund,
+    payment_unflagged,
+)
 from malipo.domain.status import Status, can_move
 
 # What an operator may settle a payment as: the outcomes a provider's records can prove.
@@ -109,15 +113,7 @@ def resolved_refund(refund: Refund, resolution: Resolution) -> Refund:
 
 def clear_refund_flag(payment: Payment, resolution: Resolution,
                       refunds: Iterable[Refund]) -> Change | None:
-    """The payment's own REFUND_UNSETTLED flag (set beside its refund's, app/refund_polls.py)
-    cleared once none of `refunds` (the payment's, as they now stand) still awaits review.
-    None when it stays: another refund awaits review, or the flag says something else, which
-    is not the refund's resolution to clear."""
-    code, _ = split_review(payment.review_reason)
-    if not payment.needs_review or code != ReviewReason.REFUND_UNSETTLED or any(
-            awaits_review(r) for r in refunds):
-        return None
-    after = replace(payment, needs_review=False, review_reason="",
-                    updated_at=resolution.resolved_at)
-    # A TRANSITION (status kept), as `resolve` writes one: a REVIEW event would say flagged.
-    return Change(ChangeKind.TRANSITION, payment, after, RESOLVED, resolution.record())
+    """The payment's REFUND_UNSETTLED flag cleared by a refund's resolution (see
+    `payment_unflagged`), the event carrying the resolution's record as `resolve`'s does."""
+    return payment_unflagged(payment, refunds, resolution.resolved_at, RESOLVED,
+                             resolution.record())

@@ -930,8 +930,9 @@ type Payment struct {
 	//	                         or the outcome was UNKNOWN (never failed without evidence)
 	//	REFUND_UNSETTLED         a refund of the payment got no final answer in time; it keeps
 	//	                         its status (and its amount held), never failed on a guess;
-	//	                         ResolveRefund settles the refund and clears this flag once
-	//	                         no refund of the payment still awaits review
+	//	                         ResolveRefund settles the refund (or a late final answer
+	//	                         from the provider does) and this flag clears once no refund
+	//	                         of the payment still awaits review
 	//
 	// Codes may be added; these never change meaning. Empty when needs_review is false.
 	ReviewReason string `protobuf:"bytes,22,opt,name=review_reason,json=reviewReason,proto3" json:"review_reason,omitempty"`
@@ -1206,7 +1207,7 @@ type Refund struct {
 	// True when no final answer came in time (review_reason REFUND_UNSETTLED): the refund keeps
 	// its status and its amount stays held, never failed on a guess. Its payment is flagged
 	// too, so ListPayments with filter.needs_review finds it. An operator settles it with
-	// ResolveRefund, which clears the flag.
+	// ResolveRefund, which clears the flag; so does a final answer the provider sends late.
 	NeedsReview bool `protobuf:"varint,13,opt,name=needs_review,json=needsReview,proto3" json:"needs_review,omitempty"`
 	// Why needs_review is set: a stable code, as Payment.review_reason. Empty when it is not.
 	ReviewReason string `protobuf:"bytes,14,opt,name=review_reason,json=reviewReason,proto3" json:"review_reason,omitempty"`

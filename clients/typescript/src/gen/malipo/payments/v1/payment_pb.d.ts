@@ -512,8 +512,9 @@ export declare type Payment = Message<"malipo.payments.v1.Payment"> & {
    *                            or the outcome was UNKNOWN (never failed without evidence)
    *   REFUND_UNSETTLED         a refund of the payment got no final answer in time; it keeps
    *                            its status (and its amount held), never failed on a guess;
-   *                            ResolveRefund settles the refund and clears this flag once
-   *                            no refund of the payment still awaits review
+   *                            ResolveRefund settles the refund (or a late final answer
+   *                            from the provider does) and this flag clears once no refund
+   *                            of the payment still awaits review
    * Codes may be added; these never change meaning. Empty when needs_review is false.
    *
    * @generated from field: string review_reason = 22;
@@ -661,7 +662,7 @@ export declare type Refund = Message<"malipo.payments.v1.Refund"> & {
    * True when no final answer came in time (review_reason REFUND_UNSETTLED): the refund keeps
    * its status and its amount stays held, never failed on a guess. Its payment is flagged
    * too, so ListPayments with filter.needs_review finds it. An operator settles it with
-   * ResolveRefund, which clears the flag.
+   * ResolveRefund, which clears the flag; so does a final answer the provider sends late.
    *
    * @generated from field: bool needs_review = 13;
    */
