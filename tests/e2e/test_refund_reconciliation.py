@@ -223,17 +223,7 @@ async def test_kkiapay_revert_webhook_settles_the_processing_refund(
 
 async def test_kkiapay_refund_without_an_answer_is_flagged_not_failed(
         malipo: Running, kkiapay: KkiapayFake) -> None:
-    p, _ = await kkiapay_processing_refund(malipo, kkiapay)
-    refund_id = (await refunds_of(malipo, p.id)).refunds[0].id
-    # Past the expiry rule (a day by default) and due: no refund status call can settle it.
-    await pool(malipo).execute(
-        "UPDATE refunds SET created_at = now() - interval '2 days', next_poll_at = now() "
-        "WHERE id = $1", refund_id)
-
-    async def flagged() -> bool:
-        return bool(await pool(malipo).fetchval(
-            "SELECT needs_review FROM refunds WHERE id = $1", refund_id))
-    await eventually(flagged)
+    p, _, refund_id = await flagged_kkiapay_refund(malipo, kkiapay)
     row = await pool(malipo).fetchrow(
         "SELECT status, needs_review, review_reason, next_poll_at FROM refunds WHERE id = $1",
         refund_id)
@@ -260,6 +250,7 @@ async def flagged_kkiapay_refund(malipo: Running,
     payment: (payment, KKiaPay transaction id, refund id)."""
     p, transaction_id = await kkiapay_processing_refund(malipo, kkiapay)
     refund_id = (await refunds_of(malipo, p.id)).refunds[0].id
+    # Past the expiry rule (a day by default) and due: no refund status call can settle it.
     await pool(malipo).execute(
         "UPDATE refunds SET created_at = now() - interval '2 days', next_poll_at = now() "
         "WHERE id = $1", refund_id)
