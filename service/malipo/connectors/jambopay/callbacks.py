@@ -40,7 +40,7 @@ ACTIONS: Mapping[str, Status | None] = {
 _ACTIONS_FOLDED = {name.casefold(): status for name, status in ACTIONS.items()}
 
 
-def verify(callback: InboundCallback, allowed: Sequence[str]) -> None:
+def verify(callback: InboundCallback, allowed: Sequence[signing.Network]) -> None:
     signing.check_source(callback.remote, allowed)
 
 

@@ -52,7 +52,7 @@ from malipo.app.connector import (
     default_callback_answer,
 )
 from malipo.connectors.exact_json import plain
-from malipo.connectors.jambopay import callbacks
+from malipo.connectors.jambopay import callbacks, signing
 from malipo.connectors.jambopay.client import ApiReply, JambopayClient
 from malipo.connectors.jambopay.mapping import (
     ErrorKind,
@@ -92,6 +92,7 @@ class JambopayConnector:
         self.account = account
         self.settings = JambopaySettings.from_account(account)
         self._client = JambopayClient(self.settings)
+        self._allowed_sources = signing.allowed_networks(self.settings.callback_allowed_ips)
 
     def catalogue(self) -> ProviderCatalogue:
         return CATALOGUE
@@ -189,7 +190,7 @@ class JambopayConnector:
         raise Unsupported("JamboPay has no cancellation; an unconfirmed presentment expires")
 
     def verify_callback(self, callback: InboundCallback) -> None:
-        callbacks.verify(callback, self.settings.callback_allowed_ips)
+        callbacks.verify(callback, self._allowed_sources)
 
     def parse_callback(self, callback: InboundCallback) -> list[CallbackEvent]:
         return callbacks.parse(callback, CATALOGUE.currencies[0])

@@ -14,8 +14,16 @@ from collections.abc import Sequence
 
 from malipo.domain.errors import CallbackRejected
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-def check_source(remote: str, allowed: Sequence[str]) -> None:
+
+def allowed_networks(entries: Sequence[str]) -> tuple[Network, ...]:
+    """`callback_allowed_ips` parsed once, when the account is read, not on every callback
+    (the settings checked each entry already)."""
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def check_source(remote: str, allowed: Sequence[Network]) -> None:
     """The only check an unsigned callback allows: where it came from (when configured)."""
     if not allowed:
         return
@@ -23,7 +31,5 @@ def check_source(remote: str, allowed: Sequence[str]) -> None:
         address = ipaddress.ip_address(remote)
     except ValueError:
         raise CallbackRejected("callback from an unreadable address") from None
-    for entry in allowed:
-        if address in ipaddress.ip_network(entry, strict=False):
-            return
-    raise CallbackRejected("callback from an address outside callback_allowed_ips")
+    if not any(address in network for network in allowed):
+        raise CallbackRejected("callback from an address outside callback_allowed_ips")

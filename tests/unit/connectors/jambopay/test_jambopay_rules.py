@@ -10,6 +10,7 @@ from malipo.app.catalogue import check_payment
 from malipo.app.connector import Connector, InboundCallback, ProviderAccount
 from malipo.connectors.jambopay import JambopayConnector
 from malipo.connectors.jambopay.callbacks import ACTIONS, parse, verify
+from malipo.connectors.jambopay.signing import allowed_networks
 from malipo.connectors.registry import build
 from malipo.domain.errors import CallbackRejected, InvalidRequest
 from malipo.domain.money import Money
@@ -87,11 +88,12 @@ def test_malformed_callbacks_are_rejected(body: bytes) -> None:
 
 def test_source_allow_list() -> None:
     verify(callback(b"", "8.8.8.8"), ())  # not configured: anyone
-    verify(callback(b"", "10.1.2.3"), ("10.0.0.0/8",))
+    verify(callback(b"", "10.1.2.3"), allowed_networks(("10.0.0.0/8",)))
+    verify(callback(b"", "2001:db8::1"), allowed_networks(("10.0.0.0/8", "2001:db8::/32")))
     with pytest.raises(CallbackRejected):
-        verify(callback(b"", "11.1.2.3"), ("10.0.0.0/8", "192.0.2.7"))
+        verify(callback(b"", "11.1.2.3"), allowed_networks(("10.0.0.0/8", "192.0.2.7")))
     with pytest.raises(CallbackRejected):
-        verify(callback(b"", "unix-socket"), ("10.0.0.0/8",))
+        verify(callback(b"", "unix-socket"), allowed_networks(("10.0.0.0/8",)))
 
 
 def test_settings_defaults_and_required_keys() -> None:
