@@ -73,6 +73,7 @@ class Options:
     repeat: int = 1
     pin_loadgen: bool = False
     statements: bool = False
+    profiler: str = "py-spy"
 
 
 def parse() -> Options:
@@ -92,6 +93,10 @@ def parse() -> Options:
                    help="py-spy the server while these scenarios run (create, get, ...); "
                         "writes <scenario>.svg and collapsed stacks, summarised by "
                         "`python -m tests.bench.profile_top`")
+    p.add_argument("--profiler", choices=["py-spy", "perf"], default="py-spy",
+                   help="perf: Linux perf on the server instead (native code too: the "
+                        "interpreter, the kernel, grpc, asyncpg), summarised by library in "
+                        "profile-<scenario>.perf.txt")
     p.add_argument("--skip", nargs="*", default=[], choices=SCENARIOS,
                    help="scenarios not to run")
     p.add_argument("--only", nargs="*", default=[], choices=SCENARIOS,
@@ -110,7 +115,7 @@ def parse() -> Options:
     return Options(a.seconds, a.warmup, a.processes, a.concurrency, a.fanout,
                    a.fanout_seconds, a.fanout_rate, a.min_callbacks, set(a.profile),
                    skipped(set(a.skip), set(a.only)), out, max(1, a.repeat), a.pin_loadgen,
-                   a.statements)
+                   a.statements, a.profiler)
 
 
 def loadgen_cpus() -> tuple[int, ...]:
@@ -345,6 +350,10 @@ class Bench:
         if pid is None or name not in self.o.profile:
             yield
             return
+        if self.o.profiler == "perf":
+            with self.perf_recorded(name, pid, seconds):
+                yield
+            return
         py_spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
         if not Path(py_spy).exists():
             print("profile skipped: py-spy is not installed (pip install '.[bench]')")
@@ -364,6 +373,35 @@ class Bench:
             for spy in spies:
                 spy.wait(60)
             print(f"{'':<22} profile: {base}.svg and {base}.txt (collapsed stacks)", flush=True)
+
+    @contextlib.contextmanager
+    def perf_recorded(self, name: str, pid: int, seconds: float) -> Generator[None]:
+        """`perf record` of the server for the scenario, then a report by thread and library:
+        where py-spy can only name the Python frame above compiled code, this splits the
+        interpreter, the kernel and each extension."""
+        perf = shutil.which("perf")
+        if perf is None:
+            print("profile skipped: perf is not installed")
+            yield
+            return
+        self.o.out.mkdir(parents=True, exist_ok=True)
+        base = self.o.out / f"profile-{name}"
+        recording = subprocess.Popen(
+            [perf, "record", "-F", "499", "-g", "-p", str(pid), "-o", f"{base}.perf.data",
+             "--", "sleep", str(int(seconds + 1))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        try:
+            yield
+        finally:
+            recording.wait(60)
+            with open(f"{base}.perf.txt", "w") as report:
+                for sort in ("comm,dso", "dso,symbol"):
+                    subprocess.run([perf, "report", "-i", f"{base}.perf.data", "--no-children",
+                                    "-g", "none", "--sort", sort, "--stdio"],
+                                   stdout=report, stderr=subprocess.DEVNULL, check=False)
+            print(f"{'':<22} profile: {base}.perf.txt ({base}.perf.data for perf report)",
+                  flush=True)
 
     def workers(self, dsn: str) -> None:
         """One worker, then two, each on a fresh database, with the load generator pinned to
