@@ -306,13 +306,17 @@ def refund_to_proto(r: Refund) -> payment_pb2.Refund:
     )
 
 
+def _resolution_from_proto(value: int) -> Status:
+    """PENDING for an unset resolution: the use case refuses it with the allowed outcomes."""
+    return status_from_proto(value, "resolution") if value else Status.PENDING
+
+
 def resolve_from_proto(request: payment_service_pb2.ResolvePaymentRequest,
                        operator: Operator) -> ResolvePayment:
     return ResolvePayment(
         operator=operator.name, key_id=operator.key_id, idempotency_key=request.idempotency_key,
         tenant=request.tenant, payment_id=request.payment_id,
-        resolution=(status_from_proto(request.resolution, "resolution")
-                    if request.resolution else Status.PENDING),  # PENDING: refused as invalid
+        resolution=_resolution_from_proto(request.resolution),
         reason=request.reason, evidence=request.evidence,
     )
 
@@ -322,8 +326,7 @@ def resolve_refund_from_proto(request: payment_service_pb2.ResolveRefundRequest,
     return ResolveRefund(
         operator=operator.name, key_id=operator.key_id, idempotency_key=request.idempotency_key,
         tenant=request.tenant, refund_id=request.refund_id,
-        resolution=(status_from_proto(request.resolution, "resolution")
-                    if request.resolution else Status.PENDING),  # PENDING: refused as invalid
+        resolution=_resolution_from_proto(request.resolution),
         reason=request.reason, evidence=request.evidence,
     )
 

@@ -12,7 +12,12 @@ from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule, UnitOfWork
 from malipo.domain.errors import NotFound
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate, apply_update
-from malipo.domain.refunds import REFUND_SETTLED, payment_unflagged, settled_by_reversal
+from malipo.domain.refunds import (
+    REFUND_SETTLED,
+    Refund,
+    payment_unflagged,
+    settled_by_reversal,
+)
 from malipo.domain.review import ReviewReason, flagged
 from malipo.domain.status import UNSETTLED, Status
 
@@ -131,19 +136,20 @@ async def _settle_whole_refunds(uow: UnitOfWork, payment: Payment, now: datetime
     flagged for review is settled too, and its flag (and the payment's, once no refund
     awaits review) cleared: the provider's word came after all."""
     unflagging = False
+    standing: list[Refund] = []  # the payment's refunds as they are once this is written
     for refund in await uow.refunds.for_payment(payment.id):
-        if settled_by_reversal(refund, payment):
-            settled = replace(refund, status=Status.SUCCEEDED, updated_at=now,
-                              failure_reason="", failure_message="", needs_review=False,
-                              review_reason="")
-            await uow.refunds.write(refund, settled, payment, actor=actor, provider_payload={},
-                                    schedule=Schedule(None))
-            unflagging |= refund.needs_review
-    if unflagging:
-        change = payment_unflagged(payment, await uow.refunds.for_payment(payment.id), now,
-                                   REFUND_SETTLED, {})
-        if change is not None:
-            await uow.payments.write(change, actor=actor)
+        if not settled_by_reversal(refund, payment):
+            standing.append(refund)
+            continue
+        settled = replace(refund, status=Status.SUCCEEDED, updated_at=now, failure_reason="",
+                          failure_message="", needs_review=False, review_reason="")
+        await uow.refunds.write(refund, settled, payment, actor=actor, provider_payload={},
+                                schedule=Schedule(None))
+        unflagging |= refund.needs_review
+        standing.append(settled)
+    change = payment_unflagged(payment, standing, now, REFUND_SETTLED, {}) if unflagging else None
+    if change is not None:
+        await uow.payments.write(change, actor=actor)
 
 
 def _first_reference(change: Change) -> bool:
