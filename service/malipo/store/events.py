@@ -130,6 +130,24 @@ async def read_range(conn: Conn | asyncpg.Pool, after: int,
     return [event_from_row(r) for r in rows]
 
 
+# The newest event older than the cut-off, found by walking the primary key from the purged
+# end: recorded_at grows with sequence (the relay stamps each batch after taking the log's
+# lock), so the walk stops at the first young event and reads only what is about to go.
+# Migration 0013 dropped the recorded_at index this used to need. One snapshot for both
+# reads: when no event is young, every event is old.
+_PURGE_CUT = """
+SELECT CASE WHEN young.sequence IS NULL THEN (SELECT max(sequence) FROM events)
+            ELSE young.sequence - 1 END
+FROM event_log_state s
+LEFT JOIN LATERAL (
+    SELECT sequence FROM events
+    WHERE sequence > s.purged_through AND recorded_at >= now() - $1::interval
+    ORDER BY sequence LIMIT 1
+) young ON true
+WHERE s.id = 1
+"""
+
+
 async def purge_events(pool: asyncpg.Pool, older_than: timedelta, *, chunk: int = 10_000) -> int:
     """Delete events recorded more than `older_than` ago; return how many were deleted.
 
@@ -138,10 +156,7 @@ async def purge_events(pool: asyncpg.Pool, older_than: timedelta, *, chunk: int 
     OutOfRange, never a silent hole. Deletes in chunks to keep transactions short."""
     total = 0
     async with pool.acquire() as conn:
-        cut: int | None = await conn.fetchval(
-            "SELECT max(sequence) FROM events WHERE recorded_at < now() - $1::interval",
-            older_than,
-        )
+        cut: int | None = await conn.fetchval(_PURGE_CUT, older_than)
         if cut is None:
             return 0
         while True:
