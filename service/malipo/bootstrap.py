@@ -27,6 +27,7 @@ from malipo.api.operators import OperatorKeys
 from malipo.api.servicer import PaymentServicer
 from malipo.api.webhooks import WebhookServicer
 from malipo.app.directory import ConnectorDirectory
+from malipo.app.inflight import RecentPayments
 from malipo.app.services import Services
 from malipo.app.webhooks import sync_config_endpoints
 from malipo.callbacks.listener import build_app, metrics_app
@@ -94,7 +95,8 @@ class App:
             [registry.build(a) for a in s.provider_accounts(dev_tenants)], s.poll_policies())
         relay = EventRelay(pool, exporter=_nats_exporter(s.nats_url))
         self.services = Services(PostgresUnitOfWorkFactory(pool), self.connectors,
-                                 PostgresCallbackJournal(pool), outbox=relay)
+                                 PostgresCallbackJournal(pool), outbox=relay,
+                                 recent_payments=RecentPayments(s.recent_payments))
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
         leases = PostgresPollLeases(pool)
         self.reconciler = Reconciler(self.services, leases, interval_s=s.reconcile_interval_s,

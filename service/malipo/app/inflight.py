@@ -1,11 +1,14 @@
-"""What this process alone knows and the use cases share: provider calls in flight, and the
-create keys it answered lately. Both are hints for speed; the database stays the truth."""
+"""What this process alone knows and the use cases share: provider calls in flight, the
+create keys it answered lately and the payments it wrote lately. All are hints for speed; the
+database stays the truth."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+from malipo.domain.payments import Payment
 
 T = TypeVar("T")
 
@@ -69,3 +72,34 @@ class RecentKeys:
 
     def __contains__(self, tenant_key: tuple[str, str]) -> bool:
         return tenant_key in self._keys
+
+
+class RecentPayments:
+    """Payments as this process last wrote them (their row's version included), newest last.
+
+    A provider's callback usually names a payment this process created or updated moments
+    ago. Its usual write is guarded by the version it was decided from (store/payments.py
+    write_if_unchanged), so deciding on the copy written here, instead of reading the row
+    again, is safe: a copy that is no longer the row (another process wrote it, or a write
+    here that does not keep this up to date) makes the guarded write change nothing, and the
+    caller forgets the copy and reads the row. Only that guarded write may use a copy; every
+    answer to a caller reads the database."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._payments: dict[str, Payment] = {}  # insertion-ordered: oldest first
+
+    def get(self, payment_id: str) -> Payment | None:
+        return self._payments.get(payment_id)
+
+    def wrote(self, payment: Payment) -> None:
+        """`payment` is its row now: the fields and the version the write left."""
+        if self._size <= 0:
+            return
+        self._payments.pop(payment.id, None)
+        self._payments[payment.id] = payment
+        if len(self._payments) > self._size:
+            del self._payments[next(iter(self._payments))]
+
+    def forget(self, payment_id: str) -> None:
+        self._payments.pop(payment_id, None)

@@ -104,6 +104,7 @@ async def create_payment(svc: Services, cmd: CreatePayment, deadline: float | No
     if isinstance(added, KeyTaken):
         assert holder is not None
         return await _replay(svc, cmd.tenant, holder, record, deadline)
+    svc.recent_payments.wrote(payment)
 
     payment = replace(payment, last_event_sequence=added.cursor)
     # Shielded: a caller who hangs up must not leave the call half-recorded.

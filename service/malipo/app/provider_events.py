@@ -17,7 +17,7 @@ from malipo.app.connector import (
     InboundCallback,
 )
 from malipo.app.journal import Delivery, EventClaim, JournaledDelivery
-from malipo.app.recording import decide_unlocked, flag_for_review, record
+from malipo.app.recording import decide_unlocked, flag_for_review, record, written_row
 from malipo.app.services import Services
 from malipo.app.unit_of_work import Schedule, UnitOfWork
 from malipo.domain.errors import CallbackRejected, MalipoError, ProviderError
@@ -56,10 +56,7 @@ async def find_payment(svc: Services, connector: Connector,
 async def _named(uow: UnitOfWork, connector: Connector, event: CallbackEvent) -> Payment | None:
     if event.payment_id:
         payment = await uow.payments.get(event.payment_id)
-        if payment is not None and (payment.provider, payment.account) == (
-                connector.provider, connector.account.name):
-            return payment
-        return None
+        return payment if payment is not None and _ours(connector, payment) else None
     if event.update.provider_reference:
         return await uow.payments.by_provider_reference(
             connector.provider, connector.account.name, event.update.provider_reference)
@@ -108,30 +105,56 @@ async def apply_journaled(svc: Services, connector: Connector, event: CallbackEv
     """The usual callback (a status for a payment we know, nothing to confirm) in one
     commit: read the payment, decide, then journal the delivery, claim its event and write
     the change, all with the outcome decided. None: nothing was written (not the usual case,
-    a duplicate, or the row moved since the read); the caller journals first and applies."""
+    a duplicate, or the row moved since the read); the caller journals first and applies.
+
+    A payment this process wrote lately (RecentPayments) is decided on that copy, with no
+    read: the write is guarded by the copy's version, so a copy that is no longer the row
+    writes nothing, and the row is read as usual."""
     update = event.update
     if _needs_confirmation(connector, update) or update.status is Status.REVERSED:
         return None
+    copy = svc.recent_payments.get(event.payment_id) if event.payment_id else None
+    if copy is not None and _ours(connector, copy):
+        async with svc.uow() as uow:
+            applied = await _write_journaled(svc, uow, connector, event, copy, delivery, claim)
+        if applied is not None:
+            return applied
+        svc.recent_payments.forget(copy.id)
     async with svc.uow() as uow:  # one connection for the read and the write
         payment = await _named(uow, connector, event)
-        if payment is None or (event.direction and event.direction != payment.direction.value):
+        if payment is None:
             return None
-        try:
-            decided = decide_unlocked(svc, payment, update)
-        except MalipoError:
-            return None  # the caller's path journals it and answers INVALID
-        if decided is None:
-            return None
-        outcome = _outcome(decided.change)
-        written = await uow.payments.write_if_unchanged(
-            decided.write, actor=f"callback:{connector.provider}", schedule=decided.plan,
-            new_reference=decided.new_reference,
-            journaled=JournaledDelivery(delivery, claim, outcome.value))
+        return await _write_journaled(svc, uow, connector, event, payment, delivery, claim)
+
+
+async def _write_journaled(svc: Services, uow: UnitOfWork, connector: Connector,
+                           event: CallbackEvent, payment: Payment, delivery: Delivery,
+                           claim: EventClaim) -> CallbackOutcome | None:
+    """apply_journaled's decision and its one statement, on `payment` as last known."""
+    if event.direction and event.direction != payment.direction.value:
+        return None
+    try:
+        decided = decide_unlocked(svc, payment, event.update)
+    except MalipoError:
+        return None  # the caller's path journals it and answers INVALID
+    if decided is None:
+        return None
+    outcome = _outcome(decided.change)
+    written = await uow.payments.write_if_unchanged(
+        decided.write, actor=f"callback:{connector.provider}", schedule=decided.plan,
+        new_reference=decided.new_reference,
+        journaled=JournaledDelivery(delivery, claim, outcome.value))
     if written is None:
         return None
+    svc.recent_payments.wrote(written_row(decided.write))
     if written.callbacks_waiting:
         await apply_deferred(svc, decided.change.after)
     return outcome
+
+
+def _ours(connector: Connector, payment: Payment) -> bool:
+    """The payment was made through this provider account (a callback names only those)."""
+    return (payment.provider, payment.account) == (connector.provider, connector.account.name)
 
 
 def _needs_confirmation(connector: Connector, update: ProviderUpdate) -> bool:

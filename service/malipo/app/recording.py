@@ -77,16 +77,28 @@ async def record(svc: Services, payment_id: str, update: ProviderUpdate, *,
                 seen, code, "the provider transaction backs another payment", svc.clock()),
                 code, update.raw)
         plan = _plan(svc, change, schedule)
+        row: Payment | None = current  # the row as this commits it, when known here
         if change.writes or submitted or plan is not None:
-            wrote = await uow.payments.write(change if change.writes else Change(
-                ChangeKind.REFRESH, current, current), actor=actor, schedule=plan,
-                submitted=submitted)
-            if not wrote:  # impossible under the row lock; kept as a loud guard
+            write = change if change.writes else Change(ChangeKind.REFRESH, current, current)
+            if not await uow.payments.write(write, actor=actor, schedule=plan,
+                                            submitted=submitted):
+                # impossible under the row lock; kept as a loud guard
                 raise RuntimeError(f"guarded update of {payment_id} lost a race under lock")
+            row = written_row(write)
             if change.kind is ChangeKind.TRANSITION and change.after.status is Status.REVERSED:
                 await _settle_whole_refunds(uow, change.after, svc.clock(), actor)
+                row = None  # it may write the payment again
         await uow.exchanges.add(current, exchanges)
+    if row is None:
+        svc.recent_payments.forget(payment_id)
+    else:
+        svc.recent_payments.wrote(row)
     return Recorded(change, _first_reference(change) and locked.callbacks_waiting)
+
+
+def written_row(write: Change) -> Payment:
+    """The row one guarded write of `write` leaves: its fields, and the version it bumped."""
+    return replace(write.after, version=write.before.version + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +136,9 @@ async def _record_unlocked(svc: Services, known: Payment, update: ProviderUpdate
             decided.write, actor=actor, schedule=decided.plan, submitted=submitted,
             new_reference=decided.new_reference)
     if written is None:
+        svc.recent_payments.forget(known.id)
         return None
+    svc.recent_payments.wrote(written_row(decided.write))
     return Recorded(decided.change, written.callbacks_waiting)
 
 

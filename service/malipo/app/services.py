@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Protocol
 
 from malipo.app.directory import ConnectorDirectory
-from malipo.app.inflight import RecentKeys, Submissions
+from malipo.app.inflight import RecentKeys, RecentPayments, Submissions
 from malipo.app.journal import CallbackJournal
 from malipo.app.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -34,6 +34,7 @@ class Services:
     clock: Callable[[], datetime] = utc_now
     submissions: Submissions = field(default_factory=Submissions)
     recent_keys: RecentKeys = field(default_factory=RecentKeys)
+    recent_payments: RecentPayments = field(default_factory=RecentPayments)
 
     def uow(self) -> _Nudging:
         """A unit of work; once it committed outbox rows, the outbox is nudged."""
