@@ -94,9 +94,10 @@ class App:
         self.connectors = ConnectorDirectory(
             [registry.build(a) for a in s.provider_accounts(dev_tenants)], s.poll_policies())
         relay = EventRelay(pool, exporter=_nats_exporter(s.nats_url))
+        recent = RecentPayments(max_bytes=int(s.recent_payments_mb * 1024 * 1024))
         self.services = Services(PostgresUnitOfWorkFactory(pool), self.connectors,
                                  PostgresCallbackJournal(pool), outbox=relay,
-                                 recent_payments=RecentPayments(s.recent_payments))
+                                 recent_payments=recent)
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
         leases = PostgresPollLeases(pool)
         self.reconciler = Reconciler(self.services, leases, interval_s=s.reconcile_interval_s,

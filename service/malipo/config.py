@@ -162,8 +162,9 @@ class Settings(BaseSettings):
     # Per process: the pool plus ~2 long-lived connections (event hub LISTEN, relay lock).
     db_pool_max: int = 20
     # Payments this process wrote lately, kept to decide their callbacks without reading the
-    # row again (app/inflight.py RecentPayments): about 1.2 KB each; 0 keeps none.
-    recent_payments: int = Field(default=50_000, ge=0)
+    # row again (app/inflight.py RecentPayments), up to about this much memory (a payment
+    # with short texts is ~1.2 KB); 0 keeps none.
+    recent_payments_mb: float = Field(default=64.0, ge=0)
     # Operator keys (ResolvePayment for every tenant), "name=key,...": see api/operators.py.
     operator_keys: str = ""
     # TLS: cert+key turn it on for gRPC and the callback listener; a client CA adds mTLS.

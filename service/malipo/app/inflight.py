@@ -83,23 +83,57 @@ class RecentPayments:
     again, is safe: a copy that is no longer the row (another process wrote it, or a write
     here that does not keep this up to date) makes the guarded write change nothing, and the
     caller forgets the copy and reads the row. Only that guarded write may use a copy; every
-    answer to a caller reads the database."""
+    answer to a caller reads the database.
 
-    def __init__(self, size: int = 50_000) -> None:
-        self._size = size
-        self._payments: dict[str, Payment] = {}  # insertion-ordered: oldest first
+    Bounded by an estimate of the copies' memory, not their number: a payment is ~1.2 KB
+    with short texts, but its metadata alone may hold 50 values of 512 characters."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        # insertion-ordered, oldest first: each copy and its estimated size
+        self._payments: dict[str, tuple[Payment, int]] = {}
 
     def get(self, payment_id: str) -> Payment | None:
-        return self._payments.get(payment_id)
+        kept = self._payments.get(payment_id)
+        return kept[0] if kept is not None else None
 
     def wrote(self, payment: Payment) -> None:
         """`payment` is its row now: the fields and the version the write left."""
-        if self._size <= 0:
+        self.forget(payment.id)
+        size = estimated_bytes(payment)
+        if size > self._max_bytes:
             return
-        self._payments.pop(payment.id, None)
-        self._payments[payment.id] = payment
-        if len(self._payments) > self._size:
-            del self._payments[next(iter(self._payments))]
+        self._payments[payment.id] = (payment, size)
+        self._bytes += size
+        while self._bytes > self._max_bytes:
+            self.forget(next(iter(self._payments)))
 
     def forget(self, payment_id: str) -> None:
-        self._payments.pop(payment_id, None)
+        kept = self._payments.pop(payment_id, None)
+        if kept is not None:
+            self._bytes -= kept[1]
+
+    @property
+    def estimated_bytes(self) -> int:
+        return self._bytes
+
+
+# A copy with empty texts, measured with tracemalloc (objects, dict, strings, datetimes);
+# each text and mapping entry adds its characters and a Python object's overhead.
+_COPY_BYTES = 1024
+_ENTRY_BYTES = 120
+_TEXT_BYTES = 50
+
+
+def estimated_bytes(payment: Payment) -> int:
+    """What keeping `payment` costs, roughly: enough to bound many copies, not one."""
+    p = payment
+    mappings = [p.metadata, p.provider_fields, p.fulfilment]
+    if p.next_action is not None:
+        mappings.append(p.next_action.details)
+    texts = (p.description, p.provider_message, p.failure_message, p.review_reason,
+             p.idempotency_key, p.provider_reference, p.provider_status, p.customer.name,
+             p.customer.email, p.customer.reference)
+    return (_COPY_BYTES + sum(len(t) + _TEXT_BYTES for t in texts if t)
+            + sum(len(k) + len(str(v)) + _ENTRY_BYTES for m in mappings for k, v in m.items()))
