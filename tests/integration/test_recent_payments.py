@@ -117,6 +117,25 @@ async def test_the_copy_kept_is_the_row_and_a_callback_needs_no_read(
     assert await outbox_rows(pool, payment.id) == ["PENDING", "PROCESSING", "SUCCEEDED"]
 
 
+async def test_a_re_sent_callback_is_a_duplicate_without_a_read_and_the_copy_stays(
+        logged: tuple[asyncpg.Pool, Statements]) -> None:
+    """The journaled statement says the event was claimed before, not that the row moved:
+    reading the row to decide again could not make the re-send apply."""
+    pool, statements = logged
+    here = Process(pool)
+    payment = await here.create()
+    assert await here.deliver(payment, "SUCCEEDED", "once") is CallbackOutcome.APPLIED
+    copy = here.svc.recent_payments.get(payment.id)
+
+    statements.sent.clear()
+    assert await here.deliver(payment, "SUCCEEDED", "once") is CallbackOutcome.DUPLICATE
+
+    assert any("INSERT INTO callback_journal" in q for q in statements.sent)  # logged
+    assert statements.reads_of_payments() == []
+    assert here.svc.recent_payments.get(payment.id) is copy
+    assert await outbox_rows(pool, payment.id) == ["PENDING", "PROCESSING", "SUCCEEDED"]
+
+
 async def test_a_copy_another_process_outdated_writes_nothing_and_the_row_decides(
         logged: tuple[asyncpg.Pool, Statements]) -> None:
     pool, statements = logged

@@ -19,7 +19,7 @@ from malipo.app.connector import (
 from malipo.app.journal import Delivery, EventClaim, JournaledDelivery
 from malipo.app.recording import decide_unlocked, flag_for_review, record, written_row
 from malipo.app.services import Services
-from malipo.app.unit_of_work import Schedule, UnitOfWork
+from malipo.app.unit_of_work import ClaimedBefore, Schedule, UnitOfWork, Written
 from malipo.domain.errors import CallbackRejected, MalipoError, ProviderError
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate
 from malipo.domain.review import ReviewReason
@@ -117,19 +117,22 @@ async def apply_journaled(svc: Services, connector: Connector, event: CallbackEv
     if copy is not None and _ours(connector, copy):
         async with svc.uow() as uow:
             applied = await _write_journaled(svc, uow, connector, event, copy, delivery, claim)
-        if applied is not None:
+        if isinstance(applied, CallbackOutcome):
             return applied
+        if isinstance(applied, ClaimedBefore):
+            return None  # a re-send: the caller journals it as one; the copy may be right
         svc.recent_payments.forget(copy.id)
     async with svc.uow() as uow:  # one connection for the read and the write
         payment = await _named(uow, connector, event)
         if payment is None:
             return None
-        return await _write_journaled(svc, uow, connector, event, payment, delivery, claim)
+        applied = await _write_journaled(svc, uow, connector, event, payment, delivery, claim)
+    return applied if isinstance(applied, CallbackOutcome) else None
 
 
 async def _write_journaled(svc: Services, uow: UnitOfWork, connector: Connector,
                            event: CallbackEvent, payment: Payment, delivery: Delivery,
-                           claim: EventClaim) -> CallbackOutcome | None:
+                           claim: EventClaim) -> CallbackOutcome | ClaimedBefore | None:
     """apply_journaled's decision and its one statement, on `payment` as last known."""
     if event.direction and event.direction != payment.direction.value:
         return None
@@ -144,8 +147,8 @@ async def _write_journaled(svc: Services, uow: UnitOfWork, connector: Connector,
         decided.write, actor=f"callback:{connector.provider}", schedule=decided.plan,
         new_reference=decided.new_reference,
         journaled=JournaledDelivery(delivery, claim, outcome.value))
-    if written is None:
-        return None
+    if not isinstance(written, Written):
+        return written
     svc.recent_payments.wrote(written_row(decided.write))
     if written.callbacks_waiting:
         await apply_deferred(svc, decided.change.after)

@@ -9,7 +9,7 @@ from datetime import datetime
 from malipo.app.connector import Exchange
 from malipo.app.policies import PollPolicy
 from malipo.app.services import Services
-from malipo.app.unit_of_work import Schedule, UnitOfWork
+from malipo.app.unit_of_work import Schedule, UnitOfWork, Written
 from malipo.domain.errors import NotFound
 from malipo.domain.payments import Change, ChangeKind, Payment, ProviderUpdate, apply_update
 from malipo.domain.refunds import (
@@ -135,7 +135,7 @@ async def _record_unlocked(svc: Services, known: Payment, update: ProviderUpdate
         written = await uow.payments.write_if_unchanged(
             decided.write, actor=actor, schedule=decided.plan, submitted=submitted,
             new_reference=decided.new_reference)
-    if written is None:
+    if not isinstance(written, Written):  # the row moved (nothing is journaled here)
         svc.recent_payments.forget(known.id)
         return None
     svc.recent_payments.wrote(written_row(decided.write))

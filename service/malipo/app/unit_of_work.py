@@ -65,6 +65,12 @@ class Written:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimedBefore:
+    """A journaled write that wrote nothing because its callback's event was claimed before
+    (a re-sent delivery): deciding again on a fresh read would not change that."""
+
+
+@dataclass(frozen=True, slots=True)
 class Added:
     """A payment inserted. `cursor`: a log sequence before all of its events, for its
     last_event_sequence (watching from it misses none of them)."""
@@ -108,13 +114,14 @@ class PaymentRepository(Protocol):
     async def write_if_unchanged(self, change: Change, *, actor: str,
                                  schedule: Schedule | None = None, submitted: bool = False,
                                  new_reference: str = "",
-                                 journaled: JournaledDelivery | None = None) -> Written | None:
+                                 journaled: JournaledDelivery | None = None
+                                 ) -> Written | ClaimedBefore | None:
         """`write` for a change decided on a row read without a lock, as a unit of work by
         itself: None (nothing written) when the row changed since that read, or when
         `new_reference` (a first provider reference) is held by another payment.
         With `journaled`, the callback delivery that brought the change is journaled and its
-        event claimed in the same commit, or (None) nothing at all is written: also when the
-        event was claimed before."""
+        event claimed in the same commit, or nothing at all is written: None as above, or
+        ClaimedBefore when the event was claimed before."""
         ...
 
     async def is_submitted(self, payment_id: str) -> bool: ...

@@ -11,6 +11,7 @@ import asyncpg
 from malipo.app.journal import JournaledDelivery
 from malipo.app.unit_of_work import (
     Added,
+    ClaimedBefore,
     IdempotencyRecord,
     KeyTaken,
     ListQuery,
@@ -123,6 +124,9 @@ SELECT count(*) FROM updated
 """
 
 
+_CLAIMED = "EXISTS (SELECT 1 FROM claimed)"
+
+
 def _write_unlocked(journaled: bool) -> str:
     """The write for a caller that read the row without locking it: one statement, no
     transaction around it. The version guard makes it a no-op if anything changed since the
@@ -133,19 +137,19 @@ def _write_unlocked(journaled: bool) -> str:
     claims its event ($23...), both with the outcome the write was decided to have (one
     commit per callback where there were two and the outcome's own). All or nothing: when
     the event was claimed before (a duplicate) or the guard does not hold,
-    malipo_all_or_nothing (migration 0011) raises and the journal row goes too; the caller
-    then journals on its own."""
+    malipo_all_or_nothing (migrations 0011, 0014) raises, saying which, and the journal row
+    goes too; the caller then journals on its own."""
     moved = "EXISTS (SELECT 1 FROM updated)"
     return f"""
 WITH {f"{journaled_ctes(23)}," if journaled else ""}
 updated AS (
     {_UPDATE.strip()}
       AND ($22 = '' OR NOT {_reference_held_elsewhere("payments", "$22")})
-      {"AND EXISTS (SELECT 1 FROM claimed)" if journaled else ""}
+      {f"AND {_CLAIMED}" if journaled else ""}
     RETURNING id, provider, account
 ),
 event AS (INSERT INTO outbox (payload) SELECT $19::jsonb FROM updated WHERE $20::bool)
-SELECT {f"malipo_all_or_nothing({moved})" if journaled else moved} AS written,
+SELECT {f"malipo_all_or_nothing({moved}, {_CLAIMED})" if journaled else moved} AS written,
        $22 <> '' AND EXISTS (SELECT 1 FROM updated u WHERE {_callbacks_waiting("u", "$22")})
            AS waiting
 """
@@ -153,7 +157,7 @@ SELECT {f"malipo_all_or_nothing({moved})" if journaled else moved} AS written,
 
 _WRITE_IF_UNCHANGED = _write_unlocked(journaled=False)
 _WRITE_JOURNALED = _write_unlocked(journaled=True)
-_NOT_ALL = "MA001"  # malipo_all_or_nothing's SQLSTATE
+_ROW_MOVED, _CLAIMED_BEFORE = "MA001", "MA002"  # malipo_all_or_nothing's SQLSTATEs
 
 
 def _has_event(change: Change) -> bool:
@@ -243,7 +247,8 @@ class PostgresPayments:
     async def write_if_unchanged(self, change: Change, *, actor: str,
                                  schedule: Schedule | None = None, submitted: bool = False,
                                  new_reference: str = "",
-                                 journaled: JournaledDelivery | None = None) -> Written | None:
+                                 journaled: JournaledDelivery | None = None
+                                 ) -> Written | ClaimedBefore | None:
         args = self._write_args(change, actor, schedule, submitted, unlocked=True)
         if journaled is None:
             row = await self._conn.fetchrow_alone(_WRITE_IF_UNCHANGED, *args, new_reference)
@@ -252,7 +257,10 @@ class PostgresPayments:
                 row = await self._conn.fetchrow_alone(_WRITE_JOURNALED, *args, new_reference,
                                                       *journaled_args(journaled))
             except asyncpg.exceptions.UnknownPostgresError as exc:  # our SQLSTATE is not theirs
-                if getattr(exc, "sqlstate", None) == _NOT_ALL:
+                sqlstate = getattr(exc, "sqlstate", None)
+                if sqlstate == _CLAIMED_BEFORE:
+                    return ClaimedBefore()
+                if sqlstate == _ROW_MOVED:
                     return None
                 raise
         assert row is not None
