@@ -47,9 +47,10 @@ class Race:
         return payment
 
     @staticmethod
-    def body(payment: Payment, status: str) -> bytes:
+    def body(payment: Payment, status: str, event: str = "") -> bytes:
+        """`event`: the provider's event id's suffix (the status unless another is given)."""
         return json.dumps({
-            "event_id": f"{payment.id}:{status}", "payment_id": payment.id,
+            "event_id": f"{payment.id}:{event or status}", "payment_id": payment.id,
             "reference": payment.provider_reference, "status": status,
             "provider_status": status.lower(), "failure_reason": "", "failure_message": "",
             "amount_minor": 1500, "currency": "KES"}).encode()

@@ -1,32 +1,22 @@
 """A callback for a payment this process wrote lately (app.inflight.RecentPayments) is decided
 on the copy it keeps, with no read of the row; a copy another process has outdated writes
 nothing, and the callback is decided again on the row. Real use cases on the real database,
-with the simulator; a second Services on the same database plays the other process."""
+with the simulator; a second Race (its own Services) on the same database plays the other
+process."""
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from malipo.app.commands import CreatePayment
-from malipo.app.connector import CallbackOutcome, InboundCallback, ProviderAccount
-from malipo.app.directory import ConnectorDirectory
-from malipo.app.payments import create_payment
-from malipo.app.services import Services
-from malipo.callbacks.processing import CallbackProcessor
-from malipo.connectors import registry
-from malipo.connectors.simulator.signing import SIGNATURE_HEADER, sign
-from malipo.domain.payments import Customer, Payment
-from malipo.domain.status import Direction, Status
-from malipo.store.callbacks import PostgresCallbackJournal
-from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, init_connection
+from malipo.app.connector import CallbackOutcome
+from malipo.domain.payments import Payment
+from malipo.domain.status import Status
+from malipo.store.unit_of_work import init_connection
+from tests.integration.test_concurrent_callbacks import Race
 from tests.integration.test_unit_of_work import outbox_rows
-
-SECRET = "recent-payments-secret"
 
 
 class Statements:
@@ -61,33 +51,8 @@ async def logged(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, Stateme
         await pool.close()
 
 
-class Process:
-    """One Malipo process: its Services (and so its own RecentPayments) and callback path."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.simulator = registry.build(ProviderAccount("simulator", "default",
-                                                        {"callback_secret": SECRET}))
-        self.svc = Services(PostgresUnitOfWorkFactory(pool),
-                            ConnectorDirectory([self.simulator], {}),
-                            PostgresCallbackJournal(pool))
-        self.processor = CallbackProcessor(self.svc)
-
-    async def create(self) -> Payment:
-        payment = await create_payment(self.svc, CreatePayment(
-            "recent", f"recent-{time.time_ns()}", Direction.COLLECTION, "simulator", 1500,
-            "KES", customer=Customer(phone_number="+254700000007")), None)
-        assert payment.status is Status.PROCESSING
-        return payment
-
-    async def deliver(self, payment: Payment, status: str, event: str) -> CallbackOutcome:
-        body = json.dumps({
-            "event_id": f"{payment.id}:{event}", "payment_id": payment.id,
-            "reference": payment.provider_reference, "status": status,
-            "provider_status": status.lower(), "failure_reason": "", "failure_message": "",
-            "amount_minor": 1500, "currency": "KES"}).encode()
-        headers = {SIGNATURE_HEADER.lower(): sign(SECRET, body, int(time.time()))}
-        return await self.processor.handle(self.simulator, InboundCallback(
-            "simulator", "default", headers, body, {}, "127.0.0.1", payment.created_at))
+async def _send(process: Race, payment: Payment, status: str, event: str) -> CallbackOutcome:
+    return await process.deliver(payment, Race.body(payment, status, event))
 
 
 async def _row_version(pool: asyncpg.Pool, payment_id: str) -> tuple[str, int]:
@@ -99,14 +64,14 @@ async def _row_version(pool: asyncpg.Pool, payment_id: str) -> tuple[str, int]:
 async def test_the_copy_kept_is_the_row_and_a_callback_needs_no_read(
         logged: tuple[asyncpg.Pool, Statements]) -> None:
     pool, statements = logged
-    here = Process(pool)
-    payment = await here.create()
+    here = Race(pool)
+    payment = await here.payment()
     copy = here.svc.recent_payments.get(payment.id)
     assert copy is not None
     assert (copy.status.value, copy.version) == await _row_version(pool, payment.id)
 
     statements.sent.clear()
-    assert await here.deliver(payment, "SUCCEEDED", "ok") is CallbackOutcome.APPLIED
+    assert await _send(here, payment, "SUCCEEDED", "ok") is CallbackOutcome.APPLIED
 
     assert any("INSERT INTO callback_journal" in q for q in statements.sent)  # logged
     assert statements.reads_of_payments() == []
@@ -122,13 +87,13 @@ async def test_a_re_sent_callback_is_a_duplicate_without_a_read_and_the_copy_sta
     """The journaled statement says the event was claimed before, not that the row moved:
     reading the row to decide again could not make the re-send apply."""
     pool, statements = logged
-    here = Process(pool)
-    payment = await here.create()
-    assert await here.deliver(payment, "SUCCEEDED", "once") is CallbackOutcome.APPLIED
+    here = Race(pool)
+    payment = await here.payment()
+    assert await _send(here, payment, "SUCCEEDED", "once") is CallbackOutcome.APPLIED
     copy = here.svc.recent_payments.get(payment.id)
 
     statements.sent.clear()
-    assert await here.deliver(payment, "SUCCEEDED", "once") is CallbackOutcome.DUPLICATE
+    assert await _send(here, payment, "SUCCEEDED", "once") is CallbackOutcome.DUPLICATE
 
     assert any("INSERT INTO callback_journal" in q for q in statements.sent)  # logged
     assert statements.reads_of_payments() == []
@@ -139,17 +104,17 @@ async def test_a_re_sent_callback_is_a_duplicate_without_a_read_and_the_copy_sta
 async def test_a_copy_another_process_outdated_writes_nothing_and_the_row_decides(
         logged: tuple[asyncpg.Pool, Statements]) -> None:
     pool, statements = logged
-    here, there = Process(pool), Process(pool)
-    payment = await here.create()
+    here, there = Race(pool), Race(pool)
+    payment = await here.payment()
     stale = here.svc.recent_payments.get(payment.id)
     assert stale is not None and stale.status is Status.PROCESSING
     # The other process settles it; this one's copy still says PROCESSING.
-    assert await there.deliver(payment, "SUCCEEDED", "first") is CallbackOutcome.APPLIED
+    assert await _send(there, payment, "SUCCEEDED", "first") is CallbackOutcome.APPLIED
 
     statements.sent.clear()
     # Another SUCCEEDED (a new event id): on the copy it would be a transition, on the row
     # it is news of nothing.
-    assert await here.deliver(payment, "SUCCEEDED", "again") is CallbackOutcome.IGNORED
+    assert await _send(here, payment, "SUCCEEDED", "again") is CallbackOutcome.IGNORED
 
     assert statements.reads_of_payments()  # the row was read once the copy failed
     assert await outbox_rows(pool, payment.id) == ["PENDING", "PROCESSING", "SUCCEEDED"]
@@ -168,11 +133,11 @@ async def test_a_copy_outdated_by_a_failure_there_never_succeeds_here(
     """The money case: the copy says PROCESSING, the row says FAILED; SUCCEEDED must not
     be written over it on the copy's word."""
     pool, _statements = logged
-    here, there = Process(pool), Process(pool)
-    payment = await here.create()
-    assert await there.deliver(payment, "FAILED", "failed") is CallbackOutcome.APPLIED
+    here, there = Race(pool), Race(pool)
+    payment = await here.payment()
+    assert await _send(there, payment, "FAILED", "failed") is CallbackOutcome.APPLIED
 
-    outcome = await here.deliver(payment, "SUCCEEDED", "late")
+    outcome = await _send(here, payment, "SUCCEEDED", "late")
 
     assert outcome is not CallbackOutcome.APPLIED
     assert (await _row_version(pool, payment.id))[0] == "FAILED"

@@ -35,7 +35,7 @@ def test_the_oldest_written_copy_goes_first_and_a_rewrite_is_newest() -> None:
     kept = recent.get("pay_1")
     assert kept is not None and kept.version == 1
     assert recent.get("pay_3") is not None
-    assert recent.estimated_bytes <= two
+    assert recent.held_bytes <= two
 
 
 def test_large_copies_take_the_room_of_many_small_ones() -> None:
@@ -66,7 +66,7 @@ def test_the_estimate_is_near_what_python_holds() -> None:
             recent.wrote(_payment(n, metadata=metadata))
         held = (tracemalloc.get_traced_memory()[0] - before) / 200
         tracemalloc.stop()
-        assert 0.67 < recent.estimated_bytes / 200 / held < 1.5
+        assert 0.67 < recent.held_bytes / 200 / held < 1.5
 
 
 def test_a_forgotten_copy_is_gone() -> None:
@@ -75,7 +75,7 @@ def test_a_forgotten_copy_is_gone() -> None:
     recent.forget("pay_1")
     recent.forget("pay_1")  # twice is fine: the caller need not know it was there
     assert recent.get("pay_1") is None
-    assert recent.estimated_bytes == 0
+    assert recent.held_bytes == 0
 
 
 def test_a_budget_of_nought_keeps_none() -> None:

@@ -115,7 +115,8 @@ class RecentPayments:
             self._bytes -= kept[1]
 
     @property
-    def estimated_bytes(self) -> int:
+    def held_bytes(self) -> int:
+        """The kept copies' estimated size, which `max_bytes` bounds."""
         return self._bytes
 
 
