@@ -18,6 +18,7 @@ from malipo.store.events import (
     move_batch,
     read_range,
     set_export_position,
+    vacuum_outbox,
 )
 from malipo.store.failures import DATABASE_ERRORS
 
@@ -45,6 +46,7 @@ async def listening(pool: asyncpg.Pool, channel: str,
 
 
 GATHER_FROM = 4  # events in the last move that mark a burst (see EventRelay._gather_s)
+VACUUM_EVERY = 1000  # events moved between two vacuums of the outbox (store.events)
 
 
 class EventExporter(Protocol):
@@ -87,7 +89,8 @@ class EventRelay:
 
     def __init__(self, pool: asyncpg.Pool, *, batch: int = 1000, poll_interval_s: float = 0.5,
                  standby_interval_s: float = 2.0, exporter: EventExporter | None = None,
-                 lock_key: int = RELAY_LOCK, gather_s: float = 0.001) -> None:
+                 lock_key: int = RELAY_LOCK, gather_s: float = 0.001,
+                 vacuum_every: int = VACUUM_EVERY) -> None:
         self._pool = pool
         self._batch = batch
         self._poll_s = poll_interval_s
@@ -102,12 +105,15 @@ class EventRelay:
         self._standby_s = standby_interval_s
         self._exporter = exporter
         self._lock_key = lock_key
+        self._vacuum_every = vacuum_every
+        self._unvacuumed = 0  # events moved since the outbox was last vacuumed
         self._wake = asyncio.Event()
         self._export_wake = asyncio.Event()
         self._notify_due = asyncio.Event()
         self.is_leader = False
         self.moved = 0  # events moved by this process, for metrics
         self.exported = 0
+        self.vacuums = 0  # of the outbox, by this process
 
     def nudge(self) -> None:
         """Committed outbox rows are waiting (app.services.Services.uow, after a commit that
@@ -171,8 +177,13 @@ class EventRelay:
                     moved = await move_batch(conn, self._batch)
                     if moved:
                         self.moved += moved
+                        self._unvacuumed += moved
                         self._export_wake.set()
                     if moved < self._batch:
+                        if self._unvacuumed >= self._vacuum_every:  # between bursts
+                            await vacuum_outbox(conn)
+                            self._unvacuumed = 0
+                            self.vacuums += 1
                         await self._sleep(self._wake, self._poll_s)
                         if moved >= GATHER_FROM and self._wake.is_set():
                             await asyncio.sleep(self._gather_s)

@@ -390,3 +390,27 @@ async def test_a_hub_nobody_watches_skips_events_and_later_streams_still_get_the
     assert [int(e.message) for e in later] == list(range(50, 60))
     assert [int(e.message) for e in everything] == list(range(60))
     assert_gap_free(everything)
+
+
+async def _outbox_vacuums(pool: asyncpg.Pool) -> int:
+    """Manual vacuums of the outbox (autovacuum counts apart), from the shared statistics
+    that VACUUM updates as it ends."""
+    return int(await pool.fetchval(
+        "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'outbox'::regclass"))
+
+
+async def test_the_relay_vacuums_the_outbox_it_empties(
+        pool: asyncpg.Pool, writers_pool: asyncpg.Pool, tenant: str) -> None:
+    """Every move reads the outbox from its lowest id, past the index entries of the rows
+    earlier moves deleted, until a vacuum clears them; autovacuum comes by once a minute at
+    most. The relay vacuums after each `vacuum_every` events moved."""
+    vacuums_before = await _outbox_vacuums(pool)
+    relay = EventRelay(pool, poll_interval_s=0.05, vacuum_every=100)
+    async with running(relay):
+        for burst in range(3):
+            await insert_outbox(writers_pool, [payload(tenant, f"{tenant}-v", step=i)
+                                               for i in range(burst * 40, burst * 40 + 40)])
+            await wait_for(lambda burst=burst: relay.moved >= burst * 40 + 40)
+        await wait_for(lambda: relay.vacuums >= 1)
+        assert relay.vacuums == 1  # 120 events: one vacuum, not one per move
+    assert await _outbox_vacuums(pool) == vacuums_before + 1  # PostgreSQL ran it
