@@ -25,6 +25,16 @@ Shutdown = Callable[[], None]
 _PROTOCOLS = ("grpc", "http/protobuf")
 
 
+class _Switch:
+    on = False  # configure() sets it, its shutdown clears it
+
+
+def enabled() -> bool:
+    """Whether configure() switched tracing on: code that opens its own spans skips even the
+    no-op span otherwise (~8 us each, 1-2% of a callback's server time)."""
+    return _Switch.on
+
+
 def _no_query(url: yarl.URL) -> str:
     return str(url.with_query(None).with_fragment(None))
 
@@ -83,8 +93,10 @@ def configure(*, exporter: Any = None, set_global: bool = True) -> Shutdown | No
         instrumentor.instrument(**options)
 
     def shutdown() -> None:
+        _Switch.on = False
         for instrumentor in instrumentors:
             instrumentor.uninstrument()
         provider.shutdown()
 
+    _Switch.on = True
     return shutdown

@@ -30,12 +30,14 @@ class Span:
 def test_off_unless_an_otlp_endpoint_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     assert tracing.configure() is None
+    assert not tracing.enabled()  # the callback listener opens no span then
 
 
 async def test_spans_carry_ids_and_no_pii(database_url: str) -> None:
     exporter = InMemorySpanExporter()
     shutdown = tracing.configure(exporter=exporter)
     assert shutdown is not None
+    assert tracing.enabled()
     try:
         async with running(settings_for(database_url)) as service:
             created = await service.stub.CreatePayment(
@@ -51,6 +53,7 @@ async def test_spans_carry_ids_and_no_pii(database_url: str) -> None:
                     await asyncio.sleep(0.05)
     finally:
         shutdown()
+    assert not tracing.enabled()
     spans = exporter.get_finished_spans()
     by_name: dict[str, list[Span]] = {}
     for span in spans:

@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from malipo import tracing
 from malipo.app.connector import CallbackOutcome, InboundCallback
 from malipo.app.directory import ConnectorDirectory
 from malipo.callbacks.processing import CallbackProcessor
@@ -30,7 +31,9 @@ def build_app(connectors: ConnectorDirectory, processor: CallbackProcessor, *,
 
     async def callback(request: web.Request) -> web.Response:
         provider, account = request.match_info["provider"], request.match_info["account"]
-        # A span per delivery (no-op unless malipo.tracing is on): ids and outcome, no body.
+        if not tracing.enabled():
+            return await handle(request, provider, account)
+        # A span per delivery (with malipo.tracing on): ids and outcome, no body.
         with _TRACER.start_as_current_span(f"callback {provider}", kind=SpanKind.SERVER,
                                            attributes={"malipo.provider": provider,
                                                        "malipo.account": account}) as span:
