@@ -44,6 +44,7 @@ from malipo.payments.v1 import (
 from malipo.reconciler.loop import Reconciler
 from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.embedded import start_embedded
+from malipo.store.events import OUTBOX_CHANNEL
 from malipo.store.failures import CONNECTION_LOST, DATABASE_ERRORS
 from malipo.store.leases import PostgresPollLeases
 from malipo.store.migrations import migrate
@@ -93,12 +94,13 @@ class App:
         dev_tenants = () if s.database_url else api_keys.tenants()
         self.connectors = ConnectorDirectory(
             [registry.build(a) for a in s.provider_accounts(dev_tenants)], s.poll_policies())
-        relay = EventRelay(pool, exporter=_nats_exporter(s.nats_url))
+        relay = EventRelay(pool, exporter=_nats_exporter(s.nats_url), listen=False)
         recent = RecentPayments(max_bytes=int(s.recent_payments_mb * 1024 * 1024))
         self.services = Services(PostgresUnitOfWorkFactory(pool), self.connectors,
                                  PostgresCallbackJournal(pool), outbox=relay,
                                  recent_payments=recent)
         self.hub = EventHub(pool, heartbeat_s=s.heartbeat_s)
+        self.hub.also_listen(OUTBOX_CHANNEL, relay.wake)  # the process's one LISTEN connection
         leases = PostgresPollLeases(pool)
         self.reconciler = Reconciler(self.services, leases, interval_s=s.reconcile_interval_s,
                                      refund_leases=PostgresRefundLeases(pool))

@@ -17,7 +17,7 @@ from malipo.domain.errors import FieldViolation, InvalidRequest, OutOfRange, Una
 from malipo.domain.events import EventFilter, Heartbeat, StatusEvent
 from malipo.store.events import EVENTS_CHANNEL, Conn, log_state, read_new, read_page
 from malipo.store.failures import DATABASE_ERRORS
-from malipo.streaming.relay import listening
+from malipo.streaming.relay import Listener, listening
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ class EventHub:
         self._notified_head = 0  # the newest head a relay's NOTIFY named
         self._wake = asyncio.Event()
         self._listeners: list[Callable[[], None]] = []
+        self._also_listen: dict[str, Listener] = {}
         self._closed = False
         self._overflows = 0
         self._delivered = 0
@@ -134,6 +135,15 @@ class EventHub:
         """Call `callback` (no awaiting, no I/O) whenever a relay says it moved events into the
         log: whoever else reads the log (the webhook dispatcher) need not poll for them."""
         self._listeners.append(callback)
+
+    def also_listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """LISTEN on `channel` too, on the hub's connection, and call `callback` (no
+        awaiting, no I/O) for each NOTIFY: one listening connection per process (see
+        streaming.relay.listening). Call before `run`."""
+        def listener(_conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+            callback()
+
+        self._also_listen[channel] = listener
 
     async def close(self) -> None:
         """End every stream with Unavailable (clients resume from their last sequence)."""
@@ -181,7 +191,8 @@ class EventHub:
         backoff = 0.1
         while not self._closed:
             try:
-                async with listening(self._pool, EVENTS_CHANNEL, self._on_notify) as conn:
+                channels = {**self._also_listen, EVENTS_CHANNEL: self._on_notify}
+                async with listening(self._pool, channels) as conn:
                     if self._dispatched is None:
                         # LISTEN first, then the head: nothing committed after it is lost.
                         self._start_at((await log_state(conn)).head)

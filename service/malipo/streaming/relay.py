@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import asyncpg
@@ -27,20 +28,30 @@ log = logging.getLogger(__name__)
 RELAY_LOCK = 0x6D616C69706F01  # "malipo" + 1: distinct from the migrations lock
 
 
-@contextlib.asynccontextmanager
-async def listening(pool: asyncpg.Pool, channel: str,
-                    callback: Callable[..., None]) -> AsyncGenerator[PoolConnectionProxy]:
-    """A pool connection that LISTENs on `channel` while the block runs.
+Listener = Callable[[Any, int, str, str], None]  # asyncpg's: connection, pid, channel, payload
 
-    The pool does not reset sessions (store.unit_of_work), so the LISTEN is undone here; if
-    that cannot be done, the connection is closed rather than handed back still listening."""
+
+@contextlib.asynccontextmanager
+async def listening(pool: asyncpg.Pool,
+                    channels: Mapping[str, Listener]) -> AsyncGenerator[PoolConnectionProxy]:
+    """A pool connection that LISTENs on each channel while the block runs.
+
+    One such connection per process, not one per reader: PostgreSQL signals every backend
+    that listens on any channel at every NOTIFY, and each runs a transaction to read it.
+    The pool does not reset sessions (store.unit_of_work), so the LISTENs are undone here;
+    if that cannot be done, the connection is closed rather than handed back still
+    listening."""
     async with pool.acquire() as conn:
-        await conn.add_listener(channel, callback)
+        added: list[tuple[str, Listener]] = []
         try:
+            for channel, callback in channels.items():
+                await conn.add_listener(channel, callback)
+                added.append((channel, callback))
             yield conn
         finally:
             try:
-                await conn.remove_listener(channel, callback)
+                for channel, callback in added:
+                    await conn.remove_listener(channel, callback)
             except (*DATABASE_ERRORS, asyncio.CancelledError):
                 conn.terminate()
 
@@ -85,13 +96,18 @@ class EventRelay:
     after the commit, coalesced (at most one in flight per process). Writers never NOTIFY
     inside their own transaction: that holds PostgreSQL's global notify lock through the
     commit's fsync and serialises every writer's commit. A poll covers anything missed.
+    The relay LISTENs for that NOTIFY on its own connection unless `listen=False`: then
+    whoever holds the process's listening connection calls `wake()` (the event hub, in
+    `malipo serve`), and the relay's connection, which NOTIFYs after every move, no longer
+    runs a transaction to read its own NOTIFY back.
     """
 
     def __init__(self, pool: asyncpg.Pool, *, batch: int = 1000, poll_interval_s: float = 0.5,
                  standby_interval_s: float = 2.0, exporter: EventExporter | None = None,
                  lock_key: int = RELAY_LOCK, gather_s: float = 0.001,
-                 vacuum_every: int = VACUUM_EVERY) -> None:
+                 vacuum_every: int = VACUUM_EVERY, listen: bool = True) -> None:
         self._pool = pool
+        self._listen = listen
         self._batch = batch
         self._poll_s = poll_interval_s
         # Under load, the mover woken by a commit waits this long for the commits right
@@ -114,6 +130,11 @@ class EventRelay:
         self.moved = 0  # events moved by this process, for metrics
         self.exported = 0
         self.vacuums = 0  # of the outbox, by this process
+
+    def wake(self) -> None:
+        """Another process committed outbox rows (its NOTIFY, read on the process's
+        listening connection when the relay does not LISTEN itself)."""
+        self._wake.set()
 
     def nudge(self) -> None:
         """Committed outbox rows are waiting (app.services.Services.uow, after a commit that
@@ -159,9 +180,14 @@ class EventRelay:
             if not led:
                 await asyncio.sleep(self._standby_s)
 
+    def _connection(self) -> AbstractAsyncContextManager[PoolConnectionProxy]:
+        if self._listen:
+            return listening(self._pool, {OUTBOX_CHANNEL: self._on_notify})
+        return self._pool.acquire()
+
     async def _session(self) -> bool:
         """One connection's life: False at once if another process leads."""
-        async with listening(self._pool, OUTBOX_CHANNEL, self._on_notify) as conn:
+        async with self._connection() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                 return False
             # The lock is released below before the connection goes back to the pool (the

@@ -12,6 +12,7 @@ import pytest
 from malipo.domain.errors import Unavailable
 from malipo.domain.events import EventFilter, Heartbeat, StatusEvent
 from malipo.domain.status import Direction, Status
+from malipo.store.events import OUTBOX_CHANNEL
 from malipo.store.rows import last_event_sequence
 from malipo.store.unit_of_work import create_pool
 from malipo.streaming import EventHub, EventRelay
@@ -414,3 +415,38 @@ async def test_the_relay_vacuums_the_outbox_it_empties(
         await wait_for(lambda: relay.vacuums >= 1)
         assert relay.vacuums == 1  # 120 events: one vacuum, not one per move
     assert await _outbox_vacuums(pool) == vacuums_before + 1  # PostgreSQL ran it
+
+
+async def test_a_relay_that_does_not_listen_is_woken_through_the_hubs_connection(
+        pool: asyncpg.Pool, writers_pool: asyncpg.Pool, tenant: str) -> None:
+    """`malipo serve` keeps one listening connection per process: PostgreSQL makes every
+    listening backend read every NOTIFY in a transaction of its own, and the relay's
+    connection read back its own NOTIFY after each move. The hub's connection carries
+    other processes' nudges to the relay instead, next to the relay's NOTIFYs to the hub."""
+    relay = EventRelay(pool, poll_interval_s=60.0, listen=False)  # only a nudge wakes it
+    hub = EventHub(pool)
+
+    async def nudge() -> None:  # as a process that does not lead sends it (EventRelay.nudge)
+        await writers_pool.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+
+    async with running(relay):
+        await wait_for(lambda: relay.is_leader)
+        await asyncio.sleep(0.2)  # past the first move as leader, asleep on its poll
+        await insert_outbox(writers_pool, [payload(tenant, f"{tenant}-n", step=0)])
+        await nudge()
+        await asyncio.sleep(0.5)
+        unheard = relay.moved  # nobody carries the nudge: the row waits for the poll
+
+    hub.also_listen(OUTBOX_CHANNEL, relay.wake)
+    async with running(relay, hub):
+        stream = hub.subscribe(EventFilter(tenant=tenant), 0)
+        await wait_for(lambda: relay.is_leader)
+        await asyncio.sleep(0.2)  # the first move as leader took row 0; now asleep
+        moved = relay.moved
+        await insert_outbox(writers_pool, [payload(tenant, f"{tenant}-n", step=i)
+                                           for i in (1, 2)])
+        await nudge()
+        await wait_for(lambda: relay.moved >= moved + 2, timeout=5)
+        events = await collect(stream, 3, timeout=5)
+    assert unheard == 0
+    assert [int(e.message) for e in events] == [0, 1, 2]  # the relay's NOTIFYs reached the hub
