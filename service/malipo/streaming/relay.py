@@ -49,11 +49,22 @@ async def listening(pool: asyncpg.Pool,
                 added.append((channel, callback))
             yield conn
         finally:
-            try:
-                for channel, callback in added:
-                    await conn.remove_listener(channel, callback)
-            except (*DATABASE_ERRORS, asyncio.CancelledError):
-                conn.terminate()
+            # Already cleaned up by asyncpg (the proxy is detached): nothing is left to undo.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                await _unlisten(conn, added)
+
+
+async def _unlisten(conn: PoolConnectionProxy, added: Sequence[tuple[str, Listener]]) -> None:
+    """UNLISTEN, or terminate: a lost connection has nothing to UNLISTEN, but asyncpg keeps
+    its callbacks (and warns as it goes back to the pool) until it is terminated."""
+    if not conn.is_closed():
+        try:
+            for channel, callback in added:
+                await conn.remove_listener(channel, callback)
+            return
+        except (*DATABASE_ERRORS, asyncio.CancelledError):
+            pass
+    conn.terminate()
 
 
 GATHER_FROM = 4  # events in the last move that mark a burst (see EventRelay._gather_s)
