@@ -238,7 +238,7 @@ class EventRelay:
                         await exporting
 
     def _on_notify(self, *_: Any) -> None:
-        self._wake.set()
+        self.wake()
 
     @staticmethod
     async def _sleep(event: asyncio.Event, seconds: float) -> None:
