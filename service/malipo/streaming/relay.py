@@ -58,12 +58,10 @@ async def _unlisten(conn: PoolConnectionProxy, added: Sequence[tuple[str, Listen
     """UNLISTEN, or terminate: a lost connection has nothing to UNLISTEN, but asyncpg keeps
     its callbacks (and warns as it goes back to the pool) until it is terminated."""
     if not conn.is_closed():
-        try:
+        with contextlib.suppress(*DATABASE_ERRORS, asyncio.CancelledError):
             for channel, callback in added:
                 await conn.remove_listener(channel, callback)
             return
-        except (*DATABASE_ERRORS, asyncio.CancelledError):
-            pass
     conn.terminate()
 
 
