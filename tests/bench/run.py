@@ -212,12 +212,16 @@ class Bench:
         if entry.get("db_per_request"):
             d = entry["db_per_request"]
             print(f"{'':<22} PostgreSQL per request: {d['commits']} commits, "
+                  f"{d['wal_bytes']} WAL bytes, "
                   + (f"{d['statements']} statements" if d["statements"] is not None
                      else "statements n/a (pg_stat_statements not loaded)"), flush=True)
             if self.o.statements:
                 for top in entry["db_top_statements"]:
                     print(f"{'':<24}{top['exec_us']:>7.1f} us {top['calls']:>5.2f} calls  "
-                          f"{top['query']}", flush=True)
+                          f"per call: {top['wal_records_per_call']:>4.1f} WAL records "
+                          f"{top['wal_bytes_per_call']:>5} B  {top['blocks_per_call']:>5.1f} "
+                          f"buffers {top['dirtied_per_call']:>4.1f} dirtied  "
+                          f"{top['query'][:60]}", flush=True)
         return stats
 
     # -- scenarios --------------------------------------------------------------------
