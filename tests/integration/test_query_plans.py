@@ -35,7 +35,7 @@ from malipo.domain.status import Direction, Status
 from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.events import move_batch, purge_events, read_new
 from malipo.store.refund_leases import PostgresRefundLeases
-from malipo.store.retention import purge_idempotency_keys
+from malipo.store.retention import purge_exchange_log, purge_idempotency_keys
 from malipo.store.unit_of_work import PostgresUnitOfWorkFactory, init_connection
 from malipo.store.webhooks import DeliveryClaims, PostgresWebhookEndpoints
 from malipo.webhooks.signing import new_secret
@@ -54,6 +54,10 @@ class Plans:
         text = str(getattr(message, "message", ""))  # the notice's text (untyped in asyncpg)
         if "plan:" in text:
             self.seen.append(text)
+
+    def reference_checks(self) -> list[str]:
+        """Foreign key checks run (PostgreSQL's own statements, one per row written)."""
+        return [plan for plan in self.seen if "FOR KEY SHARE OF x" in plan]
 
     def scans(self) -> list[str]:
         """`table: statement's first words` for each plan that scans a growing table."""
@@ -130,6 +134,8 @@ async def test_hot_paths_reach_rows_through_indexes(
 
     assert len(plans.seen) >= 8, "auto_explain returned no plans: the check saw nothing"
     assert plans.scans() == []
+    # The callback's statement inserts the journal row its event names: nothing to check.
+    assert plans.reference_checks() == []
 
 
 @pytest.mark.filterwarnings("ignore:.*active log listener")
@@ -211,3 +217,25 @@ async def test_the_event_purge_finds_its_cut_off_through_the_log_sequence(
     assert cuts
     assert plans.scans() == []
     assert all("events_pkey" in p for p in cuts)
+
+
+@pytest.mark.filterwarnings("ignore:.*active log listener")
+async def test_the_journal_purge_checks_nothing_per_deleted_delivery(
+        explained: tuple[asyncpg.Pool, Plans]) -> None:
+    """Until migration 0015 every deleted journal row ran a foreign key check that read all
+    of callback_events (no index on journal_id): a month of callbacks was never purged."""
+    pool, plans = explained
+    old = datetime.now(UTC) - timedelta(days=40)
+    for n in range(3):
+        await pool.execute(
+            "WITH d AS (INSERT INTO callback_journal (provider, account, received_at, headers, "
+            "body, body_sha256) VALUES ('simulator', 'default', $2, '{}', 'x', $1) "
+            "RETURNING id) INSERT INTO callback_events (provider, account, event_key, "
+            "journal_id, outcome) SELECT 'simulator', 'default', $1, id, 'APPLIED' FROM d",
+            f"plans-old-{time.time_ns()}-{n}", old)
+    plans.seen.clear()
+    purged = await purge_exchange_log(pool, datetime.now(UTC) - timedelta(days=30))
+
+    assert purged.callback_events >= 3 and purged.callback_deliveries >= 3
+    assert any("DELETE FROM callback_journal" in p for p in plans.seen)
+    assert plans.reference_checks() == []

@@ -1,0 +1,11 @@
+-- callback_events.journal_id no longer REFERENCES callback_journal. The constraint checked
+-- nothing the writers do not already give, and cost a check per row on both sides:
+-- - Every claim inserts (or re-points) its event in the statement that inserts the journal
+--   row it names (store/callbacks.py journaled_ctes), so the row always exists; the check
+--   still probed it and locked it FOR KEY SHARE (one more WAL record per callback).
+-- - Journal rows are deleted only by retention (store/retention.py), which deletes their
+--   events first and then only journal rows no event names (NOT EXISTS). The check ran once
+--   per deleted journal row, and with no index on journal_id each run read the whole
+--   callback_events table: 2,000 deletions over 20,000 events took 22 s with it, 0.1 s
+--   without, and it grows with the table (a month of callbacks would never be purged).
+ALTER TABLE callback_events DROP CONSTRAINT callback_events_journal_id_fkey;
