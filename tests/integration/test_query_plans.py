@@ -223,7 +223,7 @@ async def test_the_event_purge_finds_its_cut_off_through_the_log_sequence(
 async def test_the_journal_purge_checks_nothing_per_deleted_delivery(
         explained: tuple[asyncpg.Pool, Plans]) -> None:
     """Until migration 0015 every deleted journal row ran a foreign key check that read all
-    of callback_events (no index on journal_id): a month of callbacks was never purged."""
+    of callback_events (no index on journal_id): 22 s for 2,000 rows over 20,000 events."""
     pool, plans = explained
     old = datetime.now(UTC) - timedelta(days=40)
     for n in range(3):

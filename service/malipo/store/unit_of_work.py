@@ -21,9 +21,8 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
     JIT off: PostgreSQL compiles any plan its estimate calls expensive. No hot statement here
     is, but a support read of a payment's callbacks (store/exchange_log.py) over 300,000
-    deliveries spent 380 of its 430 ms compiling, on every call, and retention's batches
-    paid the same each round. A SET rather than a startup parameter, which poolers such as
-    PgBouncer refuse."""
+    deliveries spent 380 of its 430 ms compiling, on every call. A SET rather than a startup
+    parameter, which poolers such as PgBouncer refuse."""
     await conn.set_type_codec("jsonb", encoder=_dumps, decoder=json.loads, schema="pg_catalog")
     await conn.execute("SET jit = off")
 

@@ -7,5 +7,5 @@
 --   events first and then only journal rows no event names (NOT EXISTS). The check ran once
 --   per deleted journal row, and with no index on journal_id each run read the whole
 --   callback_events table: 2,000 deletions over 20,000 events took 22 s with it, 0.1 s
---   without, and it grows with the table (a month of callbacks would never be purged).
+--   without, and that time grows with the rows deleted times the table's size.
 ALTER TABLE callback_events DROP CONSTRAINT callback_events_journal_id_fkey;
