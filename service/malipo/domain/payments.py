@@ -184,34 +184,37 @@ def apply_update(payment: Payment, update: ProviderUpdate, now: datetime) -> Cha
         return Change(ChangeKind.REVIEW, payment, flagged(payment, code, why, now), code,
                       update.raw)
 
-    refreshed = replace(
-        payment,
-        provider_reference=update.provider_reference or payment.provider_reference,
-        provider_status=update.provider_status or payment.provider_status,
-        provider_message=update.provider_message or payment.provider_message,
-        fulfilment={**payment.fulfilment, **update.fulfilment},
-    )
+    # What the update says whatever the status does; a transition applies it in the same
+    # copy as the move (a copy of a Payment is ~9 us: one per decision, not two).
+    news = {
+        "provider_reference": update.provider_reference or payment.provider_reference,
+        "provider_status": update.provider_status or payment.provider_status,
+        "provider_message": update.provider_message or payment.provider_message,
+        "fulfilment": {**payment.fulfilment, **update.fulfilment},
+    }
     target = update.status
+    if target is not None and target != payment.status and can_move(payment.status, target):
+        moved = replace(
+            payment,
+            **news,
+            status=target,
+            next_action=update.next_action if target is Status.ACTION_REQUIRED else None,
+            failure_reason=update.failure_reason if target is not Status.SUCCEEDED else "",
+            failure_message=update.failure_message if target is not Status.SUCCEEDED else "",
+            updated_at=now,
+        )
+        return Change(ChangeKind.TRANSITION, payment, moved, update.failure_reason, update.raw)
+    refreshed = replace(payment, **news)
     if target is None or target == payment.status:
         if target is Status.ACTION_REQUIRED and update.next_action is not None:
             refreshed = replace(refreshed, next_action=update.next_action)
         kind = ChangeKind.REFRESH if refreshed != payment else ChangeKind.IGNORED
         return Change(kind, payment, replace(refreshed, updated_at=now) if kind is
                       ChangeKind.REFRESH else payment, provider_payload=update.raw)
-    if not can_move(payment.status, target):
-        if target is Status.REVERSED and payment.status not in _SETTLED:
-            return _reversed_unseen(payment, refreshed, update, now)
-        return Change(ChangeKind.IGNORED, payment, payment,
-                      f"{payment.status} -> {target} is not allowed", update.raw)
-    moved = replace(
-        refreshed,
-        status=target,
-        next_action=update.next_action if target is Status.ACTION_REQUIRED else None,
-        failure_reason=update.failure_reason if target is not Status.SUCCEEDED else "",
-        failure_message=update.failure_message if target is not Status.SUCCEEDED else "",
-        updated_at=now,
-    )
-    return Change(ChangeKind.TRANSITION, payment, moved, update.failure_reason, update.raw)
+    if target is Status.REVERSED and payment.status not in _SETTLED:
+        return _reversed_unseen(payment, refreshed, update, now)
+    return Change(ChangeKind.IGNORED, payment, payment,
+                  f"{payment.status} -> {target} is not allowed", update.raw)
 
 
 def same_number(a: str, b: str) -> bool:
