@@ -27,8 +27,9 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.execute("SET jit = off")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+# One encoder for every jsonb value: json.dumps with options builds a new one per call (about
+# 0.75 us of a create's ~7 values each).
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
