@@ -17,7 +17,7 @@ from malipo.domain.errors import FieldViolation, InvalidRequest, OutOfRange, Una
 from malipo.domain.events import EventFilter, Heartbeat, StatusEvent
 from malipo.store.events import EVENTS_CHANNEL, Conn, log_state, read_new, read_page
 from malipo.store.failures import DATABASE_ERRORS
-from malipo.streaming.relay import Listener, listening
+from malipo.streaming.relay import Listener, listening, waking
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,7 @@ class EventHub:
         """LISTEN on `channel` too, on the hub's connection, and call `callback` (no
         awaiting, no I/O) for each NOTIFY: one listening connection per process (see
         streaming.relay.listening). Call before `run`."""
-        def listener(_conn: Any, _pid: int, _channel: str, _payload: str) -> None:
-            callback()
-
-        self._also_listen[channel] = listener
+        self._also_listen[channel] = waking(callback)
 
     async def close(self) -> None:
         """End every stream with Unavailable (clients resume from their last sequence)."""

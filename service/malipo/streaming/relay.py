@@ -31,6 +31,15 @@ RELAY_LOCK = 0x6D616C69706F01  # "malipo" + 1: distinct from the migrations lock
 Listener = Callable[[Any, int, str, str], None]  # asyncpg's: connection, pid, channel, payload
 
 
+def waking(callback: Callable[[], None]) -> Listener:
+    """A listener that only calls `callback` (no awaiting, no I/O): the NOTIFY is a wake-up,
+    its payload unused."""
+    def listener(_conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+        callback()
+
+    return listener
+
+
 @contextlib.asynccontextmanager
 async def listening(pool: asyncpg.Pool,
                     channels: Mapping[str, Listener]) -> AsyncGenerator[PoolConnectionProxy]:
@@ -191,7 +200,7 @@ class EventRelay:
 
     def _connection(self) -> AbstractAsyncContextManager[PoolConnectionProxy]:
         if self._listen:
-            return listening(self._pool, {OUTBOX_CHANNEL: self._on_notify})
+            return listening(self._pool, {OUTBOX_CHANNEL: waking(self.wake)})
         return self._pool.acquire()
 
     async def _session(self) -> bool:
@@ -234,9 +243,6 @@ class EventRelay:
                     exporting.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await exporting
-
-    def _on_notify(self, *_: Any) -> None:
-        self.wake()
 
     @staticmethod
     async def _sleep(event: asyncio.Event, seconds: float) -> None:
