@@ -178,7 +178,8 @@ class Bench:
         # Requests over the whole window (warmup too), at the measured rate.
         window = round(stats.rps * (job.seconds + job.warmup))
         entry: dict[str, Any] = stats.summary() | extra | {
-            "cpu_ms_per_request": use.per_request(window, stats.client_cpu_s)}
+            "cpu_ms_per_request": use.per_request(window, stats.client_cpu_s),
+            "database_cpu_ms_per_request": use.database_per_request(window)}
         if database_url is not None:
             entry["db_per_request"] = db.per_request(window)
             entry["db_top_statements"] = db.top_per_request(window)
@@ -209,6 +210,9 @@ class Bench:
                 f"{k} {v:.3f}" for k, v in entry["cpu_ms_per_request"].items())
                 + (f"  (server {entry['server_cpu_ratio_floor']:.2f}x the floor's)"
                    if "server_cpu_ratio_floor" in entry else ""), flush=True)
+            print(f"{'':<22} database CPU ms/request by process: " + "  ".join(
+                f"{k} {v:.3f}" for k, v in entry["database_cpu_ms_per_request"].items()),
+                flush=True)
         if entry.get("db_per_request"):
             d = entry["db_per_request"]
             print(f"{'':<22} PostgreSQL per request: {d['commits']} commits, "
