@@ -24,13 +24,15 @@ import pytest
 from malipo.app.commands import CreatePayment
 from malipo.app.connector import InboundCallback, ProviderAccount
 from malipo.app.directory import ConnectorDirectory
+from malipo.app.exchanges import list_provider_exchanges
 from malipo.app.payments import create_payment, get_payment
 from malipo.app.services import Services
+from malipo.app.unit_of_work import ExchangeKind
 from malipo.app.webhooks import NewEndpoint
 from malipo.callbacks.processing import CallbackProcessor
 from malipo.connectors import registry
 from malipo.connectors.simulator.signing import SIGNATURE_HEADER, sign
-from malipo.domain.payments import Customer
+from malipo.domain.payments import Customer, Payment
 from malipo.domain.status import Direction, Status
 from malipo.store.callbacks import PostgresCallbackJournal
 from malipo.store.events import move_batch, purge_events, read_new
@@ -98,11 +100,9 @@ async def explained(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, Plan
         await pool.close()
 
 
-# Each release warns that the listener `setup` adds is still there; that is the point.
-@pytest.mark.filterwarnings("ignore:.*active log listener")
-async def test_hot_paths_reach_rows_through_indexes(
-        explained: tuple[asyncpg.Pool, Plans]) -> None:
-    pool, plans = explained
+async def _paid_by_callback(pool: asyncpg.Pool) -> tuple[Services, Payment]:
+    """The hot paths, in order: a create (key claim + insert, then the answer), its replay,
+    a read, the provider's callback and its re-send."""
     simulator = registry.build(ProviderAccount("simulator", "default",
                                                {"callback_secret": SECRET}))
     svc = Services(PostgresUnitOfWorkFactory(pool), ConnectorDirectory([simulator], {}),
@@ -127,6 +127,15 @@ async def test_hot_paths_reach_rows_through_indexes(
     assert outcome.value == "APPLIED"  # found by the provider's reference alone
     # The re-send: the one-commit path writes nothing, the path that journals first runs.
     assert (await callbacks.handle(simulator, delivery)).value == "DUPLICATE"
+    return svc, payment
+
+
+# Each release warns that the listener `setup` adds is still there; that is the point.
+@pytest.mark.filterwarnings("ignore:.*active log listener")
+async def test_hot_paths_reach_rows_through_indexes(
+        explained: tuple[asyncpg.Pool, Plans]) -> None:
+    pool, plans = explained
+    await _paid_by_callback(pool)
     async with pool.acquire() as conn:
         assert await move_batch(conn, 100) >= 3  # created, PROCESSING, SUCCEEDED
         events, _head = await read_new(conn, 0, limit=100)
@@ -239,3 +248,55 @@ async def test_the_journal_purge_checks_nothing_per_deleted_delivery(
     assert purged.callback_events >= 3 and purged.callback_deliveries >= 3
     assert any("DELETE FROM callback_journal" in p for p in plans.seen)
     assert plans.reference_checks() == []
+
+
+_INDEX_NODE = re.compile(r"(?:Index Scan|Index Only Scan) using (\w+)|Bitmap Index Scan on (\w+)")
+_ARBITERS = re.compile(r"Conflict Arbiter Indexes: ([\w, ]+)")
+
+
+def _searched(plans: list[str]) -> dict[str, str]:
+    """Index name -> every condition a plan searched it by ("*" for an ON CONFLICT arbiter,
+    which probes the whole key)."""
+    searched: dict[str, str] = {}
+    for plan in plans:
+        lines = plan.splitlines()
+        for n, line in enumerate(lines):
+            if node := _INDEX_NODE.search(line):
+                name = node.group(1) or node.group(2)
+                cond = next((c for c in lines[n + 1:n + 4] if "Index Cond:" in c), "")
+                searched[name] = searched.get(name, "") + cond
+            for arbiters in _ARBITERS.findall(line):
+                for name in arbiters.split(","):
+                    searched[name.strip()] = searched.get(name.strip(), "") + "*"
+    return searched
+
+
+@pytest.mark.filterwarnings("ignore:.*active log listener")
+async def test_every_index_a_callback_writes_is_searched_by_its_key(
+        explained: tuple[asyncpg.Pool, Plans]) -> None:
+    """Each delivery pays for an entry in every index of the journal and its events, so each
+    must serve a search by its whole key: on the callback paths, in support's read of a
+    payment's exchanges, or in retention. An index only walked by its leading columns is a
+    scan of those rows that a narrower index (or the table) gives as well. Until migration
+    0016, callback_journal_body (provider, account, body_sha256) was such an index: the
+    support read filters the account's rows by digest, never searches it, and every delivery
+    wrote an entry keyed by a SHA-256, a random leaf of an index as large as the journal."""
+    pool, plans = explained
+    svc, payment = await _paid_by_callback(pool)
+    assert any(r.kind is ExchangeKind.CALLBACK
+               for r in await list_provider_exchanges(svc, "plans", payment.id))
+    await purge_exchange_log(pool, datetime.now(UTC) - timedelta(days=30))
+
+    searched = _searched(plans.seen)
+    keys = {r["name"]: r["last"] for r in await pool.fetch(
+        "SELECT i.relname AS name, (array_agg(a.attname ORDER BY k.n DESC))[1] AS last "
+        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+        "JOIN pg_class t ON t.oid = x.indrelid "
+        "CROSS JOIN unnest(x.indkey) WITH ORDINALITY k(attnum, n) "
+        "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum "
+        "WHERE t.relname IN ('callback_journal', 'callback_events') GROUP BY i.relname")}
+    assert {"callback_journal_pkey", "callback_events_pkey"} <= keys.keys()
+    unsearched = {name for name, last in keys.items()
+                  if "*" not in searched.get(name, "")
+                  and not re.search(rf"\b{last}\b", searched.get(name, ""))}
+    assert unsearched == set()
