@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BUF := clients/typescript/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test install lint proto proto-check buf bench bench-stream bench-callbacks clean \
+.PHONY: serve test install lint proto proto-check buf bench bench-paired bench-stream bench-callbacks clean \
 	go-tools clients clean-clients
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt
@@ -81,6 +81,11 @@ $(VENV)/.bench-installed: $(STAMP)
 # A few minutes with modest defaults; longer runs: .venv/bin/python -m tests.bench.run --help
 bench: install $(VENV)/.bench-installed
 	$(PY) -m tests.bench.run $(BENCH_ARGS)
+
+# The floor ratios from ABBA-interleaved slices, floor and Malipo side by side (steadier on
+# a shared machine than floor-then-Malipo; tests/bench/paired.py --help).
+bench-paired: install $(VENV)/.bench-installed
+	$(PY) -m tests.bench.paired $(PAIRED_ARGS)
 
 # WatchStatus fan-out over gRPC: 1k and 10k streams on one `malipo serve`, 1k transitions/s,
 # one line per count (tests/bench/stream_fanout.py --help; --in-process: the hub alone).
