@@ -139,6 +139,7 @@ async def test_gateway_flow_settles_by_signed_callback(demo: Demo, pool: asyncpg
 
 async def test_paykassma_flow_settles_by_postback(demo: Demo) -> None:
     service, sandbox = demo
+    before = len(sandbox.fake("paykassma", PaykassmaFake).deliveries)
     request = create_request(key(), provider="paykassma", channel="mpesa", amount=300000,
                              phone=PHONE)
     request.customer.reference = "customer-42"
@@ -146,8 +147,9 @@ async def test_paykassma_flow_settles_by_postback(demo: Demo) -> None:
     done = await wait_for(service, created.id, SUCCEEDED)
     assert done.status == SUCCEEDED, done
     # Paykassma stops re-sending only on {"status":"ok"}: one delivery was enough.
-    await _until(lambda: bool(sandbox.fake("paykassma", PaykassmaFake).deliveries))
-    assert [d.status for d in sandbox.fake("paykassma", PaykassmaFake).deliveries] == [200]
+    await _until(lambda: len(sandbox.fake("paykassma", PaykassmaFake).deliveries) > before)
+    assert [d.status for d in
+            sandbox.fake("paykassma", PaykassmaFake).deliveries[before:]] == [200]
 
 
 async def test_kkiapay_flow_widget_then_webhook(demo: Demo) -> None:
@@ -329,7 +331,15 @@ async def test_exchange_log_in_order_masked_and_tenant_scoped(demo: Demo) -> Non
 
 
 async def test_no_secret_or_number_in_any_exchange_log(demo: Demo, pool: asyncpg.Pool) -> None:
-    """Scan every exchange of every payment the demo made (all providers, all chaos)."""
+    """Scan every exchange of every payment the demo made: each provider's flow, run here
+    again so the scan never depends on which tests ran before it in this process (pytest-xdist
+    may send them elsewhere), and whatever chaos the module's other tests left."""
+    for flow in (test_simulator_flow, test_paykassma_flow_settles_by_postback,
+                 test_kkiapay_flow_widget_then_webhook, test_jambopay_flow_bill_commit):
+        await flow(demo)
+    for flow_with_pool in (test_gateway_flow_settles_by_signed_callback,
+                           test_kwik_flow_debit_order_paid_by_the_bank):
+        await flow_with_pool(demo, pool)
     service, _ = demo
     secrets = {v for account in service.app.settings.accounts
                for k, v in account.settings.items()
@@ -338,7 +348,7 @@ async def test_no_secret_or_number_in_any_exchange_log(demo: Demo, pool: asyncpg
     numbers = {"254712345678", "712345678", "2290197000000", "14234567890",
                ACCOUNT_FOR["paid"]}
     ids = [r["id"] for r in await pool.fetch("SELECT id FROM payments WHERE tenant = 'acme'")]
-    assert len(ids) >= 10
+    assert len(ids) >= 6
     seen = 0
     for payment_id in ids:
         for e in await exchanges(service, payment_id):
@@ -348,7 +358,8 @@ async def test_no_secret_or_number_in_any_exchange_log(demo: Demo, pool: asyncpg
                 assert secret not in text, (payment_id, e.operation)
             for number in numbers:
                 assert number not in text, (payment_id, e.operation, number)
-    assert seen >= 20
+    # At least each HTTP provider's request and the callback or poll that settled it.
+    assert seen >= 10
 
 
 async def test_retention_purges_old_exchanges_and_journal(demo: Demo, pool: asyncpg.Pool) -> None:
