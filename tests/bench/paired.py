@@ -11,9 +11,9 @@ Malipo, Malipo, floor): a block's ratio is Malipo's requests over the floor's wi
 minute of each other, and the order cancels a drift that is steady over the block. The
 ratio reported is the median over blocks, with every block's ratio beside it.
 
-Slices are as long as `tests.bench.run`'s scenarios (1 s warmup, 5 s measured): with 0.5 s
-and 3 s, Malipo's create ran at 0.47x in both blocks and 0.52-0.57x with these, while the
-floor barely moved, so shorter slices measure Malipo's ramp-up, not its steady state.
+Slices are as long as `tests.bench.run`'s scenarios (1 s warmup, 5 s measured). Shorter
+ones measure the same: three back-to-back runs of `--only create` gave 0.565x with 0.5 s +
+3 s slices, 0.549x with these, then 0.591x with the short ones again.
 
 What side by side costs: the server not being measured is idle, not stopped. Its idle CPU
 (Malipo's relay, reconciler and webhook loops) lands in the other's slices, and is printed
