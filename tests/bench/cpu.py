@@ -35,7 +35,11 @@ def _role(title: str) -> str:
     if not title.startswith("postgres:"):
         return "postmaster"
     head = title.removeprefix("postgres:").strip()
-    for role in ("autovacuum", "walwriter", "checkpointer", "background writer"):
+    first, _, rest = head.partition(" ")
+    if first.endswith(":"):  # "postgres: <cluster_name>: walwriter" when cluster_name is set
+        head = rest
+    for role in ("autovacuum", "walwriter", "checkpointer", "background writer",
+                 "logical replication"):
         if head.startswith(role):
             return role
     return "backends" if " " in head else "other"
