@@ -210,9 +210,10 @@ class Bench:
                 f"{k} {v:.3f}" for k, v in entry["cpu_ms_per_request"].items())
                 + (f"  (server {entry['server_cpu_ratio_floor']:.2f}x the floor's)"
                    if "server_cpu_ratio_floor" in entry else ""), flush=True)
-            print(f"{'':<22} database CPU ms/request by process: " + "  ".join(
-                f"{k} {v:.3f}" for k, v in entry["database_cpu_ms_per_request"].items()),
-                flush=True)
+            if entry["database_cpu_ms_per_request"]:
+                print(f"{'':<22} database CPU ms/request by process: " + "  ".join(
+                    f"{k} {v:.3f}" for k, v in entry["database_cpu_ms_per_request"].items()),
+                    flush=True)
         if entry.get("db_per_request"):
             d = entry["db_per_request"]
             print(f"{'':<22} PostgreSQL per request: {d['commits']} commits, "
