@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import psutil
 
 
-def _tree_seconds(pid: int) -> float:
+def tree_seconds(pid: int) -> float:
+    """CPU seconds so far of `pid` and its children (0 once it is gone)."""
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
@@ -86,7 +87,6 @@ class CpuUse:
     server: float = 0.0
     database: float = 0.0
     machine: float = 0.0
-    seconds: dict[str, float] = field(default_factory=dict)
     database_roles: dict[str, float] = field(default_factory=dict)
 
     def per_request(self, requests: int, client: float) -> dict[str, float]:
@@ -113,12 +113,12 @@ def accounted(server_pid: int | None) -> Generator[CpuUse]:
     PostgreSQL process (a shared server counts others' work too: keep the machine quiet) and
     by the whole machine."""
     use = CpuUse()
-    s0 = _tree_seconds(server_pid) if server_pid else 0.0
+    s0 = tree_seconds(server_pid) if server_pid else 0.0
     d0, m0 = _PostgresTimes.now(), _machine_seconds()
     try:
         yield use
     finally:
-        use.server = (_tree_seconds(server_pid) - s0) if server_pid else 0.0
+        use.server = (tree_seconds(server_pid) - s0) if server_pid else 0.0
         use.database_roles = _PostgresTimes.now().since(d0)
         use.database = sum(use.database_roles.values())
         use.machine = _machine_seconds() - m0

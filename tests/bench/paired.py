@@ -65,12 +65,14 @@ class Slice:
     @classmethod
     def measure(cls, job: Job, processes: int, pid: int, neighbour: int,
                 split: list[dict[str, Any]] | None = None) -> Slice:
-        with cpu.accounted(pid) as mine, cpu.accounted(neighbour) as theirs:
+        idle_before = cpu.tree_seconds(neighbour)
+        with cpu.accounted(pid) as mine:
             stats: Stats = loadgen.run(job, processes, split=split)
+        idle = cpu.tree_seconds(neighbour) - idle_before
         requests = max(1, round(stats.rps * (job.seconds + job.warmup)))
         if sum(stats.errors.values()):
             print(f"  errors in a slice of {job.scenario}: {stats.errors}", flush=True)
-        return cls(stats.rps, mine.server * 1000 / requests, theirs.server * 1000 / requests)
+        return cls(stats.rps, mine.server * 1000 / requests, idle * 1000 / requests)
 
 
 @dataclass
