@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -76,6 +78,12 @@ async def _unlisten(conn: PoolConnectionProxy, added: Sequence[tuple[str, Listen
 
 GATHER_FROM = 4  # events in the last move that mark a burst (see EventRelay._gather_s)
 VACUUM_EVERY = 1000  # events moved between two vacuums of the outbox (store.events)
+# ... and seconds between two, at least. A vacuum updates the outbox's statistics in
+# pg_class, which invalidates every cached plan that names the outbox in every session:
+# each pooled connection of every process then plans its event-writing statements again
+# (~0.55 ms for a create's claim, per session, measured on PostgreSQL 18). Counted in events
+# alone, that cost grows with throughput times sessions; a floor in time bounds it.
+VACUUM_INTERVAL_S = 1.0
 
 
 class EventExporter(Protocol):
@@ -123,7 +131,8 @@ class EventRelay:
     def __init__(self, pool: asyncpg.Pool, *, batch: int = 1000, poll_interval_s: float = 0.5,
                  standby_interval_s: float = 2.0, exporter: EventExporter | None = None,
                  lock_key: int = RELAY_LOCK, gather_s: float = 0.001,
-                 vacuum_every: int = VACUUM_EVERY, listen: bool = True) -> None:
+                 vacuum_every: int = VACUUM_EVERY, vacuum_interval_s: float = VACUUM_INTERVAL_S,
+                 listen: bool = True) -> None:
         self._pool = pool
         self._listen = listen
         self._batch = batch
@@ -140,7 +149,9 @@ class EventRelay:
         self._exporter = exporter
         self._lock_key = lock_key
         self._vacuum_every = vacuum_every
+        self._vacuum_interval_s = vacuum_interval_s
         self._unvacuumed = 0  # events moved since the outbox was last vacuumed
+        self._vacuumed_at = -math.inf  # monotonic time of this process's last vacuum
         self._wake = asyncio.Event()
         self._export_wake = asyncio.Event()
         self._notify_due = asyncio.Event()
@@ -224,9 +235,10 @@ class EventRelay:
                         self._unvacuumed += moved
                         self._export_wake.set()
                     if moved < self._batch:
-                        if self._unvacuumed >= self._vacuum_every:  # between bursts
+                        if self._vacuum_due():  # between bursts
                             await vacuum_outbox(conn)
                             self._unvacuumed = 0
+                            self._vacuumed_at = time.monotonic()
                             self.vacuums += 1
                         await self._sleep(self._wake, self._poll_s)
                         if moved >= GATHER_FROM and self._wake.is_set():
@@ -243,6 +255,10 @@ class EventRelay:
                     exporting.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await exporting
+
+    def _vacuum_due(self) -> bool:
+        return (self._unvacuumed >= self._vacuum_every
+                and time.monotonic() - self._vacuumed_at >= self._vacuum_interval_s)
 
     @staticmethod
     async def _sleep(event: asyncio.Event, seconds: float) -> None:

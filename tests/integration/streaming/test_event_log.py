@@ -417,6 +417,30 @@ async def test_the_relay_vacuums_the_outbox_it_empties(
     assert await _outbox_vacuums(pool) == vacuums_before + 1  # PostgreSQL ran it
 
 
+async def test_the_relay_vacuums_the_outbox_at_most_once_an_interval(
+        pool: asyncpg.Pool, writers_pool: asyncpg.Pool, tenant: str) -> None:
+    """A vacuum of the outbox makes every session plan its event-writing statements again
+    (PostgreSQL invalidates plans naming a table whose statistics changed), so however fast
+    events come, the relay vacuums at most once per `vacuum_interval_s`. Three bursts of 40
+    events, each past `vacuum_every`: one vacuum per burst without the floor, one in all
+    with it."""
+    async def bursts(relay: EventRelay, prefix: str) -> int:
+        async with running(relay):
+            for burst in range(3):
+                await insert_outbox(writers_pool, [
+                    payload(tenant, f"{tenant}-{prefix}", step=i)
+                    for i in range(burst * 40, burst * 40 + 40)])
+                await wait_for(lambda burst=burst: relay.moved >= burst * 40 + 40)
+                await wait_for(lambda burst=burst: relay.vacuums >= 1)
+            await asyncio.sleep(0.2)  # polls past the last burst: a due vacuum would run
+        return relay.vacuums
+
+    assert await bursts(EventRelay(pool, poll_interval_s=0.05, vacuum_every=10,
+                                   vacuum_interval_s=0), "f") >= 3
+    assert await bursts(EventRelay(pool, poll_interval_s=0.05, vacuum_every=10,
+                                   vacuum_interval_s=3600), "i") == 1
+
+
 async def test_a_relay_that_does_not_listen_is_woken_through_the_hubs_connection(
         pool: asyncpg.Pool, writers_pool: asyncpg.Pool, tenant: str) -> None:
     """`malipo serve` keeps one listening connection per process: PostgreSQL makes every
