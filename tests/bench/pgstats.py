@@ -18,7 +18,12 @@ from urllib.parse import urlsplit
 import asyncpg
 
 _COMMITS = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1"
-_STATEMENTS = ("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+# Plans are counted only with pg_stat_statements.track_planning on (the bench's own server
+# sets it): every plan PostgreSQL makes again, after a vacuum or ANALYZE changed a table's
+# statistics, or for the first runs of a statement in a session, shows here.
+_STATEMENTS = ("SELECT coalesce(sum(calls), 0), coalesce(sum(plans), 0), "
+               "current_setting('pg_stat_statements.track_planning')::bool "
+               "FROM pg_stat_statements "
                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)")
 _WAL = "SELECT wal_bytes FROM pg_stat_wal"
 _BY_STATEMENT = ("SELECT queryid, calls, total_exec_time, wal_records, wal_bytes, "
@@ -54,6 +59,7 @@ class Reading:
     commits: float
     wal_bytes: float
     statements: float | None
+    plans: float | None  # None: planning is not tracked
     each: dict[int, Statement]
 
 
@@ -62,6 +68,7 @@ class Counts:
     commits: float = 0.0
     wal_bytes: float = 0.0
     statements: float | None = None
+    plans: float | None = None
     samples: dict[str, Any] = field(default_factory=dict)
     # The statements that took PostgreSQL longest over the block.
     top: list[Statement] = field(default_factory=list)
@@ -72,7 +79,8 @@ class Counts:
         return {"commits": round(self.commits / requests, 2),
                 "wal_bytes": round(self.wal_bytes / requests),
                 "statements": None if self.statements is None
-                else round(self.statements / requests, 2)}
+                else round(self.statements / requests, 2),
+                "plans": None if self.plans is None else round(self.plans / requests, 3)}
 
     def top_per_request(self, requests: int) -> list[dict[str, Any]]:
         """Each top statement's calls and execution microseconds per request, and its WAL
@@ -96,15 +104,18 @@ async def _read(url: str) -> Reading:
         commits = float(await conn.fetchval(_COMMITS, name) or 0)
         wal_bytes = float(await conn.fetchval(_WAL) or 0)
         statements: float | None = None
+        plans: float | None = None
         each: dict[int, Statement] = {}
         with contextlib.suppress(asyncpg.PostgresError):
             await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            statements = float(await conn.fetchval(_STATEMENTS, name))
+            calls, planned, tracked = await conn.fetchrow(_STATEMENTS, name)
+            statements = float(calls)
+            plans = float(planned) if tracked else None
             each = {r["queryid"]: Statement(r["calls"], r["total_exec_time"],
                                             r["wal_records"], int(r["wal_bytes"]),
                                             r["blocks"], r["shared_blks_dirtied"], r["query"])
                     for r in await conn.fetch(_BY_STATEMENT, name)}
-        return Reading(commits, wal_bytes, statements, each)
+        return Reading(commits, wal_bytes, statements, plans, each)
     finally:
         await conn.close()
 
@@ -138,5 +149,7 @@ def counted(url: str | None, *, wait_s: float = 12.0) -> Generator[Counts]:
     counts.wal_bytes = after.wal_bytes - before.wal_bytes
     if before.statements is not None and after.statements is not None:
         counts.statements = after.statements - before.statements
+    if before.plans is not None and after.plans is not None:
+        counts.plans = after.plans - before.plans
     grown = [s.minus(before.each.get(qid)) for qid, s in after.each.items()]
     counts.top = sorted((g for g in grown if g.calls > 0), key=lambda g: -g.exec_ms)[:_TOP]

@@ -219,7 +219,9 @@ class Bench:
             print(f"{'':<22} PostgreSQL per request: {d['commits']} commits, "
                   f"{d['wal_bytes']} WAL bytes, "
                   + (f"{d['statements']} statements" if d["statements"] is not None
-                     else "statements n/a (pg_stat_statements not loaded)"), flush=True)
+                     else "statements n/a (pg_stat_statements not loaded)")
+                  + (f", {d['plans']} plans" if d.get("plans") is not None else ""),
+                  flush=True)
             if self.o.statements:
                 for top in entry["db_top_statements"]:
                     print(f"{'':<24}{top['exec_us']:>7.1f} us {top['calls']:>5.2f} calls  "

@@ -151,6 +151,9 @@ def server_dsn() -> str:
 async def _preload_statements(dsn: str, data: Path) -> None:
     conn = await asyncpg.connect(dsn)
     try:
+        # Planning counted too (pgstats: plans per request); a reload is enough for it.
+        await conn.execute("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
+        await conn.execute("SELECT pg_reload_conf()")
         if "pg_stat_statements" in await conn.fetchval("SHOW shared_preload_libraries"):
             return
         await conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
