@@ -22,7 +22,7 @@ _COMMITS = "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datna
 # sets it): every plan PostgreSQL makes again, after a vacuum or ANALYZE changed a table's
 # statistics, or for the first runs of a statement in a session, shows here.
 _STATEMENTS = ("SELECT coalesce(sum(calls), 0), coalesce(sum(plans), 0), "
-               "current_setting('pg_stat_statements.track_planning')::bool "
+               "current_setting('pg_stat_statements.track_planning', true)::bool "
                "FROM pg_stat_statements "
                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)")
 _WAL = "SELECT wal_bytes FROM pg_stat_wal"
