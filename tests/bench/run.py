@@ -452,7 +452,8 @@ class Bench:
                     job = replace(self.job("create", m.grpc, params=params), cpus=pinned)
                     rates[workers] = self.measure(
                         f"create_workers_{workers}", job, "echo_grpc", workers=workers,
-                        loadgen_cpus=list(pinned), pid=m.proc.popen.pid).rps
+                        loadgen_cpus=list(pinned), pid=m.proc.popen.pid,
+                        database_url=database).rps
             finally:
                 asyncio.run(servers.drop_database(dsn, database))
         if rates[1]:
