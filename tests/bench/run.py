@@ -573,8 +573,8 @@ def same_speed(ratio: float, mine: dict[str, Any], theirs: dict[str, Any]) -> fl
     on both sides, so the ratio of the two is that slowdown, and multiplying by it takes it
     out. In a run where the machine held its speed (the echo baseline 1.06x at the end) the
     load generator's cost per request on Malipo's side was 0.86x-1.03x the floor's (create
-    0.99x, get 0.95x, replay 1.03x, callbacks 0.86x): the yardstick holds to a few percent,
-    and where it is off, mostly against Malipo."""
+    0.99x, get 0.95x, replay 1.03x, callbacks 0.86x): the yardstick holds within 14%, and
+    where it is off, mostly against Malipo."""
     our_client = mine.get("cpu_ms_per_request", {}).get("client")
     their_client = theirs.get("cpu_ms_per_request", {}).get("client")
     if not our_client or not their_client:
