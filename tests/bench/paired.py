@@ -37,7 +37,16 @@ from typing import Any
 
 from tests.bench import cpu, floors, loadgen, servers
 from tests.bench.loadgen import Job, Stats
-from tests.bench.run import FLOOR_API_KEY, SEEDS, TARGETS, _processing, _seed, machine
+from tests.bench.run import (
+    FLOOR,
+    FLOOR_API_KEY,
+    SAME_REQUESTS,
+    SEEDS,
+    TARGETS,
+    _processing,
+    _seed,
+    machine,
+)
 
 SCENARIOS = ("create", "get", "replay", "callbacks")
 
@@ -61,6 +70,7 @@ class Slice:
     rps: float
     server_cpu_ms: float
     neighbour_cpu_ms: float
+    client_cpu_ms: float = 0.0  # the load generator's, per request
 
     @classmethod
     def measure(cls, job: Job, processes: int, pid: int, neighbour: int,
@@ -72,7 +82,8 @@ class Slice:
         requests = max(1, round(stats.rps * (job.seconds + job.warmup)))
         if sum(stats.errors.values()):
             print(f"  errors in a slice of {job.scenario}: {stats.errors}", flush=True)
-        return cls(stats.rps, mine.server * 1000 / requests, idle * 1000 / requests)
+        return cls(stats.rps, mine.server * 1000 / requests, idle * 1000 / requests,
+                   stats.client_cpu_s * 1000 / requests)
 
 
 @dataclass
@@ -85,6 +96,19 @@ class Paired:
     def ratios(self) -> list[float]:
         return [round((m1.rps + m2.rps) / (f1.rps + f2.rps), 3)
                 for f1, m1, m2, f2 in self.blocks if f1.rps + f2.rps > 0]
+
+    def same_speed_ratios(self) -> list[float]:
+        """Each block's ratio as at the floor's speed (tests/bench/run.py same_speed): for
+        scenarios whose floor here is sent the same messages, empty otherwise (replay, held to
+        the get floor)."""
+        if SAME_REQUESTS.get(self.scenario) != FLOOR.get(self.scenario):
+            return []
+        ratios = []
+        for f1, m1, m2, f2 in self.blocks:
+            theirs, ours = f1.client_cpu_ms + f2.client_cpu_ms, m1.client_cpu_ms + m2.client_cpu_ms
+            if f1.rps + f2.rps > 0 and theirs > 0:
+                ratios.append(round((m1.rps + m2.rps) / (f1.rps + f2.rps) * ours / theirs, 3))
+        return ratios
 
     def cpu_ratios(self) -> list[float]:
         return [round((m1.server_cpu_ms + m2.server_cpu_ms)
@@ -100,6 +124,9 @@ class Paired:
             "block_ratios": self.ratios(),
             "server_cpu_ratio_floor": statistics.median(self.cpu_ratios()),
             "block_cpu_ratios": self.cpu_ratios(),
+            "ratio_same_speed": (statistics.median(self.same_speed_ratios())
+                                 if self.same_speed_ratios() else None),
+            "block_same_speed_ratios": self.same_speed_ratios(),
             "floor_rps": round(statistics.median(s.rps for s in floor), 1),
             "malipo_rps": round(statistics.median(s.rps for s in mine), 1),
             "server_cpu_ms": {"floor": round(statistics.median(
@@ -260,6 +287,10 @@ class PairedBench:
                   f"{r['server_cpu_ms']['floor']}); idle neighbour CPU ms/request: "
                   f"{r['idle_neighbour_cpu_ms']['in_floor_slices']} in floor slices, "
                   f"{r['idle_neighbour_cpu_ms']['in_malipo_slices']} in Malipo's", flush=True)
+            if r["ratio_same_speed"] is not None:
+                print(f"  {'':<10} as at the floor's speed (for reading, not a target): "
+                      f"{r['ratio_same_speed']:.3f}x  blocks {r['block_same_speed_ratios']}",
+                      flush=True)
         targets = []
         for scenario, key, op, target in TARGETS:
             found = next((r for r in rows if r["scenario"] == scenario), None)
