@@ -46,6 +46,7 @@ from tests.bench.run import (
     _processing,
     _seed,
     machine,
+    same_speed,
 )
 
 SCENARIOS = ("create", "get", "replay", "callbacks")
@@ -103,12 +104,11 @@ class Paired:
         the get floor)."""
         if SAME_REQUESTS.get(self.scenario) != FLOOR.get(self.scenario):
             return []
-        ratios = []
-        for f1, m1, m2, f2 in self.blocks:
-            theirs, ours = f1.client_cpu_ms + f2.client_cpu_ms, m1.client_cpu_ms + m2.client_cpu_ms
-            if f1.rps + f2.rps > 0 and theirs > 0:
-                ratios.append(round((m1.rps + m2.rps) / (f1.rps + f2.rps) * ours / theirs, 3))
-        return ratios
+        ratios = [same_speed((m1.rps + m2.rps) / (f1.rps + f2.rps),
+                             m1.client_cpu_ms + m2.client_cpu_ms,
+                             f1.client_cpu_ms + f2.client_cpu_ms)
+                  for f1, m1, m2, f2 in self.blocks if f1.rps + f2.rps > 0]
+        return [r for r in ratios if r is not None]
 
     def cpu_ratios(self) -> list[float]:
         return [round((m1.server_cpu_ms + m2.server_cpu_ms)
@@ -116,6 +116,7 @@ class Paired:
                 for f1, m1, m2, f2 in self.blocks if f1.server_cpu_ms + f2.server_cpu_ms > 0]
 
     def summary(self) -> dict[str, Any]:
+        same_speed_ratios = self.same_speed_ratios()
         floor = [s for b in self.blocks for s in (b[0], b[3])]
         mine = [s for b in self.blocks for s in (b[1], b[2])]
         return {
@@ -124,9 +125,9 @@ class Paired:
             "block_ratios": self.ratios(),
             "server_cpu_ratio_floor": statistics.median(self.cpu_ratios()),
             "block_cpu_ratios": self.cpu_ratios(),
-            "ratio_same_speed": (statistics.median(self.same_speed_ratios())
-                                 if self.same_speed_ratios() else None),
-            "block_same_speed_ratios": self.same_speed_ratios(),
+            "ratio_same_speed": (statistics.median(same_speed_ratios)
+                                 if same_speed_ratios else None),
+            "block_same_speed_ratios": same_speed_ratios,
             "floor_rps": round(statistics.median(s.rps for s in floor), 1),
             "malipo_rps": round(statistics.median(s.rps for s in mine), 1),
             "server_cpu_ms": {"floor": round(statistics.median(

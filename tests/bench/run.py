@@ -60,11 +60,11 @@ FLOOR = {"create": "floor_create", "replay": "floor_get", "get": "floor_get",
 # generator and grpc more than a get's; the create floor's own replay (its create answering
 # a key it holds: a claim that finds the key, then one read) carries the same messages.
 ALSO = {"replay": "floor_replay"}
-# Scenarios whose load generator sends and receives the same messages as a floor's: its CPU
-# per request is then the same work on both sides, so their ratio tells how much slower the
-# machine ran in one window than in the other (see same_speed).
-SAME_REQUESTS = {"create": "floor_create", "get": "floor_get", "callbacks": "floor_callbacks",
-                 "replay": "floor_replay"}
+# The floor whose load generator sends and receives the same messages as each scenario's:
+# its own floor, but for replay (ALSO). Its CPU per request is then the same work on both
+# sides, so their ratio tells how much slower the machine ran in one window than in the
+# other (see same_speed).
+SAME_REQUESTS = FLOOR | ALSO
 FLOOR_API_KEY = "bench-floor-key"
 
 
@@ -213,8 +213,9 @@ class Bench:
             entry["ratio_" + also] = round(stats.rps / self.stats[also].rps, 3)
         same = SAME_REQUESTS.get(name)
         if same in self.stats and same in self.results:
-            entry["ratio_same_speed"] = same_speed(stats.rps / self.stats[same].rps,
-                                                   entry, self.results[same])
+            entry["ratio_same_speed"] = same_speed(
+                stats.rps / self.stats[same].rps, entry["cpu_ms_per_request"].get("client"),
+                self.results[same]["cpu_ms_per_request"].get("client"))
         self.results[name] = entry
         ratio = (f"  {entry['ratio_rps']:.2f}x {baseline}"
                  if entry.get("ratio_rps") is not None else "")
@@ -562,7 +563,8 @@ async def _applied(url: str) -> int:
         await conn.close()
 
 
-def same_speed(ratio: float, mine: dict[str, Any], theirs: dict[str, Any]) -> float | None:
+def same_speed(ratio: float, our_client: float | None,
+               their_client: float | None) -> float | None:
     """`ratio` (requests per second, ours over a floor's that sends the same messages) as it
     would be had the machine run as fast in our window as in the floor's, for reading beside
     the targets, not instead of them.
@@ -574,9 +576,8 @@ def same_speed(ratio: float, mine: dict[str, Any], theirs: dict[str, Any]) -> fl
     out. In a run where the machine held its speed (the echo baseline 1.06x at the end) the
     load generator's cost per request on Malipo's side was 0.86x-1.03x the floor's (create
     0.99x, get 0.95x, replay 1.03x, callbacks 0.86x): the yardstick holds within 14%, and
-    where it is off, mostly against Malipo."""
-    our_client = mine.get("cpu_ms_per_request", {}).get("client")
-    their_client = theirs.get("cpu_ms_per_request", {}).get("client")
+    where it is off, mostly against Malipo. `our_client`, `their_client`: the load
+    generator's CPU per request on each side."""
     if not our_client or not their_client:
         return None
     return round(ratio * our_client / their_client, 3)
@@ -591,11 +592,6 @@ TARGETS: list[tuple[str, str, str, float]] = [
     ("callbacks", "ratio_floor", ">=", 0.6),
     ("create_workers_2", "ratio_to_one_worker", ">=", 1.3),
 ]
-
-
-# Printed under the targets, for reading: each ratio as at the floor's speed (same_speed).
-READINGS = [("create", "ratio_same_speed"), ("get", "ratio_same_speed"),
-            ("replay", "ratio_same_speed"), ("callbacks", "ratio_same_speed")]
 
 
 def _median_of(runs: list[dict[str, dict[str, Any]]], scenario: str,
@@ -623,12 +619,13 @@ def summary(runs: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def readings(runs: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """READINGS' medians over the runs (no target: the targets are the ratios above)."""
+    """Each ratio as at the floor's speed (same_speed), its median over the runs: printed
+    under the targets, for reading, not held to a target."""
     rows: list[dict[str, Any]] = []
-    for scenario, key in READINGS:
-        found = _median_of(runs, scenario, key)
+    for scenario, floor in SAME_REQUESTS.items():
+        found = _median_of(runs, scenario, "ratio_same_speed")
         if found is not None:
-            rows.append({"scenario": scenario, "measure": key, "vs": SAME_REQUESTS[scenario],
+            rows.append({"scenario": scenario, "measure": "ratio_same_speed", "vs": floor,
                          "median": found[0], "runs": found[1]})
     return rows
 
