@@ -24,7 +24,7 @@ from malipo.api import tls
 from malipo.api.auth import ApiKeys
 from malipo.api.edge import Edge, guarded
 from malipo.api.operators import OperatorKeys
-from malipo.api.servicer import PaymentServicer
+from malipo.api.servicer import SERVICE_NAME, PaymentServicer, add_to_server
 from malipo.api.webhooks import WebhookServicer
 from malipo.app.directory import ConnectorDirectory
 from malipo.app.inflight import RecentPayments
@@ -36,8 +36,6 @@ from malipo.config import ConfigError, Settings
 from malipo.connectors import registry
 from malipo.metrics import BUILD_INFO, Sampler, version
 from malipo.payments.v1 import (
-    payment_service_pb2,
-    payment_service_pb2_grpc,
     webhooks_pb2,
     webhooks_pb2_grpc,
 )
@@ -58,7 +56,6 @@ from malipo.streaming.retention import EventRetention
 from malipo.webhooks import DeliveryPolicy, WebhookDispatcher, new_secret, parse_secret
 
 log = logging.getLogger("malipo")
-SERVICE_NAME = payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name
 WEBHOOK_SERVICE_NAME = webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name
 
 
@@ -163,8 +160,7 @@ class App:
             ("grpc.server.max_pending_requests_hard_limit", 50_000),
             *_connection_age(s),
         ])
-        payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(
-            guarded(PaymentServicer(self.services, self.hub), edge), server)
+        add_to_server(guarded(PaymentServicer(self.services, self.hub), edge), server)
         webhooks_pb2_grpc.add_WebhookServiceServicer_to_server(
             guarded(WebhookServicer(endpoints, new_secret,
                                     private_networks=s.webhook_allow_private_networks),

@@ -64,6 +64,32 @@ async def test_a_cancelled_watch_is_counted_cancelled(database_url: str) -> None
         assert sample(text, "malipo_rpc_total", method="WatchStatus", code="UNKNOWN") == 0.0
 
 
+async def test_heartbeats_and_events_share_a_stream(database_url: str) -> None:
+    """Events go out as bytes serialised once for every stream, heartbeats as messages
+    (api/presend.py): a client reads both, in order, from one stream."""
+    async with running(settings_for(database_url, heartbeat_s=0.2)) as service:
+        created = await service.stub.CreatePayment(create_request(f"beat-{uuid.uuid4()}"),
+                                                   metadata=auth())
+        stream = service.stub.WatchStatus(payment_service_pb2.WatchStatusRequest(
+            after_sequence=0, filter={"payment_id": created.payment.id}), metadata=auth())
+        kinds: list[str] = []
+        last_event = 0
+        async with asyncio.timeout(20):
+            async for message in stream:
+                kind = message.WhichOneof("message")
+                kinds.append(kind)
+                if kind == "event":
+                    assert message.event.payment_id == created.payment.id
+                    assert message.event.amount.amount_minor == 1000
+                    last_event = message.event.sequence
+                elif "event" in kinds:
+                    assert message.heartbeat.sequence >= last_event
+                    assert message.heartbeat.HasField("sent_at")
+                    break
+        stream.cancel()
+        assert kinds[0] == "event" and kinds[-1] == "heartbeat"
+
+
 async def test_connection_age_ends_long_streams_so_clients_rebalance(database_url: str) -> None:
     """After max age plus grace the server closes the connection: a stream ends UNAVAILABLE
     (the client resumes from its cursor, possibly on another pod), and a new call works."""

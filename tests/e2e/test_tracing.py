@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from malipo import tracing
 from malipo.payments.v1 import payment_pb2, payment_service_pb2
 from tests.e2e.test_payments_api import wait_status
+from tests.e2e.test_watch_status import collect
 from tests.harness import auth, create_request, running, settings_for
 
 PHONE_DIGITS = "712345600"
@@ -47,6 +48,11 @@ async def test_spans_carry_ids_and_no_pii(database_url: str) -> None:
             await wait_status(service, payment_id, payment_pb2.STATUS_SUCCEEDED)
             await service.stub.GetPayment(
                 payment_service_pb2.GetPaymentRequest(payment_id=payment_id), metadata=auth())
+            # Events stream as bytes serialised once (api/presend.py), through the
+            # instrumented handler too.
+            watched = await collect(service, "acme", after=0, payment_id=payment_id)
+            assert [e.new_status for e in watched][-1] == payment_pb2.STATUS_SUCCEEDED
+            assert {e.payment_id for e in watched} == {payment_id}
             async with asyncio.timeout(5):
                 while not any(s.name.startswith("callback ")
                               for s in exporter.get_finished_spans()):
@@ -62,6 +68,7 @@ async def test_spans_carry_ids_and_no_pii(database_url: str) -> None:
     get = by_name["/malipo.payments.v1.PaymentService/GetPayment"]
     assert any(s.attributes.get("malipo.payment_id") == payment_id and
                s.attributes.get("malipo.tenant") == "acme" for s in get)
+    assert by_name["/malipo.payments.v1.PaymentService/WatchStatus"]
     create = by_name["/malipo.payments.v1.PaymentService/CreatePayment"]
     assert create[0].attributes.get("malipo.tenant") == "acme"
     every = [s for same in by_name.values() for s in same]

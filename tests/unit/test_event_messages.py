@@ -1,4 +1,5 @@
-"""WatchStatus builds each event's message once for all the streams that send it."""
+"""WatchStatus builds and serialises each event's message once for all the streams that send
+it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from malipo.api.servicer import _EventMessages
 from malipo.domain.events import StatusEvent
 from malipo.domain.money import Money
 from malipo.domain.status import Direction, Status
+from malipo.payments.v1.payment_service_pb2 import WatchStatusResponse
 
 EVENT = StatusEvent(
     sequence=1, event_id="e1", tenant="t", payment_id="pay_1", direction=Direction.COLLECTION,
@@ -24,9 +26,10 @@ def test_one_message_per_event_for_every_stream() -> None:
     first = messages.get(EVENT)
     # Another stream gets the same event from a catch-up read: a distinct, equal object.
     assert messages.get(replace(EVENT)) is first
-    assert first == event_to_proto(EVENT)
+    assert WatchStatusResponse.FromString(first) == event_to_proto(EVENT)
     later = messages.get(replace(EVENT, sequence=2, new_status=Status.FAILED))
-    assert later is not first and later.event.sequence == 2
+    assert later is not first
+    assert WatchStatusResponse.FromString(later).event.sequence == 2
 
 
 def test_bounded_oldest_first() -> None:
