@@ -68,6 +68,8 @@ class SendingBytes:
     def add_registered_method_handlers(self, service: str,
                                        handlers: Mapping[str, Handler]) -> None:
         if service == self._service:
+            if missing := self._methods - handlers.keys():
+                raise ValueError(f"{service} has no method {', '.join(sorted(missing))}")
             handlers = {name: _rewritten(h) if name in self._methods else h
                         for name, h in handlers.items()}
         # grpc.aio.Server has it since grpc 1.63; typeshed's stubs do not say so yet.
