@@ -591,6 +591,8 @@ TARGETS: list[tuple[str, str, str, float]] = [
     ("get", "ratio_floor", ">=", 0.8),
     ("callbacks", "ratio_floor", ">=", 0.6),
     ("create_workers_2", "ratio_to_one_worker", ">=", 1.3),
+    *((f"watch_fanout_{streams}", measure, "<=", limit) for streams in (1000, 10000)
+      for measure, limit in (("p99_ratio_floor", 1.5), ("rss_ratio_floor", 1.2))),
 ]
 
 
