@@ -46,6 +46,7 @@ from tests.bench.run import (
     _processing,
     _seed,
     machine,
+    met,
     same_speed,
 )
 
@@ -298,11 +299,11 @@ class PairedBench:
             if found is None or key not in found:
                 continue
             value = found[key]
-            met = value >= target if op == ">=" else value <= target
+            ok = met(value, op, target)
             targets.append({"scenario": scenario, "measure": key, "target": f"{op} {target}",
-                            "median": value, "met": met})
+                            "median": value, "met": ok})
             print(f"  target {scenario:<10} {key:<24} {value:.3f} {op} {target}: "
-                  f"{'met' if met else 'MISSED'}", flush=True)
+                  f"{'met' if ok else 'MISSED'}", flush=True)
         self.o.out.mkdir(parents=True, exist_ok=True)
         (self.o.out / "paired.json").write_text(json.dumps({
             "command": command, "machine": machine(), "started": started,

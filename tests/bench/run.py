@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -596,14 +597,17 @@ TARGETS: list[tuple[str, str, str, float]] = [
 ]
 
 
+def met(value: float, op: str, target: float) -> bool:
+    """Whether `value` meets a target of TARGETS (`op`: ">=" or "<=")."""
+    return value >= target if op == ">=" else value <= target
+
+
 def _median_of(runs: list[dict[str, dict[str, Any]]], scenario: str,
                key: str) -> tuple[float, list[float]] | None:
     values = sorted(r[scenario][key] for r in runs if r.get(scenario, {}).get(key) is not None)
     if not values:
         return None
-    median = values[len(values) // 2] if len(values) % 2 else (
-        (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2)
-    return round(median, 3), values
+    return round(statistics.median(values), 3), values
 
 
 def summary(runs: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -614,9 +618,8 @@ def summary(runs: list[dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         if found is None:
             continue
         median, values = found
-        met = median >= target if op == ">=" else median <= target
         rows.append({"scenario": scenario, "measure": key, "target": f"{op} {target}",
-                     "median": median, "runs": values, "met": met})
+                     "median": median, "runs": values, "met": met(median, op, target)})
     return rows
 
 
