@@ -171,7 +171,7 @@ async def _write(url: str, rate: int, seconds: float, tenants: int, payments: in
     Lean on purpose: the writer shares the two cores with the server it loads, while the
     floor's producer is a loop inside the floor. Connections of its own, each committing
     the rows handed to it in turn (no pool, no task per row), the statement prepared once
-    and the payload sent as JSON text: 13-15% of a core at 1,000 rows/s, where a task per
+    and the payload sent as JSON text: 13-18% of a core at 1,000 rows/s, where a task per
     row on a pool took 24-27% (`writer_cpu_percent` in results.json)."""
     connections = [await asyncpg.connect(url) for _ in range(WRITER_CONNECTIONS)]
     due: asyncio.Queue[int | None] = asyncio.Queue()
