@@ -12,11 +12,11 @@ import pytest
 
 from malipo.api.convert import heartbeat_to_proto
 from malipo.api.presend import SendingBytes
+from malipo.api.servicer import SERVICE_NAME as SERVICE
 from malipo.domain.events import Heartbeat
 from malipo.payments.v1 import events_pb2
 from malipo.payments.v1 import payment_service_pb2 as pb
 
-SERVICE = "malipo.payments.v1.PaymentService"
 EVENT = pb.WatchStatusResponse(event=events_pb2.StatusEvent(sequence=7, payment_id="pay_1"))
 
 
