@@ -29,7 +29,7 @@ async def test_node_tests_pass_against_the_real_server(malipo: Running) -> None:
                            timeout=120)
     assert code == 0, text
     assert "# fail 0" in text, text
-    assert "# pass 12" in text, text
+    assert "# pass 13" in text, text
 
 
 def test_typescript_sources_type_check() -> None:

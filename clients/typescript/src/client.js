@@ -78,14 +78,38 @@ export class MalipoError extends ConnectError {
   }
 }
 
+/** Node.js error codes of a connection or HTTP/2 stream that broke under a call, which
+ * connect-node reports as ABORTED (ECONNRESET, a destroyed stream). */
+const BROKEN_CONNECTION = new Set([
+  "ECONNRESET", "EPIPE", "ERR_STREAM_DESTROYED", "ERR_HTTP2_INVALID_STREAM",
+]);
+
+/** Whether `error` came from the connection under the call rather than from the server
+ * (whose statuses carry no Node.js error as their cause).
+ * @param {ConnectError} error @returns {boolean} */
+function brokeUnderTheCall(error) {
+  /** @type {unknown} */
+  let reason = error.cause;
+  for (let depth = 0; reason instanceof Error && depth < 8; depth += 1) {
+    if (BROKEN_CONNECTION.has(String(/** @type {{ code?: unknown }} */ (reason).code))) {
+      return true;
+    }
+    reason = reason.cause;
+  }
+  return false;
+}
+
 /** Any error as a MalipoError (a ConnectError with decoded details). connect-node reports
- * a connection that broke under a call as CANCELED; unless the caller's own `signal`
- * cancelled it, it is UNAVAILABLE, as gRPC's other clients say (and retryable).
+ * a connection that broke under a call as CANCELED, or as ABORTED when the socket was reset;
+ * unless the caller's own `signal` cancelled it, it is UNAVAILABLE, as gRPC's other clients
+ * say (and retryable). A server's own ABORTED stays ABORTED.
  * @param {unknown} reason @param {AbortSignal} [signal] @returns {MalipoError} */
 export function malipoError(reason, signal) {
   if (reason instanceof MalipoError) return reason;
   const error = ConnectError.from(reason);
-  if (error.code === Code.Canceled && !signal?.aborted) {
+  const broken = error.code === Code.Canceled
+    || (error.code === Code.Aborted && brokeUnderTheCall(error));
+  if (broken && !signal?.aborted) {
     return new MalipoError(new ConnectError(error.rawMessage, Code.Unavailable, error.metadata,
       undefined, error));
   }

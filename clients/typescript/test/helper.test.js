@@ -8,7 +8,7 @@ import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
-  Code, ConnectError, createMalipoClient, MalipoError, RetryInfoSchema, Status,
+  Code, ConnectError, createMalipoClient, MalipoError, malipoError, RetryInfoSchema, Status,
 } from "../src/client.js";
 
 const address = process.env.MALIPO_ADDRESS;
@@ -167,6 +167,19 @@ test("errors carry their decoded google.rpc details and are not retried", async 
   } finally {
     client.close();
   }
+});
+
+test("a call broken by a reset connection is UNAVAILABLE; the server's ABORTED stays", () => {
+  // As connect-node reports a socket reset under a call (node-error.js): ABORTED, caused by
+  // the Node.js error. gRPC's other clients call it UNAVAILABLE, which retries and resumes.
+  const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+  const broken = new ConnectError("read ECONNRESET", Code.Aborted, undefined, undefined, reset);
+  assert.equal(malipoError(broken).code, Code.Unavailable);
+  const stopped = new AbortController();
+  stopped.abort();
+  assert.equal(malipoError(broken, stopped.signal).code, Code.Aborted); // the caller's own
+  // A status the server sent has no Node.js error under it.
+  assert.equal(malipoError(new ConnectError("row moved", Code.Aborted)).code, Code.Aborted);
 });
 
 test("watch() resumes after a broken connection: nothing missed, nothing repeated", async () => {
