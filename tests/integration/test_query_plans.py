@@ -72,18 +72,17 @@ class Plans:
         return found
 
 
-@pytest.fixture
-async def explained(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, Plans]]:
-    plans = Plans()
+async def explaining_pool(database_url: str, plans: Plans, *, settings: str,
+                          max_size: int) -> asyncpg.Pool:
+    """A pool like the service's (its codecs, nothing reset at release) whose every plan
+    reaches `plans` as an auto_explain notice; `settings`: more SETs for each connection."""
 
     async def init(conn: asyncpg.Connection) -> None:
         await init_connection(conn)  # the service's own codecs
         await conn.execute("LOAD 'auto_explain'")
         await conn.execute("SET auto_explain.log_min_duration = 0; "
                            "SET auto_explain.log_level = notice; "
-                           "SET auto_explain.log_nested_statements = on; "
-                           "SET plan_cache_mode = force_generic_plan; "
-                           "SET enable_seqscan = off")
+                           f"SET auto_explain.log_nested_statements = on; {settings}")
 
     async def setup(conn: asyncpg.Connection) -> None:
         conn.add_log_listener(plans)  # asyncpg drops listeners at every release
@@ -91,9 +90,17 @@ async def explained(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, Plan
     async def keep_settings(conn: asyncpg.Connection) -> None:
         del conn  # as the service's pool: no RESET ALL, which would undo init's SETs
 
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=init,
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=max_size, init=init,
                                      setup=setup, reset=keep_settings)
     assert pool is not None
+    return pool
+
+
+@pytest.fixture
+async def explained(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, Plans]]:
+    plans = Plans()
+    pool = await explaining_pool(database_url, plans, max_size=2, settings=(
+        "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off"))
     try:
         yield pool, plans
     finally:

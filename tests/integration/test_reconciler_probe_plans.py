@@ -18,8 +18,7 @@ import pytest
 
 from malipo.store.leases import PostgresPollLeases
 from malipo.store.refund_leases import PostgresRefundLeases
-from malipo.store.unit_of_work import init_connection
-from tests.integration.test_query_plans import Plans
+from tests.integration.test_query_plans import Plans, explaining_pool
 
 ACCOUNTS = ["simulator/default"]
 GROWN_TO = 20_000  # payments written after the first ticks, none of them due
@@ -30,25 +29,8 @@ async def one_connection(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool,
     """The service's pool, on one connection (so a plan it kept would be used again), with
     every plan handed back as a notice."""
     plans = Plans()
-
-    async def init(conn: asyncpg.Connection) -> None:
-        await init_connection(conn)
-        await conn.execute("LOAD 'auto_explain'")
-        await conn.execute("SET auto_explain.log_min_duration = 0; "
-                           "SET auto_explain.log_level = notice; "
-                           "SET auto_explain.log_nested_statements = on; "
-                           "SET auto_explain.log_analyze = on; "
-                           "SET auto_explain.log_buffers = on")
-
-    async def setup(conn: asyncpg.Connection) -> None:
-        conn.add_log_listener(plans)
-
-    async def keep_settings(conn: asyncpg.Connection) -> None:
-        del conn
-
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1, init=init,
-                                     setup=setup, reset=keep_settings)
-    assert pool is not None
+    pool = await explaining_pool(database_url, plans, max_size=1, settings=(
+        "SET auto_explain.log_analyze = on; SET auto_explain.log_buffers = on"))
     # No statistics until the test is over, as on a new deployment before autovacuum's
     # first look at its tables (once a minute at most).
     await pool.execute("ALTER TABLE payments SET (autovacuum_enabled = off); "
