@@ -9,13 +9,13 @@ whether anything is due (a read that locks nothing), and claims only when someth
 
 Both walk the table's partial index of due rows in poll order, and are made to: their cost
 must follow the due rows, never the table, and the planner cannot know that. A new
-deployment's tables have no statistics until autovacuum's first look, and PostgreSQL keeps
-the plan it made for a prepared statement while they were empty; stale statistics let it
-expect a due row early in any scan. Each way it chose to read every payment ever made, at
-every tick of every replica (14 ms a tick, 5% of the database's work per create in
-`make bench`). So both run with sequential and bitmap scans priced out (`_BY_INDEX`): what
-is left is the index walk in order, which stops at the first row it can use and marks the
-entries of rows rescheduled since (dead) so that later walks skip them.
+deployment's tables have no statistics until autovacuum's first look: PostgreSQL keeps the
+plan it made for a prepared statement while they were empty, and without statistics it
+expects a due row early in any scan, so even a fresh plan of the probe chose to read every
+payment ever made, at every tick of every replica (10 ms a tick, 5% of PostgreSQL's work
+per create in `make bench`). So both run with sequential and bitmap scans priced out
+(`_BY_INDEX`): what is left is the index walk in order, which stops at the first row it can
+use and marks the entries of rows rescheduled since (dead) so that later walks skip them.
 """
 
 from __future__ import annotations
