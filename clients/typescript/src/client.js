@@ -90,6 +90,7 @@ const BROKEN_CONNECTION = new Set([
 function brokeUnderTheCall(error) {
   /** @type {unknown} */
   let reason = error.cause;
+  // A few causes deep at most: connect-node wraps once; the bound guards a cycle.
   for (let depth = 0; reason instanceof Error && depth < 8; depth += 1) {
     if (BROKEN_CONNECTION.has(String(/** @type {{ code?: unknown }} */ (reason).code))) {
       return true;
